@@ -1,0 +1,1 @@
+"""The research assistant: settings, CLI, agent, LLM backends, tools and sandbox."""

@@ -1,0 +1,158 @@
+"""Turn the model's cited sentences into checked citations: source, page, character span and a quote.
+
+The quote is the passage sentence that best matches the citing answer sentences (word overlap), always an
+exact substring of the passage, so `document_text[start:end] == quote` holds for every passage citation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from assistant.agent.records import Citation, Evidence, Sentence
+
+MAX_QUOTE = 240
+_WORD = re.compile(r"\w+")
+_SEGMENT = re.compile(r"[^.!?\n]+(?:[.!?]+|$)")
+_STOP = frozenset(
+    {
+        *("a", "an", "and", "are", "as", "at", "be", "by", "did", "do", "does", "for", "from", "has"),
+        *("have", "how", "in", "is", "it", "its", "of", "on", "or", "that", "the", "their", "this"),
+        *("to", "was", "were", "what", "when", "which", "who", "with"),
+    }
+)
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+def best_quote(passage: str, claim: str, max_chars: int = MAX_QUOTE) -> tuple[int, str]:
+    """(offset, quote): the passage sentence sharing most words with `claim`, at most `max_chars` long."""
+    target = _words(claim)
+    best: tuple[float, int, str] = (-1.0, 0, "")
+    for m in _SEGMENT.finditer(passage):
+        offset, segment = _strip_span(m.start(), m.group())
+        if not segment:
+            continue
+        offset, segment = _best_window(offset, segment, target, max_chars)
+        words = _words(segment)
+        score = len(words & target) / math.sqrt(len(words) + 1)
+        if score > best[0]:
+            best = (score, offset, segment)
+    return best[1], best[2]
+
+
+def _strip_span(offset: int, text: str) -> tuple[int, str]:
+    stripped = text.lstrip()
+    return offset + len(text) - len(stripped), stripped.rstrip()
+
+
+def _best_window(offset: int, segment: str, target: set[str], max_chars: int) -> tuple[int, str]:
+    """A long sentence is cut to the `max_chars` window (starting at a word) that covers most of `target`."""
+    if len(segment) <= max_chars:
+        return offset, segment
+    best = (-1, 0)
+    for w in _WORD.finditer(segment):
+        window = segment[w.start() : w.start() + max_chars]
+        hits = len(_words(window) & target)
+        if hits > best[0]:
+            best = (hits, w.start())
+    start, end = best[1], best[1] + max_chars
+    window = segment[start:end]
+    if end < len(segment) and " " in window:  # do not end mid-word
+        window = window[: window.rfind(" ")]
+    return _strip_span(offset + start, window)
+
+
+def resolve_citations(
+    sentences: Iterable[Sentence], evidence: Mapping[int, Evidence]
+) -> tuple[list[Sentence], list[Citation], int]:
+    """Drop (and count) citations of evidence the agent never saw; resolve the rest, one per evidence id."""
+    kept: list[Sentence] = []
+    claims: dict[int, list[str]] = {}
+    invalid = 0
+    for s in sentences:
+        ids: list[int] = []
+        for n in s.citations:
+            if n not in evidence:
+                invalid += 1
+            elif n not in ids:
+                ids.append(n)
+                claims.setdefault(n, []).append(s.text)
+        kept.append(Sentence(s.text, tuple(ids)))
+    citations = [_citation(evidence[n], " ".join(texts)) for n, texts in sorted(claims.items())]
+    return kept, citations, invalid
+
+
+def _citation(ev: Evidence, claim: str) -> Citation:
+    if ev.kind == "computed":
+        quote = ev.text.strip().splitlines()[0][:MAX_QUOTE] if ev.text.strip() else ""
+        return Citation(ev.id, "computed", "python", None, None, None, quote, None, ev.code, ev.text)
+    offset, quote = best_quote(ev.text, claim)
+    start = (ev.start or 0) + offset
+    return Citation(ev.id, "passage", ev.source, ev.page, start, start + len(quote), quote, ev.chunk_id)
+
+
+def render(sentences: Iterable[Sentence]) -> str:
+    """The answer as shown: each sentence followed by its markers, e.g. `GELU is xΦ(x). [2][5]`."""
+    return " ".join(_render_one(s.text.strip(), s.citations) for s in sentences if s.text.strip())
+
+
+def _render_one(text: str, ids: Iterable[int]) -> str:
+    marks = "".join(f"[{n}]" for n in ids)
+    return f"{text} {marks}" if marks else text
+
+
+# -- reading the answer JSON while it streams ---------------------------------------------------------
+_PARTIAL_TEXT = re.compile(r'"text"\s*:\s*"((?:[^"\\]|\\.)*)(")?')
+_CITES = re.compile(r'\s*,\s*"citations"\s*:\s*\[([^\]]*)(\])?')
+
+
+def visible_text(partial_json: str) -> str:
+    """The answer text readable so far from a partial answer JSON; it only grows as the JSON grows,
+    so a stream can print the difference between two calls."""
+    parts: list[str] = []
+    pos = 0
+    while m := _PARTIAL_TEXT.search(partial_json, pos):
+        text = _unescape(m.group(1))
+        if not m.group(2):  # the string is still being generated
+            parts.append(text.lstrip())
+            break
+        cites = _CITES.match(partial_json, m.end())
+        if not (cites and cites.group(2)):
+            parts.append(text.lstrip())
+            break
+        ids = [int(n) for n in re.findall(r"\d+", cites.group(1))]
+        parts.append(_render_one(text.strip(), ids))
+        pos = cites.end()
+    return " ".join(p for p in parts if p)
+
+
+def _unescape(raw: str) -> str:
+    """Decode a JSON string body that may end in the middle of an escape sequence."""
+    for cut in range(len(raw), max(len(raw) - 6, -1), -1):
+        try:
+            return str(json.loads(f'"{raw[:cut]}"'))
+        except ValueError:
+            continue
+    return raw
+
+
+def parse_sentences(data: Any) -> list[Sentence]:
+    """Sentences from a decoded answer object; raises ValueError naming what is wrong."""
+    raw = data.get("sentences") if isinstance(data, dict) else None
+    if not isinstance(raw, list):
+        raise ValueError('the answer needs a "sentences" list')
+    out = []
+    for item in raw:
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+            raise ValueError('each sentence needs a "text" string')
+        cites = item.get("citations", [])
+        if not isinstance(cites, list) or not all(isinstance(n, int) for n in cites):
+            raise ValueError('"citations" must be a list of passage numbers')
+        out.append(Sentence(item["text"], tuple(cites)))
+    return out

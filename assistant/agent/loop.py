@@ -1,0 +1,328 @@
+"""The ReAct loop: search first, then model steps under a JSON schema, then a separate cited answer.
+
+Shaped for small models: the question itself is searched before the first step (saves a step); each step
+is constrained to {thought, action, input} with the actions as an enum, so the format cannot derail; the
+final answer is its own constrained generation whose citation numbers are an enum of the evidence seen,
+which makes an invalid citation impossible on servers that enforce schemas (and dropped+counted elsewhere).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from assistant.agent.citations import parse_sentences, render, resolve_citations, visible_text
+from assistant.agent.config import AgentSettings
+from assistant.agent.prompts import prompt_text
+from assistant.agent.prompts import render as render_prompt
+from assistant.agent.records import (
+    ABSTAIN_MESSAGE,
+    Answer,
+    AnswerToken,
+    Event,
+    Evidence,
+    FinalAnswer,
+    Step,
+    StepFinished,
+    StepStarted,
+)
+from assistant.agent.tools import Toolbox, format_evidence
+from assistant.llm.client import Message
+
+if TYPE_CHECKING:
+    from assistant.agent.backends import ChatBackend
+    from assistant.sandbox import SandboxLimits
+    from index.search import HybridIndex
+
+CHARS_PER_TOKEN = 3.5  # conservative for English prose with a BPE vocabulary
+_SHORT_OBSERVATION = 240  # what an old observation is cut to when the prompt is over budget
+_MIN_PASSAGE_CHARS = 200
+
+
+def step_schema(actions: Sequence[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "thought": {"type": "string"},
+            "action": {"type": "string", "enum": list(actions)},
+            "input": {"type": "string"},
+        },
+        "required": ["thought", "action", "input"],
+        "additionalProperties": False,
+    }
+
+
+def answer_schema(evidence_ids: Sequence[int]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "abstain": {"type": "boolean"},
+            "sentences": {
+                "type": "array",
+                "maxItems": 4,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "text": {"type": "string"},
+                        "citations": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {"type": "integer", "enum": list(evidence_ids)},
+                        },
+                    },
+                    "required": ["text", "citations"],
+                    "additionalProperties": False,
+                },
+            },
+        },
+        "required": ["abstain", "sentences"],
+        "additionalProperties": False,
+    }
+
+
+def parse_step(raw: str, actions: Sequence[str]) -> tuple[str, str, str]:
+    """(thought, action, input) from a model reply; raises ValueError saying what is wrong."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"it is not JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise ValueError("it is not a JSON object")
+    fields = {k: data.get(k) for k in ("thought", "action", "input")}
+    if not all(isinstance(v, str) for v in fields.values()):
+        raise ValueError('"thought", "action" and "input" must all be strings')
+    if fields["action"] not in actions:
+        raise ValueError(f'"{fields["action"]}" is not a tool')
+    if fields["action"] != "finish" and not fields["input"].strip():
+        raise ValueError(f"the input of {fields['action']} is empty")
+    return fields["thought"], fields["action"], fields["input"]
+
+
+@dataclass
+class _Turn:
+    """A transcript message; observations are the ones shortened first when the prompt is too long."""
+
+    message: Message
+    observation: bool = False
+
+
+def _tokens(messages: Sequence[Message]) -> int:
+    return int(sum(len(m["content"]) for m in messages) / CHARS_PER_TOKEN)
+
+
+class ResearchAgent:
+    """Answers one question at a time over `index` with `backend`; `run` yields the events of a run."""
+
+    def __init__(
+        self,
+        backend: ChatBackend,
+        index: HybridIndex,
+        settings: AgentSettings | None = None,
+        sandbox_limits: SandboxLimits | None = None,
+    ) -> None:
+        self.backend = backend
+        self.index = index
+        self.settings = settings or AgentSettings()
+        self.sandbox_limits = sandbox_limits
+
+    def run(self, question: str) -> Iterator[Event]:
+        run = _Run(self, question)
+        yield from run.events()
+
+
+class _Run:
+    """State of one question: transcript, steps, evidence and the clock."""
+
+    def __init__(self, agent: ResearchAgent, question: str) -> None:
+        self.backend = agent.backend
+        self.cfg = agent.settings
+        self.question = question.strip()
+        self.toolbox = Toolbox(
+            agent.index,
+            k=self.cfg.search_k,
+            sandbox=self.cfg.sandbox,
+            sandbox_limits=agent.sandbox_limits,
+            observation_chars=self.cfg.observation_chars,
+        )
+        self.tools = self.toolbox.tools()
+        self.actions = list(self.tools)
+        self.steps: list[Step] = []
+        self.t0 = time.perf_counter()
+        self.timings: dict[str, float] = {"model_s": 0.0, "tools_s": 0.0}
+        tool_lines = "\n".join(f"- {name}: {t.description}" for name, t in self.tools.items())
+        system = render_prompt("react_system.md", tools=tool_lines, max_steps=self.cfg.max_steps)
+        self.turns = [
+            _Turn({"role": "system", "content": system}),
+            _Turn({"role": "user", "content": render_prompt("react_question.md", question=self.question)}),
+        ]
+
+    # -- the run --------------------------------------------------------------------------------------
+    def events(self) -> Iterator[Event]:
+        notes = ""
+        first = Step(0, prompt_text("first_thought.md"), "search", self.question)
+        yield StepStarted(0)
+        yield StepFinished(self._act(first))
+        for index in range(1, self.cfg.max_steps + 1):
+            yield StepStarted(index)
+            step, error = self._decide(index)
+            if error is not None:
+                yield FinalAnswer(self._finish(ABSTAIN_MESSAGE, abstained=True, error=error))
+                return
+            assert step is not None
+            if step.action == "finish":
+                notes = step.input
+                self.steps.append(step)
+                yield StepFinished(step)
+                break
+            yield StepFinished(self._act(step))
+        yield from self._answer(notes)
+
+    def _act(self, step: Step) -> Step:
+        """Run the step's tool and append the step and its observation to the transcript."""
+        t = time.perf_counter()
+        step.observation = str(self.tools[step.action].invoke(step.input))
+        step.tool_s = time.perf_counter() - t
+        self.timings["tools_s"] += step.tool_s
+        self.steps.append(step)
+        reply = json.dumps({"thought": step.thought, "action": step.action, "input": step.input})
+        observation = render_prompt(
+            "observation.md",
+            observation=step.observation,
+            step=step.index,
+            max_steps=self.cfg.max_steps,
+            question=self.question,
+        )
+        self.turns.append(_Turn({"role": "assistant", "content": reply}))
+        self.turns.append(_Turn({"role": "user", "content": observation}, observation=True))
+        return step
+
+    def _decide(self, index: int) -> tuple[Step | None, str | None]:
+        """Ask for the next step, re-asking with the parse error after invalid replies."""
+        schema = step_schema(self.actions)
+        feedback: list[Message] = []
+        error = ""
+        for attempt in range(1, self.cfg.retries + 2):
+            t = time.perf_counter()
+            raw = self.backend.complete(self._fit() + feedback, schema, max_tokens=self.cfg.step_max_tokens)
+            model_s = time.perf_counter() - t
+            self.timings["model_s"] += model_s
+            try:
+                thought, action, arg = parse_step(raw, self.actions)
+            except ValueError as exc:
+                error = str(exc)
+                hint = render_prompt("format_error.md", error=error, actions=", ".join(self.actions))
+                feedback = [{"role": "assistant", "content": raw}, {"role": "user", "content": hint}]
+                continue
+            return Step(index, thought, action, arg, model_s=model_s, attempts=attempt), None
+        attempts = self.cfg.retries + 1
+        return None, (
+            f"the model gave no valid step after {attempts} attempts (last problem: {error}); "
+            "try again, rephrase the question or use a larger model"
+        )
+
+    def _fit(self) -> list[Message]:
+        """The transcript within the token budget: the oldest observations are shortened first."""
+        messages = [dict(t.message) for t in self.turns]
+        budget = self.cfg.context_tokens - self.cfg.step_max_tokens
+        for i, turn in enumerate(self.turns):
+            if _tokens(messages) <= budget:
+                break
+            if turn.observation:
+                text = turn.message["content"]
+                messages[i]["content"] = text[:_SHORT_OBSERVATION] + " … (shortened)"
+        return messages
+
+    # -- the answer -----------------------------------------------------------------------------------
+    def _answer(self, notes: str) -> Iterator[Event]:
+        evidence = self.toolbox.evidence.items
+        if not evidence:
+            yield FinalAnswer(self._finish(ABSTAIN_MESSAGE, abstained=True))
+            return
+        messages = self._answer_messages(list(evidence.values()), notes)
+        schema = answer_schema(list(evidence))
+        t = time.perf_counter()
+        error = ""
+        for _ in range(self.cfg.retries + 1):
+            raw = ""
+            shown = ""
+            for delta in self.backend.stream(messages, schema, max_tokens=self.cfg.answer_max_tokens):
+                raw += delta
+                now = visible_text(raw)
+                if now != shown:
+                    self.timings.setdefault("first_token_s", time.perf_counter() - self.t0)
+                    yield AnswerToken(now[len(_common_prefix(shown, now)) :])
+                    shown = now
+            try:
+                data = json.loads(raw)
+                sentences = parse_sentences(data)
+                abstain = bool(data.get("abstain"))
+            except ValueError as exc:
+                error = f"it is not valid ({exc})"
+                messages = [
+                    *messages,
+                    {"role": "assistant", "content": raw},
+                    {"role": "user", "content": render_prompt("answer_error.md", error=error)},
+                ]
+                continue
+            self.timings["answer_s"] = time.perf_counter() - t
+            yield FinalAnswer(self._cited(sentences, abstain, evidence))
+            return
+        message = f"the model gave no valid answer after {self.cfg.retries + 1} attempts ({error}); try again"
+        yield FinalAnswer(self._finish(ABSTAIN_MESSAGE, abstained=True, error=message))
+
+    def _answer_messages(self, evidence: list[Evidence], notes: str) -> list[Message]:
+        """Question and all evidence seen; passages are shortened evenly when they exceed the budget."""
+        budget_chars = (self.cfg.context_tokens - self.cfg.answer_max_tokens) * CHARS_PER_TOKEN - 1500
+        total = sum(len(ev.text) for ev in evidence)
+        cap = None if total <= budget_chars else max(_MIN_PASSAGE_CHARS, int(budget_chars / len(evidence)))
+        listed = "\n\n".join(format_evidence(ev, cap) for ev in evidence)
+        user = render_prompt("answer_user.md", evidence=listed, notes=notes or "none", question=self.question)
+        return [
+            {"role": "system", "content": prompt_text("answer_system.md")},
+            {"role": "user", "content": user},
+        ]
+
+    def _cited(self, sentences: list, abstain: bool, evidence: dict[int, Evidence]) -> Answer:
+        kept, citations, invalid = resolve_citations(sentences, evidence)
+        if abstain or not citations:
+            # An answer that cites nothing is not grounded in the documents: abstain instead.
+            answer = self._finish(ABSTAIN_MESSAGE, abstained=True)
+            answer.invalid_citations = invalid
+            return answer
+        answer = self._finish(render(kept), abstained=False)
+        answer.sentences, answer.citations, answer.invalid_citations = kept, citations, invalid
+        return answer
+
+    def _finish(self, text: str, *, abstained: bool, error: str | None = None) -> Answer:
+        self.timings["total_s"] = time.perf_counter() - self.t0
+        return Answer(
+            question=self.question,
+            text=text,
+            abstained=abstained,
+            steps=self.steps,
+            timings=dict(self.timings),
+            error=error,
+        )
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return a[:n]
+
+
+def final_answer(events: Iterator[Event]) -> Answer:
+    """Drain an event stream and return its answer (for callers that do not stream)."""
+    answer = None
+    for event in events:
+        if isinstance(event, FinalAnswer):
+            answer = event.answer
+    if answer is None:
+        raise RuntimeError("the run ended without a final answer")
+    return answer

@@ -1,0 +1,102 @@
+"""`ra serve`: run an OpenAI-compatible LLM server in the foreground, shared by `ra ask`, the UI and eval.
+
+Default backend vLLM (the production one; its own venv, see scripts/install-vllm.sh); `--backend llamacpp`
+serves the embedded llama.cpp model instead on machines without vLLM. Either way clients only need the URL.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from types import FrameType
+from typing import Annotated, Literal
+
+import typer
+
+from assistant.cli.common import console, fail, out
+from assistant.llm.llamacpp import LlamaCppServer
+from assistant.llm.models import resolve_model
+from assistant.llm.vllm_env import VLLMServer, hf_dir_for, vllm_python
+from assistant.settings import Settings, load_settings
+from index.errors import UserFacingError
+
+Backend = Literal["vllm", "llamacpp"]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def serve(
+    model: Annotated[
+        str | None, typer.Option("--model", help="Packaged name, .gguf, HF folder or hub id.")
+    ] = None,
+    port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="Port on 127.0.0.1.")] = None,
+    backend: Annotated[Backend, typer.Option("--backend", help="vllm (default) or llamacpp.")] = "vllm",
+    enforce_eager: Annotated[
+        bool,
+        typer.Option("--enforce-eager", help="vLLM: skip graph compilation (faster start, slower replies)."),
+    ] = False,
+    max_model_len: Annotated[
+        int | None, typer.Option("--max-model-len", min=512, help="Context length in tokens.")
+    ] = None,
+) -> None:
+    """Serve a model on 127.0.0.1 until Ctrl-C; point other commands at it with --llm-url."""
+    context_key = "max_model_len" if backend == "vllm" else "context_size"
+    settings = load_settings({"llm": {"model": model, "serve_port": port, context_key: max_model_len}})
+    try:
+        server = _server(settings, backend, enforce_eager)
+        console.print(
+            f"starting {backend} with {settings.llm.model} (log: {server.log_path or 'temp file'})..."
+        )
+        url = server.start()
+    except UserFacingError as exc:
+        fail(str(exc))
+    _run_until_stopped(server, backend, url)
+
+
+def _server(settings: Settings, backend: Backend, enforce_eager: bool) -> VLLMServer | LlamaCppServer:
+    llm = settings.llm
+    python = vllm_python(llm.vllm_python) if backend == "vllm" else None  # fail before any slow work
+    resolved = resolve_model(llm.model, settings.cache_dir, llm.allow_download)
+    if python is None:
+        return LlamaCppServer(resolved, port=llm.serve_port, n_ctx=llm.context_size, startup_timeout=600.0)
+    if resolved.gguf_path is not None:
+        console.print(f"preparing {resolved.name} for vLLM (the first time converts the GGUF: 1-3 min)...")
+    source = hf_dir_for(resolved, settings.cache_dir, python)
+    log = settings.cache_dir / "logs" / f"vllm-{llm.serve_port}.log"
+    return VLLMServer(
+        python,
+        source,
+        resolved.name,
+        port=llm.serve_port,
+        max_model_len=llm.max_model_len,
+        enforce_eager=enforce_eager,
+        log_path=log,
+    )
+
+
+def _run_until_stopped(server: VLLMServer | LlamaCppServer, backend: Backend, url: str) -> None:
+    """Block until Ctrl-C or SIGTERM (both end in KeyboardInterrupt), then stop the server cleanly."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    out.print(url, highlight=False)
+    console.print(
+        f"{backend} serves {server.model_name} at {url}\n"
+        f'use it with: ra ask --llm-url {url} "your question"  (or RA_LLM__URL={url})\n'
+        "press Ctrl-C to stop",
+        highlight=False,
+    )
+    try:
+        while server.running:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        console.print("stopping...")
+    else:
+        fail(f"the {backend} server exited unexpectedly: see its log {server.log_path}")
+    finally:
+        server.stop()
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,229 @@
+"""One client for every LLM backend: the OpenAI-compatible `/v1/chat/completions` API.
+
+llama.cpp's server (the embedded default), vLLM and Ollama all speak it, including streaming (SSE) and
+`response_format: json_schema` structured output, so the agent never needs to know which one runs.
+Plain httpx rather than the openai SDK: four endpoints, no extra dependency, and errors we map ourselves
+to one-line messages that say what to do.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from index.errors import UserFacingError
+
+Message = dict[str, Any]
+
+
+class LLMUnavailable(UserFacingError):
+    """No server answers at the configured URL."""
+
+
+class LLMError(UserFacingError):
+    """The server answered, but with an error or not in time."""
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    token: str
+    logprob: float
+    top: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    text: str
+    usage: dict[str, int]
+    finish_reason: str | None
+    logprobs: list[TokenLogprob] | None = None
+
+
+def normalize_base_url(url: str) -> str:
+    """Accept `http://host:port` or `.../v1` and return the `/v1` form every request is built on."""
+    url = url.strip().rstrip("/")
+    return url if url.endswith("/v1") else url + "/v1"
+
+
+def response_format(json_schema: dict[str, Any], name: str = "response") -> dict[str, Any]:
+    """OpenAI structured-output request body part (accepted as is by llama.cpp and vLLM)."""
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": json_schema, "strict": True}}
+
+
+class ChatClient:
+    """Chat with the model served at `base_url`; `model=None` uses the first model the server lists."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str | None = None,
+        *,
+        timeout: float = 300.0,
+        connect_timeout: float = 5.0,
+        api_key: str | None = None,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.base_url = normalize_base_url(base_url)
+        self._model = model
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = http or httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=connect_timeout), headers=headers
+        )
+
+    @property
+    def model(self) -> str:
+        if self._model is None:
+            models = self.list_models()
+            if not models:
+                raise LLMError(f"the LLM at {self.base_url} serves no model: start it with a model")
+            self._model = models[0]
+        return self._model
+
+    def list_models(self) -> list[str]:
+        data = self._request("GET", "/models").json()
+        return [m["id"] for m in data.get("data", [])]
+
+    def health(self) -> bool:
+        """True when the server answers and has a model loaded (llama.cpp answers 503 while loading)."""
+        try:
+            return self._http.get(self.base_url + "/models", timeout=3.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def chat(
+        self,
+        messages: Sequence[Message],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+        logprobs: bool = False,
+        top_logprobs: int | None = None,
+        stop: Sequence[str] | None = None,
+    ) -> ChatResult:
+        body = self._body(messages, json_schema, max_tokens, temperature, stop)
+        if logprobs:
+            body["logprobs"] = True
+            if top_logprobs:
+                body["top_logprobs"] = top_logprobs
+        data = self._request("POST", "/chat/completions", json=body).json()
+        _raise_embedded_error(data, self.base_url)
+        choice = data["choices"][0]
+        return ChatResult(
+            text=choice["message"].get("content") or "",
+            usage={k: v for k, v in (data.get("usage") or {}).items() if isinstance(v, int)},
+            finish_reason=choice.get("finish_reason"),
+            logprobs=_parse_logprobs(choice.get("logprobs")) if logprobs else None,
+        )
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+    ) -> Iterator[str]:
+        """Yield the answer's text deltas as the server sends them (Server-Sent Events)."""
+        body = self._body(messages, json_schema, max_tokens, temperature, stop) | {"stream": True}
+        try:
+            with self._http.stream("POST", self.base_url + "/chat/completions", json=body) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise _status_error(resp, self.base_url)
+                for line in resp.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        return
+                    chunk = json.loads(payload)
+                    _raise_embedded_error(chunk, self.base_url)
+                    for choice in chunk.get("choices", []):
+                        if text := (choice.get("delta") or {}).get("content"):
+                            yield text
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc, self.base_url) from None
+
+    def _body(
+        self,
+        messages: Sequence[Message],
+        json_schema: dict[str, Any] | None,
+        max_tokens: int,
+        temperature: float,
+        stop: Sequence[str] | None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": list(messages),
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+        }
+        if json_schema is not None:
+            body["response_format"] = response_format(json_schema)
+        if stop:
+            body["stop"] = list(stop)
+        return body
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            resp = self._http.request(method, self.base_url + path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc, self.base_url) from None
+        if resp.status_code >= 400:
+            raise _status_error(resp, self.base_url)
+        return resp
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ChatClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _transport_error(exc: httpx.HTTPError, url: str) -> UserFacingError:
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return LLMUnavailable(f"cannot reach the LLM at {url}: start one with `ra serve` or pass --llm-url")
+    if isinstance(exc, httpx.TimeoutException):
+        return LLMError(f"the LLM at {url} did not answer in time: use a smaller model or a larger timeout")
+    return LLMError(f"talking to the LLM at {url} failed ({type(exc).__name__}: {exc}): check the server")
+
+
+def _status_error(resp: httpx.Response, url: str) -> LLMError:
+    try:
+        data = resp.json()
+    except ValueError:
+        data = resp.text
+    err = data.get("error", data) if isinstance(data, dict) else data
+    detail = str(err.get("message", err)) if isinstance(err, dict) else str(err)
+    first_line = (detail.strip().splitlines() or [""])[0][:300]
+    return LLMError(f"the LLM at {url} answered HTTP {resp.status_code}: {first_line}")
+
+
+def _raise_embedded_error(data: dict[str, Any], url: str) -> None:
+    """Some servers report failures inside a 200 body or an SSE event."""
+    if err := data.get("error"):
+        msg = err.get("message", str(err)) if isinstance(err, dict) else str(err)
+        raise LLMError(f"the LLM at {url} failed: {msg.splitlines()[0][:300] if msg else 'unknown error'}")
+
+
+def _parse_logprobs(raw: dict[str, Any] | None) -> list[TokenLogprob]:
+    return [
+        TokenLogprob(
+            token=item["token"],
+            logprob=float(item["logprob"]),
+            top={t["token"]: float(t["logprob"]) for t in item.get("top_logprobs") or []},
+        )
+        for item in (raw or {}).get("content") or []
+    ]

@@ -1,0 +1,170 @@
+"""Builds the bubblewrap command line that isolates a snippet, and probes whether it can work here.
+
+Isolation: new pid/net/ipc/uts namespaces, an empty root holding only /usr (+ its /bin, /lib links), the
+interpreter's prefixes read-only, a fresh /proc and minimal /dev, and a size-capped tmpfs at /tmp as the
+only writable place. The project directory, /etc (but fonts), /home and the caller's environment are never
+mapped in. Inside, everything runs as uid 65534: as root we drop to it with setpriv (RLIMIT_NPROC does not
+bind uid 0), otherwise bwrap maps our uid to it in a new user namespace.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from assistant.sandbox.models import SandboxLimits, SandboxUnavailable
+
+SANDBOX_ID = 65534  # "nobody": owns nothing on the host
+CODE_PATH = "/sandbox/main.py"
+FIGURES_DIR = "/tmp/figures"
+_USR_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+_EXTRA_READ_ONLY = ("/etc/fonts",)  # lets fontconfig (used by matplotlib) load quietly
+_SUPERVISOR = (Path(__file__).with_name("supervisor.py")).read_text(encoding="utf-8")
+_USERNS_HINT = (
+    "enable unprivileged user namespaces (sysctl -w kernel.unprivileged_userns_clone=1, or on Ubuntu "
+    "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0)"
+)
+
+
+def sandbox_env() -> dict[str, str]:
+    """The whole environment the snippet sees: nothing is inherited, so no secret can leak through it."""
+    return {
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/tmp",
+        "LANG": "C.UTF-8",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": "/tmp",
+        "XDG_CACHE_HOME": "/tmp/.cache",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        # One BLAS thread: threads count against RLIMIT_NPROC and each reserves address space.
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+
+
+def _interpreter_roots() -> list[str]:
+    """Directories the venv's python needs, outermost only, minus what /usr already provides."""
+    candidates = {
+        os.path.abspath(path) for path in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)
+    }
+    candidates.add(str(Path(sys.executable).resolve().parent))
+    roots = sorted(path for path in candidates if not _within(path, ["/usr"]))
+    roots = [path for path in roots if not _within(path, [r for r in roots if r != path])]
+    cwd = os.getcwd()
+    for root in roots:
+        if _within(cwd, [root]):
+            raise SandboxUnavailable(
+                f"the interpreter prefix {root} contains the working directory, so binding it would expose "
+                "the project: use a virtual environment outside it, or run from another directory"
+            )
+    return roots
+
+
+def _within(path: str, parents: Iterable[str]) -> bool:
+    return any(path == parent or path.startswith(parent.rstrip("/") + "/") for parent in parents)
+
+
+def _ro_bind_with_parents(paths: Iterable[str]) -> list[str]:
+    """Bind read-only, creating each parent as 0755 first (bwrap would make it 0700, e.g. /root)."""
+    args: list[str] = []
+    made = {"/", "/tmp"}
+    for path in paths:
+        for parent in reversed(Path(path).parents):
+            if str(parent) not in made:
+                args += ["--perms", "0755", "--dir", str(parent)]
+                made.add(str(parent))
+        args += ["--ro-bind", path, path]
+    return args
+
+
+@functools.cache
+def _bwrap_supports_size(bwrap: str) -> bool:
+    help_text = subprocess.run([bwrap, "--help"], capture_output=True, text=True, check=False).stdout
+    return "--size" in help_text
+
+
+def _tools() -> tuple[str, str | None]:
+    """bwrap, and setpriv when running as root; a one-line fix when either is missing."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise SandboxUnavailable("bubblewrap not found: install it (apt-get install bubblewrap)")
+    if os.geteuid() != 0:
+        return bwrap, None
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        raise SandboxUnavailable("setpriv not found: install util-linux (apt-get install util-linux)")
+    return bwrap, setpriv
+
+
+def _bwrap_prefix(limits: SandboxLimits) -> list[str]:
+    """bwrap and its options up to (not including) the `--` before the sandboxed command."""
+    bwrap, setpriv = _tools()
+    args = [bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    args += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
+    if setpriv is None:
+        args += ["--unshare-user", "--uid", str(SANDBOX_ID), "--gid", str(SANDBOX_ID)]
+    args += ["--ro-bind", "/usr", "/usr"]
+    for link in _USR_LINKS:
+        if os.path.islink(link):
+            args += ["--symlink", os.readlink(link), link]
+        elif os.path.isdir(link):
+            args += ["--ro-bind", link, link]
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777"]
+    if _bwrap_supports_size(bwrap):
+        args += ["--size", str(limits.tmp_mb * 2**20)]
+    args += ["--tmpfs", "/tmp"]  # before any bind that might land under /tmp
+    extras = [path for path in _EXTRA_READ_ONLY if os.path.isdir(path)]
+    args += _ro_bind_with_parents([*_interpreter_roots(), *extras])
+    return args
+
+
+def _drop_privileges() -> list[str]:
+    _, setpriv = _tools()
+    if setpriv is None:
+        return []
+    ids = str(SANDBOX_ID)
+    return [setpriv, f"--reuid={ids}", f"--regid={ids}", "--clear-groups", "--no-new-privs"]
+
+
+def sandbox_argv(limits: SandboxLimits, code_fd: int, report_fd: int) -> list[str]:
+    """Full command: bwrap -> setpriv -> supervisor (applies rlimits) -> `python -I` on the snippet."""
+    mb = 2**20
+    return [
+        *_bwrap_prefix(limits),
+        *["--perms", "0755", "--dir", os.path.dirname(CODE_PATH)],
+        *["--perms", "0444", "--ro-bind-data", str(code_fd), CODE_PATH],
+        *["--chdir", "/tmp", "--"],
+        *_drop_privileges(),
+        *[sys.executable, "-I", "-S", "-B", "-c", _SUPERVISOR, str(report_fd)],
+        *[str(limits.memory_mb * mb), str(limits.cpu_s), str(limits.max_procs)],
+        *[str(limits.max_file_mb * mb), str(limits.max_images), FIGURES_DIR],
+        *[sys.executable, "-I", "-B", "-u", CODE_PATH],
+    ]
+
+
+def explain_setup_failure(stderr: str) -> str:
+    """Turn bwrap's complaint into a one-line fix."""
+    first = stderr.strip().splitlines()[0] if stderr.strip() else "no message"
+    if "namespace" in first or "Operation not permitted" in first or "setting up uid map" in first:
+        return f"cannot create a sandbox ({first}): {_USERNS_HINT}"
+    return f"cannot create a sandbox ({first}): check that bubblewrap works (bwrap --ro-bind / / true)"
+
+
+def check_sandbox() -> None:
+    """Cheap doctor probe: raises SandboxUnavailable with the fix if a sandbox cannot be built here."""
+    argv = [*_bwrap_prefix(SandboxLimits()), "--", *_drop_privileges(), sys.executable, "-I", "-S", "-c", ""]
+    try:
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, timeout=30, env=sandbox_env(), check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        message = f"cannot run bubblewrap ({exc}): reinstall it (apt-get install bubblewrap)"
+        raise SandboxUnavailable(message) from exc
+    if proc.returncode != 0:
+        raise SandboxUnavailable(explain_setup_failure(proc.stderr))

@@ -1,0 +1,87 @@
+"""One settings object for the whole product.
+
+Precedence, lowest to highest: defaults < `ra.toml` (or the file named by RA_CONFIG) < `RA_*` environment
+variables (nested with `__`, e.g. `RA_RETRIEVAL__MODE=bm25`) < CLI flags (passed as init arguments).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from index.config import ChunkingConfig, EmbeddingConfig, RetrievalConfig
+
+DEFAULT_INDEX_DIR = Path(".ra/index")
+
+
+def default_cache_dir() -> Path:
+    """Where derived artifacts (ONNX exports, assembled model files) live; shared by all indexes."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "research-assistant"
+
+
+class IndexSettings(BaseModel):
+    dir: Path = Field(DEFAULT_INDEX_DIR, description="index directory (created by `ra ingest`)")
+    chunking: ChunkingConfig = ChunkingConfig()
+    embedding: EmbeddingConfig = EmbeddingConfig()
+
+
+class LLMSettings(BaseModel):
+    """Which model answers. With `url` set, any OpenAI-compatible server is used (vLLM, llama.cpp, Ollama);
+    otherwise the embedded llama.cpp server is started with `model` (a packaged name, a path or a hub id)."""
+
+    model: str = Field("qwen2.5-coder-0.5b", description="packaged name, local path, or Hugging Face id")
+    url: str | None = Field(None, description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    api_key: str | None = None
+    allow_download: bool = Field(False, description="allow fetching a Hugging Face model when online")
+    context_size: int = Field(8192, ge=512, description="context window of the embedded server")
+    temperature: float = 0.0
+    max_tokens: int = Field(512, ge=16)
+    timeout_s: float = Field(300.0, gt=0)
+    vllm_python: Path | None = Field(
+        None, description="python of the vLLM virtual env (default: .venv-vllm/bin/python of the project)"
+    )
+    serve_port: int = 8000
+    max_model_len: int = 4096
+
+
+class Settings(BaseSettings):
+    """Everything configurable; nested sections map to `[index]`, `[retrieval]`... tables in ra.toml."""
+
+    model_config = SettingsConfigDict(env_prefix="RA_", env_nested_delimiter="__", extra="ignore")
+
+    index: IndexSettings = IndexSettings()
+    retrieval: RetrievalConfig = RetrievalConfig()
+    llm: LLMSettings = LLMSettings()
+    cache_dir: Path = Field(default_factory=default_cache_dir)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("RA_CONFIG", "ra.toml"))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    """Build settings with CLI overrides on top; `overrides` is nested ({"retrieval": {"k": 5}}), None values ignored."""
+    # pydantic-settings deep-merges nested init arguments over the env and file sources.
+    return Settings(**_drop_none(overrides or {}))
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (_drop_none(v) if isinstance(v, dict) else v) for k, v in d.items() if v is not None}

@@ -1,0 +1,1 @@
+"""Evaluation: retrieval metrics, answer faithfulness and benchmarks."""

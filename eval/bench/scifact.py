@@ -1,0 +1,255 @@
+"""SciFact side by side: this project's hybrid/dense/BM25 vs rank-bm25 vs LangChain's EnsembleRetriever.
+
+    python -m eval.bench.scifact [--shared ../shared] [--out docs/bench/scifact.json]
+
+All systems index the same chunks with the same embedding model (all-MiniLM-L6-v2). Reports nDCG@10 /
+Recall@100 / MRR@10 on the train qrels, query latency p50/p95 (k=10, query embedding included), ingest
+throughput against a plain `SentenceTransformer.encode`, and the fusion sweep that chose the defaults
+(tuned on one half of the queries, checked on the other).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from eval.beir import Run, corpus_documents, evaluate_run, load_beir, max_passage
+from index.config import ChunkingConfig, EmbeddingConfig, FusionConfig, RetrievalConfig
+from index.fusion import reciprocal_rank_fusion, weighted_score_fusion
+from index.ingest import IndexConfig, indexed_text, ingest_documents
+from index.search import HybridIndex
+
+DEPTH_CHUNKS = 300  # chunk hits asked for per query before collapsing to the top 100 documents
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ms = sorted(s * 1000 for s in samples)
+    return {"p50_ms": round(statistics.median(ms), 3), "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 3)}
+
+
+def timed_run(
+    search: Callable[[str, int], list[tuple[str, float]]], queries: dict[str, str], k_latency: int = 10
+) -> tuple[Run, dict[str, float]]:
+    """Quality run at full depth, then a separate latency pass at k=10 (what an interactive user asks)."""
+    run = {qid: max_passage(search(text, DEPTH_CHUNKS), 100) for qid, text in queries.items()}
+    for text in list(queries.values())[:20]:
+        search(text, k_latency)  # warm-up
+    lat = []
+    for text in queries.values():
+        t0 = time.perf_counter()
+        search(text, k_latency)
+        lat.append(time.perf_counter() - t0)
+    return run, percentiles(lat)
+
+
+def split_queries(queries: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Deterministic halves by a hash of the query id: tune on A, check on B."""
+    a = {q: t for q, t in queries.items() if zlib.crc32(q.encode()) % 2 == 0}
+    return a, {q: t for q, t in queries.items() if q not in a}
+
+
+def fusion_sweep(
+    dense: dict[str, tuple[list[int], list[float]]],
+    sparse: dict[str, tuple[list[int], list[float]]],
+    source_of: Callable[[int], str],
+    qrels: dict,
+    tune: dict[str, str],
+    check: dict[str, str],
+) -> list[dict]:
+    """Score every fusion setting on both halves from precomputed rankings (no re-querying)."""
+    settings = [("rrf", k, w) for k in (5, 10, 20, 40, 60, 100) for w in (0.3, 0.4, 0.5, 0.6, 0.7)]
+    settings += [("weighted", 0, w) for w in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)]
+    rows = []
+    for method, rrf_k, w in settings:
+
+        def fused_run(qids: dict[str, str], method: str = method, rrf_k: int = rrf_k, w: float = w) -> Run:
+            run = {}
+            for qid in qids:
+                d, s = dense[qid], sparse[qid]
+                if method == "rrf":
+                    fused = reciprocal_rank_fusion([d[0], s[0]], k=rrf_k, weights=[w, 1 - w])
+                else:
+                    fused = weighted_score_fusion([d, s], [w, 1 - w])
+                run[qid] = max_passage(((source_of(r), sc) for r, sc in fused), 100)
+            return run
+
+        rows.append(
+            {
+                "method": method,
+                "rrf_k": rrf_k,
+                "dense_weight": w,
+                "ndcg@10_tune": evaluate_run(fused_run(tune), {q: qrels[q] for q in tune})["ndcg@10"],
+                "ndcg@10_check": evaluate_run(fused_run(check), {q: qrels[q] for q in check})["ndcg@10"],
+            }
+        )
+    return sorted(rows, key=lambda r: -r["ndcg@10_tune"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--shared", type=Path, default=Path(os.environ.get("RA_SHARED_DIR", "../shared")))
+    parser.add_argument("--out", type=Path, default=Path("docs/bench/scifact.json"))
+    parser.add_argument("--index", type=Path, default=None, help="reuse this index dir (default: temp)")
+    parser.add_argument("--skip-langchain", action="store_true")
+    args = parser.parse_args()
+    base = args.shared / "bench" / "scifact"
+    data = load_beir(base / "corpus.jsonl", base / "queries.jsonl", base / "qrels" / "train.tsv")
+    results: dict = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "documents": len(data.corpus),
+        "queries": len(data.queries),
+    }
+    cache_dir = Path.home() / ".cache" / "research-assistant"
+    retrieval = RetrievalConfig()
+    config = IndexConfig(ChunkingConfig(), EmbeddingConfig(), retrieval, cache_dir)
+    index_dir = args.index or Path(tempfile.mkdtemp(prefix="ra-scifact-")) / "index"
+
+    # 1. ingest (this project's path: chunk + int8 ONNX embeddings + BM25 + FAISS)
+    report = ingest_documents(corpus_documents(data.corpus), index_dir, config)
+    hybrid = HybridIndex(index_dir, retrieval, config.embedding, cache_dir)
+    rows = list(hybrid._db.execute("SELECT * FROM chunks ORDER BY row"))
+    from index.ingest import row_to_chunk
+
+    chunks = [row_to_chunk(r) for r in rows]
+    texts = [indexed_text(c) for c in chunks]
+    sources = [c.source for c in chunks]
+    results["chunks"] = len(chunks)
+    results["ingest"] = {"seconds": round(report.seconds, 1), "chunks_embedded": report.chunks_embedded}
+
+    # embedding throughput: our embedder vs plain SentenceTransformer.encode on the same chunk texts
+    from index.embeddings import load_embedder
+
+    ours = load_embedder(config.embedding, cache_dir)
+    sample = texts[:1000]
+    t0 = time.perf_counter()
+    ours.embed_documents(sample)
+    ours_s = time.perf_counter() - t0
+    from sentence_transformers import SentenceTransformer
+
+    from index.embeddings import resolve_model_path
+
+    st = SentenceTransformer(resolve_model_path(config.embedding.model, False), device="cpu")
+    t0 = time.perf_counter()
+    st_vectors_sample = st.encode(sample, batch_size=32, normalize_embeddings=True)
+    st_s = time.perf_counter() - t0
+    ours_vectors_sample = ours.embed_documents(sample)
+    cos = np.sum(st_vectors_sample * ours_vectors_sample, axis=1)
+    results["embedding_throughput"] = {
+        "chunks": len(sample),
+        "ours_backend": ours.backend,
+        "ours_chunks_per_s": round(len(sample) / ours_s, 1),
+        "sentence_transformers_chunks_per_s": round(len(sample) / st_s, 1),
+        "speedup": round(st_s / ours_s, 2),
+        "cosine_min": round(float(cos.min()), 4),
+        "cosine_mean": round(float(cos.mean()), 4),
+    }
+
+    # 2. this project's three modes
+    def ours_search(mode: str) -> Callable[[str, int], list[tuple[str, float]]]:
+        return lambda q, n: [(h.chunk.source, h.score) for h in hybrid.search(q, k=n, mode=mode)]  # type: ignore[arg-type]
+
+    systems: dict[str, dict] = {}
+    for mode in ("hybrid", "dense", "bm25"):
+        run, lat = timed_run(ours_search(mode), data.queries)
+        systems[f"ra {mode}"] = {**evaluate_run(run, data.qrels), **lat}
+
+    # 3. rank-bm25 alone (same chunks, same tokenizer, same k1/b)
+    from rank_bm25 import BM25Okapi
+
+    from index.sparse import Tokenizer
+
+    tok = Tokenizer(stem=retrieval.bm25.stem)
+    okapi = BM25Okapi([tok.tokenize(t) for t in texts], k1=retrieval.bm25.k1, b=retrieval.bm25.b)
+
+    def okapi_search(q: str, n: int) -> list[tuple[str, float]]:
+        scores = okapi.get_scores(tok.tokenize(q))
+        top = np.argsort(-scores)[:n]
+        return [(sources[i], float(scores[i])) for i in top if scores[i] > 0]
+
+    run, lat = timed_run(okapi_search, data.queries)
+    systems["rank-bm25 BM25Okapi"] = {**evaluate_run(run, data.qrels), **lat}
+
+    # 4. LangChain EnsembleRetriever (BM25Retriever + FAISS vector store), same chunks and model
+    if not args.skip_langchain:
+        systems["LangChain EnsembleRetriever"] = langchain_ensemble(texts, sources, st, tok, data, retrieval)
+
+    # 5. fusion sweep on precomputed rankings (tune half A, check half B)
+    tune, check = split_queries(data.queries)
+    dense_r = {
+        q: tuple(a.tolist() for a in hybrid.rank_dense(t, DEPTH_CHUNKS)) for q, t in data.queries.items()
+    }
+    sparse_r = {
+        q: tuple(a.tolist() for a in hybrid.rank_bm25(t, DEPTH_CHUNKS)) for q, t in data.queries.items()
+    }
+    sweep = fusion_sweep(dense_r, sparse_r, lambda r: sources[r], data.qrels, tune, check)  # type: ignore[arg-type]
+    results["fusion_defaults"] = FusionConfig().model_dump()
+    results["fusion_sweep_top10"] = sweep[:10]
+    results["systems"] = systems
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+def langchain_ensemble(texts, sources, st, tok, data, retrieval) -> dict:  # type: ignore[no-untyped-def]
+    from langchain_classic.retrievers import EnsembleRetriever
+    from langchain_community.retrievers import BM25Retriever
+    from langchain_community.vectorstores import FAISS
+
+    vectors = st.encode(texts, batch_size=32, normalize_embeddings=True)
+    embeddings = _LangChainST(st)
+    metadatas = [{"source": s} for s in sources]
+    store = FAISS.from_embeddings(
+        list(zip(texts, vectors.tolist(), strict=True)), embeddings, metadatas=metadatas
+    )
+    bm25 = BM25Retriever.from_texts(texts, metadatas=metadatas, preprocess_func=tok.tokenize)
+
+    def make(k: int) -> EnsembleRetriever:
+        bm25.k = k
+        return EnsembleRetriever(
+            retrievers=[bm25, store.as_retriever(search_kwargs={"k": k})], weights=[0.5, 0.5]
+        )
+
+    deep = make(DEPTH_CHUNKS)
+    run = {
+        qid: max_passage(((d.metadata["source"], 1.0) for d in deep.invoke(text)), 100)
+        for qid, text in data.queries.items()
+    }
+    shallow = make(10)
+    for text in list(data.queries.values())[:20]:
+        shallow.invoke(text)
+    lat = []
+    for text in data.queries.values():
+        t0 = time.perf_counter()
+        shallow.invoke(text)
+        lat.append(time.perf_counter() - t0)
+    return {**evaluate_run(run, data.qrels), **percentiles(lat)}
+
+
+class _LangChainST:
+    """LangChain `Embeddings` over the already loaded SentenceTransformer (same model, torch path)."""
+
+    def __init__(self, st) -> None:  # type: ignore[no-untyped-def]
+        self.st = st
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.st.encode(texts, batch_size=32, normalize_embeddings=True).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.st.encode([text], normalize_embeddings=True)[0].tolist()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Configuration of the index layer as plain pydantic models.
+
+`assistant.settings.Settings` nests these, so one settings object drives everything while `index`
+stays independent of `assistant`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+PACKAGED_MINILM = "all-MiniLM-L6-v2"
+
+
+class ChunkingConfig(BaseModel):
+    """Chunk sizes in characters; defaults chosen by the sweep in docs/benchmarks.md."""
+
+    size: int = Field(800, ge=100, description="target chunk length in characters")
+    overlap: int = Field(120, ge=0, description="characters of trailing context repeated in the next chunk")
+    min_size: int = Field(80, ge=1, description="shorter trailing pieces merge into the previous chunk")
+
+
+class EmbeddingConfig(BaseModel):
+    model: str = Field(
+        PACKAGED_MINILM,
+        description="sentence-transformers name or path; 'all-MiniLM-L6-v2' resolves to the offline package",
+    )
+    backend: Literal["auto", "onnx-int8", "torch"] = Field(
+        "auto", description="auto: int8 ONNX when it matches torch (cosine >= 0.99), else torch"
+    )
+    batch_size: int = Field(32, ge=1)
+    allow_download: bool = Field(False, description="let sentence-transformers fetch a model from the hub")
+
+
+class DenseConfig(BaseModel):
+    exact_max: int = Field(50_000, description="above this many vectors an approximate index is built")
+    approximate: Literal["hnsw", "ivf"] = "hnsw"
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 128
+    hnsw_ef_construction: int = 80
+
+
+class BM25Config(BaseModel):
+    k1: float = 0.9
+    b: float = 0.4
+    stem: bool = True
+
+
+class FusionConfig(BaseModel):
+    method: Literal["rrf", "weighted"] = "rrf"
+    rrf_k: int = 60
+    dense_weight: float = 0.5
+    candidates: int = Field(100, description="hits taken from each retriever before fusion")
+
+
+class RetrievalConfig(BaseModel):
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    k: int = Field(8, ge=1)
+    dense: DenseConfig = DenseConfig()
+    bm25: BM25Config = BM25Config()
+    fusion: FusionConfig = FusionConfig()

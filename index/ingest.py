@@ -1,0 +1,392 @@
+"""Ingestion: files (or ready-made documents) -> chunks -> vectors + BM25 -> a new committed generation.
+
+Incremental by content hash: an unchanged file costs a hash and nothing else (no parse, no embedding); its
+chunks and vectors are copied from the previous generation. Nothing is written when nothing changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from index.chunking import chunk_document
+from index.config import ChunkingConfig, EmbeddingConfig, RetrievalConfig
+from index.errors import LoadError, UserFacingError
+from index.loaders import iter_files, load_document
+from index.store import (
+    BM25_DIR,
+    CHUNKS_DB,
+    DENSE,
+    VECTORS,
+    FileEntry,
+    Manifest,
+    StoreWriter,
+    check_embedding,
+    create_chunk_db,
+    read_manifest,
+)
+from index.types import Chunk, LoadedDocument
+
+
+class Progress(Protocol):
+    """Receives progress of long stages; the CLI renders it with Rich, the UI with st.progress."""
+
+    def start(self, stage: str, total: int | None) -> None: ...
+
+    def advance(self, n: int = 1) -> None: ...
+
+
+class NullProgress:
+    def start(self, stage: str, total: int | None) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+
+@dataclass
+class SourceDoc:
+    """A document ready to index. `key` is its identity in the manifest (absolute path, or e.g. 'beir:123')."""
+
+    key: str
+    sha256: str
+    doc: LoadedDocument
+
+
+@dataclass
+class IngestReport:
+    index_dir: str
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    removed: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    pages: int = 0
+    chunks_total: int = 0
+    chunks_embedded: int = 0
+    seconds: float = 0.0
+    committed: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "index": self.index_dir,
+            "files_added": len(self.added),
+            "files_updated": len(self.updated),
+            "files_unchanged": self.unchanged,
+            "files_removed": len(self.removed),
+            "files_missing": self.missing,
+            "pages": self.pages,
+            "chunks": self.chunks_total,
+            "chunks_embedded": self.chunks_embedded,
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+            "warnings": [{"path": p, "warning": w} for p, w in self.warnings],
+            "seconds": round(self.seconds, 3),
+            "committed": self.committed,
+        }
+
+
+@dataclass
+class IndexConfig:
+    """The parts of the settings that shape what is stored (what the manifest must agree with)."""
+
+    chunking: ChunkingConfig
+    embedding: EmbeddingConfig
+    retrieval: RetrievalConfig
+    cache_dir: Path
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def indexed_text(chunk: Chunk) -> str:
+    """What embeddings and BM25 see: the passage with its title and section, which often carry the topic."""
+    head = " / ".join(part for part in (chunk.title, chunk.section) if part and part not in chunk.text)
+    return f"{head}\n{chunk.text}" if head else chunk.text
+
+
+def ingest_paths(
+    paths: Sequence[Path],
+    index_dir: Path,
+    config: IndexConfig,
+    *,
+    prune: bool = False,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Ingest files and folders; unreadable files are skipped with a reason and the batch goes on.
+
+    Files indexed earlier but not under `paths` stay as they are; with `prune`, those deleted from disk go.
+    A changed chunker re-reads every indexed file that still exists, since old chunks no longer match.
+    """
+    progress = progress or NullProgress()
+    t0 = time.perf_counter()
+    report = IngestReport(index_dir=str(index_dir))
+    old = None if rebuild else read_manifest(index_dir)
+    if old is not None:
+        check_embedding(old, config.embedding.model, index_dir)
+    same_chunking = old is not None and old.chunking == config.chunking.model_dump()
+
+    candidates: dict[str, Path] = {}
+    for path, reason in iter_files(paths):
+        if reason is None:
+            candidates[str(path.resolve())] = path
+        else:
+            report.skipped.append((str(path), reason))
+    keep: set[str] = set()
+    for key in old.files if old else ():
+        if key in candidates:
+            continue
+        exists = Path(key).exists()
+        if not exists and not prune:
+            report.missing.append(key)
+        if same_chunking and (exists or not prune):
+            keep.add(key)
+        elif exists:
+            candidates[key] = Path(key)
+
+    new_docs: list[SourceDoc] = []
+    progress.start("reading", len(candidates))
+    for key, path in candidates.items():
+        digest = sha256_file(path)
+        previous = old.files.get(key) if old else None
+        if previous is not None and same_chunking and previous.sha256 == digest:
+            keep.add(key)
+            report.unchanged += 1
+        else:
+            try:
+                doc = load_document(path)
+            except LoadError as exc:
+                report.skipped.append((key, str(exc)))
+                if previous is not None and same_chunking:
+                    keep.add(key)  # a now-unreadable file keeps its last good version
+            else:
+                doc.source = key
+                report.warnings.extend((key, w) for w in doc.warnings)
+                new_docs.append(SourceDoc(key=key, sha256=digest, doc=doc))
+        progress.advance()
+    _apply(index_dir, old, keep, new_docs, config, report, progress)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def ingest_documents(
+    docs: Iterable[SourceDoc],
+    index_dir: Path,
+    config: IndexConfig,
+    *,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Make the index hold exactly `docs` (used for benchmark corpora), reusing unchanged ones."""
+    progress = progress or NullProgress()
+    t0 = time.perf_counter()
+    report = IngestReport(index_dir=str(index_dir))
+    old = read_manifest(index_dir)
+    if old is not None:
+        check_embedding(old, config.embedding.model, index_dir)
+    same_chunking = old is not None and old.chunking == config.chunking.model_dump()
+    keep: set[str] = set()
+    new_docs: list[SourceDoc] = []
+    for sd in docs:
+        previous = old.files.get(sd.key) if old else None
+        if previous is not None and same_chunking and previous.sha256 == sd.sha256:
+            keep.add(sd.key)
+            report.unchanged += 1
+        else:
+            new_docs.append(sd)
+    _apply(index_dir, old, keep, new_docs, config, report, progress)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _apply(
+    index_dir: Path,
+    old: Manifest | None,
+    keep: set[str],
+    new_docs: list[SourceDoc],
+    config: IndexConfig,
+    report: IngestReport,
+    progress: Progress,
+) -> None:
+    """Write a new generation with the kept files copied and the new ones chunked and embedded."""
+    old_files = old.files if old else {}
+    for sd in new_docs:
+        (report.updated if sd.key in old_files else report.added).append(sd.key)
+    report.removed = sorted(set(old_files) - keep - {sd.key for sd in new_docs})
+    report.chunks_total = sum(old_files[k].chunks for k in keep)
+    report.pages = sum(old_files[k].pages for k in keep)
+    if old is None and not new_docs:
+        raise UserFacingError(
+            "nothing to index: no readable pdf, txt, md or html files were found (see the skipped list)"
+        )
+    if not new_docs and not report.removed:
+        return  # nothing changed: no embedding, no write
+
+    with StoreWriter(index_dir) as writer, writer.new_generation() as tmp:
+        db = create_chunk_db(tmp / CHUNKS_DB)
+        kept_rows = _copy_kept(db, index_dir, old, keep)
+        entries = {k: old_files[k] for k in keep}
+
+        chunk_lists: list[list[Chunk]] = []
+        progress.start("chunking", len(new_docs))
+        for sd in new_docs:
+            doc_id = hashlib.sha256(f"{sd.key}\0{sd.sha256}".encode()).hexdigest()[:12]
+            chunks = chunk_document(sd.doc, config.chunking, doc_id)
+            chunk_lists.append(chunks)
+            entries[sd.key] = FileEntry(
+                sha256=sd.sha256,
+                kind=sd.doc.kind,
+                title=sd.doc.title,
+                pages=len(sd.doc.pages),
+                chunks=len(chunks),
+                warnings=list(sd.doc.warnings),
+            )
+            report.pages += len(sd.doc.pages)
+            progress.advance()
+        new_chunks = [c for chunks in chunk_lists for c in chunks]
+        _insert_new(db, new_docs, chunk_lists, start_row=len(kept_rows))
+        db.commit()
+
+        if new_chunks:
+            from index.embeddings import load_embedder  # heavy: only when there is something to embed
+
+            embedder = load_embedder(config.embedding, config.cache_dir)
+            progress.start("embedding", len(new_chunks))
+            new_vectors = embedder.embed_documents(
+                [indexed_text(c) for c in new_chunks], on_progress=progress.advance
+            )
+            dim = embedder.dim
+        else:
+            new_vectors, dim = None, int(old.embedding["dim"]) if old else 0
+        vectors = _gather_vectors(index_dir, old, kept_rows, new_vectors, dim)
+        np.save(tmp / VECTORS, vectors)
+
+        progress.start("indexing", None)
+        texts = [indexed_text(row_to_chunk(r)) for r in db.execute("SELECT * FROM chunks ORDER BY row")]
+        db.close()
+        if not texts:
+            raise UserFacingError(
+                f"nothing would be left in {index_dir}: to start over, delete it or use `ra ingest PATH --rebuild`"
+            )
+        dense_kind = build_structures(tmp, texts, vectors, config.retrieval)
+        manifest = Manifest(
+            embedding={"model": config.embedding.model, "dim": dim},
+            chunking=config.chunking.model_dump(),
+            files=entries,
+            dense_kind=dense_kind,
+            created=old.created if old else time.time(),
+        )
+        writer.commit(tmp, manifest)
+    report.chunks_total = len(texts)
+    report.chunks_embedded = len(new_chunks)
+    report.committed = True
+
+
+def _copy_kept(db: sqlite3.Connection, index_dir: Path, old: Manifest | None, keep: set[str]) -> list[int]:
+    """Copy kept files' chunks and texts from the previous generation; return their old rows in new order."""
+    if old is None or not keep:
+        return []
+    old_db = index_dir / old.generation / CHUNKS_DB
+    db.execute("ATTACH DATABASE ? AS old", (f"file:{old_db}?mode=ro",))
+    db.execute("CREATE TEMP TABLE keep(file TEXT PRIMARY KEY)")
+    db.executemany("INSERT INTO keep VALUES (?)", ((k,) for k in keep))
+    old_rows = [r[0] for r in db.execute("SELECT row FROM old.chunks WHERE file IN keep ORDER BY row")]
+    db.execute(
+        """INSERT INTO chunks SELECT ROW_NUMBER() OVER (ORDER BY row) - 1, chunk_id, file, source, title, page,
+           start, "end", line_start, line_end, section, text, meta FROM old.chunks WHERE file IN keep"""
+    )
+    db.execute("INSERT INTO documents SELECT file, text FROM old.documents WHERE file IN keep")
+    db.commit()
+    db.execute("DETACH DATABASE old")
+    return old_rows
+
+
+def _insert_new(
+    db: sqlite3.Connection, docs: list[SourceDoc], chunk_lists: list[list[Chunk]], start_row: int
+) -> None:
+    row = start_row
+    for sd, chunks in zip(docs, chunk_lists, strict=True):
+        db.execute("INSERT INTO documents VALUES (?, ?)", (sd.key, sd.doc.text))
+        db.executemany(
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                (
+                    row + i,
+                    c.chunk_id,
+                    sd.key,
+                    c.source,
+                    c.title,
+                    c.page,
+                    c.start,
+                    c.end,
+                    c.line_start,
+                    c.line_end,
+                    c.section,
+                    c.text,
+                    json.dumps(c.meta, ensure_ascii=False),
+                )
+                for i, c in enumerate(chunks)
+            ),
+        )
+        row += len(chunks)
+
+
+def _gather_vectors(
+    index_dir: Path, old: Manifest | None, kept_rows: list[int], new_vectors: np.ndarray | None, dim: int
+) -> np.ndarray:
+    parts: list[np.ndarray] = [np.zeros((0, dim), dtype=np.float32)]
+    if kept_rows and old is not None:
+        old_vectors = np.load(index_dir / old.generation / VECTORS, mmap_mode="r")
+        parts.append(np.asarray(old_vectors[np.asarray(kept_rows)], dtype=np.float32))
+    if new_vectors is not None:
+        parts.append(new_vectors.astype(np.float32, copy=False))
+    return np.ascontiguousarray(np.concatenate(parts))
+
+
+def build_structures(tmp: Path, texts: list[str], vectors: np.ndarray, retrieval: RetrievalConfig) -> str:
+    """Build and save BM25 and the dense index; returns the dense index kind for the manifest."""
+    from index.dense import DenseIndex
+    from index.sparse import BM25Index
+
+    BM25Index.from_texts(texts, retrieval.bm25).save(tmp / BM25_DIR)
+    dense = DenseIndex.build(vectors, retrieval.dense)
+    dense.save(tmp / DENSE)
+    return dense.kind
+
+
+def row_to_chunk(row: sqlite3.Row | tuple) -> Chunk:
+    """Turn a `chunks` table row (in schema column order) back into a Chunk."""
+    (_, chunk_id, _file, source, title, page, start, end, line_start, line_end, section, text, meta) = tuple(
+        row
+    )
+    return Chunk(
+        chunk_id=chunk_id,
+        source=source,
+        title=title,
+        page=page,
+        start=start,
+        end=end,
+        line_start=line_start,
+        line_end=line_end,
+        text=text,
+        section=section,
+        meta=json.loads(meta),
+    )

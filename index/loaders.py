@@ -1,0 +1,414 @@
+"""Turn source files (PDF, plain text, Markdown, HTML) into `LoadedDocument`s.
+
+Every loader keeps provenance exact: PDFs keep their 1-based page numbers, text files keep their text
+byte-for-byte (apart from CRLF), so chunk offsets and line numbers point back into what the user sees.
+Anything that cannot be read raises `LoadError` with a one-line reason; a batch skips the file and goes on.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from index.errors import LoadError
+from index.types import LoadedDocument, Page
+
+SUPPORTED_SUFFIXES: dict[str, str] = {
+    ".pdf": "pdf",
+    ".txt": "txt",
+    ".text": "txt",
+    ".md": "md",
+    ".markdown": "md",
+    ".html": "html",
+    ".htm": "html",
+}
+
+_SNIFF_BYTES = 8192
+_MAX_CONTROL_RATIO = 0.10
+_TITLE_MAX = 120
+_MAX_PDF_WARNINGS = 20
+
+
+def _one_line(err: BaseException | str) -> str:
+    """Errors from third-party parsers can span lines; the user gets one."""
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
+
+
+def _sniff_binary(head: bytes) -> bool:
+    """NUL bytes or many C0 control bytes mean the file is not text in any encoding we decode."""
+    if not head:
+        return False
+    if b"\x00" in head:
+        return True
+    controls = sum(1 for b in head if b < 32 and b not in b"\t\n\r\f\b\x1b")
+    return controls / len(head) > _MAX_CONTROL_RATIO
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise LoadError("file not found: check the path") from None
+    except IsADirectoryError:
+        raise LoadError("is a directory, not a file") from None
+    except OSError as e:
+        raise LoadError(f"unreadable: {_one_line(e.strerror or e)}") from None
+
+
+def _skip_reason(path: Path) -> str | None:
+    """Cheap checks (suffix, magic bytes) so a folder walk can report skips without parsing files."""
+    kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
+        return f"unsupported file type '{path.suffix or '(none)'}' (supported: {supported})"
+    try:
+        with path.open("rb") as f:
+            head = f.read(_SNIFF_BYTES)
+    except OSError as e:
+        return f"unreadable: {_one_line(e.strerror or e)}"
+    if kind == "pdf":
+        return None if b"%PDF-" in head[:1024] else "not a PDF (no %PDF header): the file may be damaged"
+    return "binary file, not text" if _sniff_binary(head) else None
+
+
+def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str | None]]:
+    """Yield (file, None) for each loadable file and (file, reason) for each one to skip.
+
+    Folders are walked recursively in sorted order so ingestion is deterministic; hidden entries
+    (.git, .ra, dotfiles) inside folders are skipped silently, as are files reached twice.
+    """
+    seen: set[Path] = set()
+
+    def walk(path: Path) -> Iterator[tuple[Path, str | None]]:
+        try:
+            resolved = path.resolve()
+        except OSError as e:
+            yield path, f"unreadable: {_one_line(e)}"
+            return
+        if resolved in seen:
+            return
+        seen.add(resolved)
+        if path.is_dir():
+            try:
+                children = sorted(path.iterdir())
+            except OSError as e:
+                yield path, f"unreadable folder: {_one_line(e.strerror or e)}"
+                return
+            for child in children:
+                if not child.name.startswith("."):
+                    yield from walk(child)
+        elif path.is_file():
+            yield path, _skip_reason(path)
+        elif not path.exists():
+            yield path, "no such file or folder"
+        else:
+            yield path, "not a regular file"
+
+    for p in paths:
+        yield from walk(Path(p))
+
+
+def load_document(path: Path) -> LoadedDocument:
+    """Load one file by its suffix; raises LoadError (one line) for anything that should be skipped."""
+    path = Path(path)
+    kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise LoadError(_skip_reason(path) or "unsupported file type")
+    data = _read_bytes(path)
+    if kind == "pdf":
+        return _load_pdf(path, data)
+    if _sniff_binary(data[:_SNIFF_BYTES]):
+        raise LoadError("binary file, not text")
+    if kind == "html":
+        return _load_html(path, data)
+    return _load_text(path, data, kind)
+
+
+# --- plain text and Markdown ------------------------------------------------------------------------
+
+_ATX_H1 = re.compile(r"^ {0,3}#[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+
+
+def _decode(data: bytes) -> tuple[str, list[str]]:
+    try:
+        return data.decode("utf-8-sig"), []
+    except UnicodeDecodeError:
+        pass
+    for enc in ("cp1252", "latin-1"):
+        try:
+            text = data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        return text, [f"not valid UTF-8; decoded as {enc} (some characters may be wrong)"]
+    raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
+
+
+def _load_text(path: Path, data: bytes, kind: str) -> LoadedDocument:
+    text, notes = _decode(data)
+    text = text.replace("\r\n", "\n")
+    if not text.strip():
+        raise LoadError("empty file")
+    title = ""
+    if kind == "md":
+        m = _ATX_H1.search(text)
+        title = m.group(1).strip() if m else ""
+    else:
+        first = next(line.strip() for line in text.splitlines() if line.strip())
+        first = first.lstrip("#").strip() if first.startswith("# ") else first
+        title = first if len(first) <= _TITLE_MAX else ""
+    return LoadedDocument(
+        source=str(path),
+        title=title or path.stem,
+        kind=kind,
+        pages=[Page(number=None, text=text)],
+        warnings=notes,
+    )
+
+
+# --- PDF --------------------------------------------------------------------------------------------
+
+_LIGATURES = str.maketrans({"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st"})
+# Control characters other than newline/tab would confuse the chunker; \f is the page separator.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u00ad]")
+# "atten-\ntion" -> "attention\n": the rest of the broken word moves up so line structure survives.
+_HYPHEN_BREAK = re.compile(r"([a-z])-\n([a-z]\S*)[ \t]*\n?")
+_HSPACE = re.compile(r"[^\S\n]+")
+_MANY_BREAKS = re.compile(r"\n{3,}")
+_META_TITLE_JUNK = re.compile(r"^(untitled|microsoft word|document\d*$)|\.(pdf|docx?|tex|dvi|ps)$", re.I)
+
+
+def _clean_pdf_text(text: str) -> str:
+    """Undo pypdf artefacts: ligatures, hyphenated line breaks, whitespace runs; keep paragraph breaks."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_LIGATURES)
+    text = _CONTROL.sub(lambda m: "" if m.group() == "\u00ad" else " ", text)
+    text = _HSPACE.sub(" ", text)
+    text = re.sub(r" ?\n ?", "\n", text)
+    text = _HYPHEN_BREAK.sub(r"\1\2\n", text)
+    return _MANY_BREAKS.sub("\n\n", text).strip()
+
+
+def _pdf_title(meta_title: object, first_page: str) -> str:
+    title = " ".join(str(meta_title or "").split())
+    if len(title) >= 4 and not _META_TITLE_JUNK.search(title):
+        return title
+    for line in first_page.splitlines():
+        line = line.strip()
+        letters = sum(c.isalpha() for c in line)
+        if letters >= 8 and len(line.split()) >= 2 and not line.lower().startswith("arxiv:"):
+            return line[:_TITLE_MAX]
+    return ""
+
+
+class _LogCollector(logging.Handler):
+    """Collects pypdf's log records so they land in doc.warnings rather than on stderr."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(_one_line(record.getMessage()))
+
+
+def _load_pdf(path: Path, data: bytes) -> LoadedDocument:
+    logger = logging.getLogger("pypdf")
+    collector = _LogCollector()
+    old_propagate, logger.propagate = logger.propagate, False
+    logger.addHandler(collector)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            pages, title, page_errors = _read_pdf(io.BytesIO(data))
+    finally:
+        logger.removeHandler(collector)
+        logger.propagate = old_propagate
+    notes = page_errors + collector.messages + [_one_line(str(w.message)) for w in caught]
+    if not pages:
+        if page_errors:
+            raise LoadError(f"no extractable text (text extraction failed: {page_errors[0]})")
+        raise LoadError("no extractable text (scanned PDF? run OCR first)")
+    return LoadedDocument(
+        source=str(path),
+        title=title or path.stem,
+        kind="pdf",
+        pages=pages,
+        warnings=list(dict.fromkeys(notes))[:_MAX_PDF_WARNINGS],
+    )
+
+
+def _read_pdf(stream: io.BytesIO) -> tuple[list[Page], str, list[str]]:
+    """Parse the PDF; returns (non-empty pages, title, per-page errors). Raises LoadError."""
+    from pypdf import PasswordType, PdfReader  # lazy: text-only ingestion need not pay for it
+
+    try:
+        reader = PdfReader(stream, strict=False)
+        if reader.is_encrypted:
+            try:
+                ok = reader.decrypt("") != PasswordType.NOT_DECRYPTED
+            except Exception:  # missing AES provider, broken encryption dict
+                ok = False
+            if not ok:
+                raise LoadError("encrypted PDF: remove the password (e.g. qpdf --decrypt) and ingest again")
+        raw_pages = list(reader.pages)
+    except LoadError:
+        raise
+    except Exception as e:  # pypdf raises many types on damaged files
+        raise LoadError(f"corrupt or truncated PDF: {_one_line(e)}") from None
+
+    pages: list[Page] = []
+    errors: list[str] = []
+    for number, page in enumerate(raw_pages, start=1):
+        try:
+            text = _clean_pdf_text(page.extract_text() or "")
+        except Exception as e:
+            errors.append(f"page {number}: {_one_line(e)}")
+            continue
+        if text:
+            pages.append(Page(number=number, text=text))
+    try:
+        meta_title = reader.metadata.title if reader.metadata else None
+    except Exception:
+        meta_title = None
+    first = pages[0].text if pages and pages[0].number == 1 else ""
+    return pages, _pdf_title(meta_title, first), errors
+
+
+# --- HTML -------------------------------------------------------------------------------------------
+
+_DROP_TAGS = ("script", "style", "nav", "header", "footer", "noscript", "svg", "template", "head", "iframe")
+_BLOCK_TAGS = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "caption", "center", "dd", "details", "div", "dl",
+        "dt", "fieldset", "figcaption", "figure", "form", "hr", "main", "p", "section", "summary",
+        "table", "tbody", "tfoot", "thead",
+    }
+)  # fmt: skip
+_HEADINGS = {f"h{i}": i for i in range(1, 7)}
+
+
+class _HtmlRenderer:
+    """Renders an HTML tree as Markdown-ish text so the chunker sees headings, code and lists."""
+
+    def __init__(self) -> None:
+        # (text, group): consecutive list items ("li") or table rows ("tr") are joined by one newline
+        self.blocks: list[tuple[str, str]] = []
+        self.buf: list[str | None] = []  # inline text; None marks a <br>
+        self.prefix = ""
+        self.depth = 0  # list nesting
+
+    def flush(self, group: str = "") -> None:
+        lines, line = [], []
+        for piece in [*self.buf, None]:
+            if piece is None:
+                lines.append(" ".join("".join(line).split()))
+                line = []
+            else:
+                line.append(piece)
+        text = "\n".join(x for x in lines if x)
+        if text:
+            self.blocks.append((self.prefix + text, "li" if self.prefix else group))
+            self.prefix = ""
+        self.buf = []
+
+    def render(self, node: object) -> None:
+        from bs4 import NavigableString, Tag
+        from bs4.element import PreformattedString
+
+        if isinstance(node, NavigableString):
+            if not isinstance(node, PreformattedString):
+                self.buf.append(str(node))
+            return
+        if not isinstance(node, Tag):
+            return
+        name = node.name
+        if name in _HEADINGS:
+            self.flush()
+            text = " ".join(node.get_text(" ").split())
+            if text:
+                self.blocks.append(("#" * _HEADINGS[name] + " " + text, ""))
+        elif name == "pre":
+            self.flush()
+            code = node.get_text().strip("\n")
+            if code.strip():
+                self.blocks.append((f"```{_code_lang(node)}\n{code}\n```", ""))
+        elif name == "br":
+            self.buf.append(None)
+        elif name == "li":
+            self.flush()
+            self.prefix = "  " * max(self.depth - 1, 0) + "- "
+            self._children(node)
+            self.flush()
+        elif name in ("ul", "ol"):
+            self.flush()
+            self.depth += 1
+            self._children(node)
+            self.depth -= 1
+        elif name == "tr":
+            self.flush()
+            self._children(node)
+            self.flush(group="tr")
+        elif name in ("td", "th"):
+            self.buf.append(" | " if self.buf else "")
+            self._children(node)
+        elif name in _BLOCK_TAGS:
+            self.flush()
+            self._children(node)
+            self.flush()
+        else:
+            self._children(node)
+
+    def _children(self, node: object) -> None:
+        for child in list(node.children):  # type: ignore[attr-defined]
+            self.render(child)
+
+    def text(self) -> str:
+        self.flush()
+        out: list[str] = []
+        prev_group = ""
+        for text, group in self.blocks:
+            if out:
+                out.append("\n" if group and group == prev_group else "\n\n")
+            out.append(text)
+            prev_group = group
+        return "".join(out)
+
+
+def _code_lang(pre: object) -> str:
+    """Language from class="language-x" / "lang-x" on <pre> or its <code>, as highlighters write it."""
+    tags = [pre, *pre.find_all("code", limit=1)]  # type: ignore[attr-defined]
+    for tag in tags:
+        for cls in tag.get("class") or []:
+            m = re.match(r"(?:language|lang)-([\w+#.-]+)$", cls)
+            if m:
+                return m.group(1)
+    return ""
+
+
+def _load_html(path: Path, data: bytes) -> LoadedDocument:
+    from bs4 import BeautifulSoup
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # bs4 warns about markup that looks like a filename/URL
+        soup = BeautifulSoup(data, "html.parser")
+    title_tag = soup.find("title")
+    title = " ".join(title_tag.get_text(" ").split()) if title_tag else ""
+    if not title and (h1 := soup.find("h1")):
+        title = " ".join(h1.get_text(" ").split())
+    for tag in soup.find_all(_DROP_TAGS):
+        tag.decompose()
+    renderer = _HtmlRenderer()
+    try:
+        renderer.render(soup.body or soup)
+    except RecursionError:
+        raise LoadError("HTML nested too deeply to read; save the page as text and ingest that") from None
+    text = renderer.text()
+    if not text.strip():
+        raise LoadError("no readable text in HTML (empty page or all script?)")
+    return LoadedDocument(
+        source=str(path), title=title or path.stem, kind="html", pages=[Page(number=None, text=text)]
+    )

@@ -1,0 +1,1 @@
+"""Every prompt the product sends, one file each; read with `assistant.agent.prompts.render`."""
