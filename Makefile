@@ -9,7 +9,9 @@ CORPUS ?= $(SHARED)/corpus $(SHARED)/pdfs
 QUESTION ?= Which guidance strategy did human evaluators prefer in GLIDE?
 export RA_SHARED_DIR := $(SHARED)
 
-.PHONY: install system-deps demo test test-quick lint bench clean
+VLLM_VENV ?= .venv-vllm
+
+.PHONY: install system-deps vllm demo test test-quick lint bench clean
 
 $(BIN)/ra: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,11 +28,17 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bubblewrap; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq bubblewrap; fi; }
 
+# vLLM lives in its own venv (its pins clash with ours); on a GPU box: VLLM_PACKAGE=vllm make vllm
+vllm: $(VLLM_VENV)/bin/python
+
+$(VLLM_VENV)/bin/python: scripts/install-vllm.sh constraints.txt
+	bash scripts/install-vllm.sh $(VLLM_VENV)
+
 demo: install
 	$(BIN)/ra ingest $(CORPUS)
 	$(BIN)/ra search "$(QUESTION)" -k 3
 
-test: install system-deps
+test: install system-deps vllm
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
@@ -40,8 +48,14 @@ test-quick: install
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
+# Benchmarks recorded in docs/benchmarks.md (each prints JSON; some write docs/bench/*.json).
 bench: install
-	$(BIN)/python -m eval.bench.run_all
+	$(BIN)/python -m eval.bench.scifact
+	$(BIN)/python -m eval.bench.chunk_sizes
+	$(BIN)/python -m eval.bench.reingest
+	$(BIN)/python -m eval.bench.ann_recall --n 200000
+	$(BIN)/python -m eval.bench.scale --n 1000000
+	$(BIN)/python -m eval.bench.sandbox_overhead
 
 clean:
-	rm -rf $(VENV) .ra .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) .ra .pytest_cache

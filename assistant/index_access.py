@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from assistant.settings import Settings
-from index.ingest import IndexConfig
-from index.search import HybridIndex
+
+if TYPE_CHECKING:  # imported on use: `ra --help` and no-op commands stay fast
+    from index.ingest import IndexConfig
+    from index.search import HybridIndex
 
 
 def index_config(settings: Settings) -> IndexConfig:
+    from index.ingest import IndexConfig
+
     return IndexConfig(
         chunking=settings.index.chunking,
         embedding=settings.index.embedding,
@@ -18,4 +24,6 @@ def index_config(settings: Settings) -> IndexConfig:
 
 def open_index(settings: Settings) -> HybridIndex:
     """Open the committed index named by the settings; raises IndexNotFound with how to build one."""
+    from index.search import HybridIndex
+
     return HybridIndex(settings.index.dir, settings.retrieval, settings.index.embedding, settings.cache_dir)

@@ -29,3 +29,16 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if key.startswith("RA_") and key not in ("RA_SHARED_DIR", "RA_CACHE_DIR"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("RA_CONFIG", str(tmp_path / "no-such-ra.toml"))
+
+
+@pytest.fixture(scope="session")
+def seed_index(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seed corpus and the two PDFs ingested once per test session (real embeddings)."""
+    from assistant.index_access import index_config
+    from assistant.settings import load_settings
+    from index.ingest import ingest_paths
+
+    index_dir = tmp_path_factory.mktemp("seed") / "index"
+    settings = load_settings({"index": {"dir": index_dir}})
+    ingest_paths([shared / "corpus", shared / "pdfs"], index_dir, index_config(settings))
+    return index_dir

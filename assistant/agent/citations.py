@@ -7,7 +7,6 @@ exact substring of the passage, so `document_text[start:end] == quote` holds for
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -16,7 +15,8 @@ from assistant.agent.records import Citation, Evidence, Sentence
 
 MAX_QUOTE = 240
 _WORD = re.compile(r"\w+")
-_SEGMENT = re.compile(r"[^.!?\n]+(?:[.!?]+|$)")
+# A sentence ends at . ! or ? followed by a space (not inside "45.1") or at a line end.
+_SEGMENT = re.compile(r"[^\n]+?(?:[.!?]+(?=\s)|$)", re.MULTILINE)
 _STOP = frozenset(
     {
         *("a", "an", "and", "are", "as", "at", "be", "by", "did", "do", "does", "for", "from", "has"),
@@ -40,10 +40,24 @@ def best_quote(passage: str, claim: str, max_chars: int = MAX_QUOTE) -> tuple[in
             continue
         offset, segment = _best_window(offset, segment, target, max_chars)
         words = _words(segment)
-        score = len(words & target) / math.sqrt(len(words) + 1)
+        # Most shared words wins; among equals, the shorter sentence (the more specific quote).
+        score = len(words & target) - 0.01 * len(words)
         if score > best[0]:
             best = (score, offset, segment)
     return best[1], best[2]
+
+
+def key_sentences(evidence: Iterable[Evidence], query: str, n: int) -> list[tuple[int, str]]:
+    """The `n` sentences of all passages sharing most words with `query`, best first, with their
+    evidence ids: a small model answers better from a few focused lines than from whole passages."""
+    target = _words(query)
+    scored = []
+    for ev in evidence:
+        segments = [ev.text] if ev.kind == "computed" else [m.group() for m in _SEGMENT.finditer(ev.text)]
+        for seg in (" ".join(g.split()) for g in segments):
+            if seg:
+                scored.append((-len(_words(seg) & target), ev.id, seg[: MAX_QUOTE * 2]))
+    return [(ev_id, seg) for _, ev_id, seg in sorted(scored)[:n]]
 
 
 def _strip_span(offset: int, text: str) -> tuple[int, str]:
@@ -56,7 +70,8 @@ def _best_window(offset: int, segment: str, target: set[str], max_chars: int) ->
     if len(segment) <= max_chars:
         return offset, segment
     best = (-1, 0)
-    for w in _WORD.finditer(segment):
+    starts = [w for w in _WORD.finditer(segment) if w.group().lower() in target]  # begin at a claim word
+    for w in starts:
         window = segment[w.start() : w.start() + max_chars]
         hits = len(_words(window) & target)
         if hits > best[0]:

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from assistant.agent.citations import parse_sentences, render, resolve_citations, visible_text
+from assistant.agent.citations import key_sentences, parse_sentences, render, resolve_citations, visible_text
 from assistant.agent.config import AgentSettings
 from assistant.agent.prompts import prompt_text
 from assistant.agent.prompts import render as render_prompt
@@ -29,7 +29,7 @@ from assistant.agent.records import (
     StepFinished,
     StepStarted,
 )
-from assistant.agent.tools import Toolbox, format_evidence
+from assistant.agent.tools import ALREADY_SEARCHED, Toolbox, normalise_query
 from assistant.llm.client import Message
 
 if TYPE_CHECKING:
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 CHARS_PER_TOKEN = 3.5  # conservative for English prose with a BPE vocabulary
 _SHORT_OBSERVATION = 240  # what an old observation is cut to when the prompt is over budget
-_MIN_PASSAGE_CHARS = 200
 
 
 def step_schema(actions: Sequence[str]) -> dict[str, Any]:
@@ -70,6 +69,7 @@ def answer_schema(evidence_ids: Sequence[int]) -> dict[str, Any]:
                         "citations": {
                             "type": "array",
                             "minItems": 1,
+                            "maxItems": 3,
                             "items": {"type": "integer", "enum": list(evidence_ids)},
                         },
                     },
@@ -154,17 +154,26 @@ class _Run:
         self.timings: dict[str, float] = {"model_s": 0.0, "tools_s": 0.0}
         tool_lines = "\n".join(f"- {name}: {t.description}" for name, t in self.tools.items())
         system = render_prompt("react_system.md", tools=tool_lines, max_steps=self.cfg.max_steps)
-        self.turns = [
-            _Turn({"role": "system", "content": system}),
-            _Turn({"role": "user", "content": render_prompt("react_question.md", question=self.question)}),
-        ]
+        self.turns = [_Turn({"role": "system", "content": system})]
 
     # -- the run --------------------------------------------------------------------------------------
     def events(self) -> Iterator[Event]:
-        notes = ""
+        # The question is searched before the first model step. Its passages go into the question
+        # message rather than a scripted assistant turn, which a small model would only imitate.
         first = Step(0, prompt_text("first_thought.md"), "search", self.question)
         yield StepStarted(0)
-        yield StepFinished(self._act(first))
+        self._run_tool(first)
+        question = render_prompt(
+            "react_question.md",
+            question=self.question,
+            observation=first.observation,
+            max_steps=self.cfg.max_steps,
+        )
+        self.turns.append(_Turn({"role": "user", "content": question}, observation=True))
+        yield StepFinished(first)
+        notes = ""
+        repeats = 0
+        done: set[tuple[str, str]] = set()
         for index in range(1, self.cfg.max_steps + 1):
             yield StepStarted(index)
             step, error = self._decide(index)
@@ -177,27 +186,42 @@ class _Run:
                 self.steps.append(step)
                 yield StepFinished(step)
                 break
-            yield StepFinished(self._act(step))
+            key = (step.action, normalise_query(step.input))
+            repeated = key in done
+            done.add(key)
+            self._act(step, repeated)
+            yield StepFinished(step)
+            # A model that repeats a step it was told it already took is stuck: answer instead.
+            repeats = repeats + 1 if repeated or step.observation.startswith(ALREADY_SEARCHED) else 0
+            if repeats == 2:
+                break
         yield from self._answer(notes)
 
-    def _act(self, step: Step) -> Step:
-        """Run the step's tool and append the step and its observation to the transcript."""
+    def _run_tool(self, step: Step) -> None:
         t = time.perf_counter()
         step.observation = str(self.tools[step.action].invoke(step.input))
         step.tool_s = time.perf_counter() - t
         self.timings["tools_s"] += step.tool_s
         self.steps.append(step)
+
+    def _act(self, step: Step, repeated: bool = False) -> None:
+        """Run the step's tool (unless it repeats an earlier step) and append step and observation
+        to the transcript."""
+        if repeated and step.action != "search":  # the search tool answers repeats itself
+            step.observation = prompt_text("repeated_step.md")
+            self.steps.append(step)
+        else:
+            self._run_tool(step)
         reply = json.dumps({"thought": step.thought, "action": step.action, "input": step.input})
         observation = render_prompt(
             "observation.md",
             observation=step.observation,
-            step=step.index,
+            step=step.index + 1,
             max_steps=self.cfg.max_steps,
             question=self.question,
         )
         self.turns.append(_Turn({"role": "assistant", "content": reply}))
         self.turns.append(_Turn({"role": "user", "content": observation}, observation=True))
-        return step
 
     def _decide(self, index: int) -> tuple[Step | None, str | None]:
         """Ask for the next step, re-asking with the parse error after invalid replies."""
@@ -206,7 +230,8 @@ class _Run:
         error = ""
         for attempt in range(1, self.cfg.retries + 2):
             t = time.perf_counter()
-            raw = self.backend.complete(self._fit() + feedback, schema, max_tokens=self.cfg.step_max_tokens)
+            messages = self._fit(self.cfg.step_max_tokens) + feedback
+            raw = self.backend.complete(messages, schema, max_tokens=self.cfg.step_max_tokens)
             model_s = time.perf_counter() - t
             self.timings["model_s"] += model_s
             try:
@@ -223,10 +248,11 @@ class _Run:
             "try again, rephrase the question or use a larger model"
         )
 
-    def _fit(self) -> list[Message]:
-        """The transcript within the token budget: the oldest observations are shortened first."""
+    def _fit(self, reserve: int) -> list[Message]:
+        """The transcript within the token budget (less `reserve` for the reply); the oldest
+        observations are shortened first."""
         messages = [dict(t.message) for t in self.turns]
-        budget = self.cfg.context_tokens - self.cfg.step_max_tokens
+        budget = self.cfg.context_tokens - reserve
         for i, turn in enumerate(self.turns):
             if _tokens(messages) <= budget:
                 break
@@ -274,11 +300,10 @@ class _Run:
         yield FinalAnswer(self._finish(ABSTAIN_MESSAGE, abstained=True, error=message))
 
     def _answer_messages(self, evidence: list[Evidence], notes: str) -> list[Message]:
-        """Question and all evidence seen; passages are shortened evenly when they exceed the budget."""
-        budget_chars = (self.cfg.context_tokens - self.cfg.answer_max_tokens) * CHARS_PER_TOKEN - 1500
-        total = sum(len(ev.text) for ev in evidence)
-        cap = None if total <= budget_chars else max(_MIN_PASSAGE_CHARS, int(budget_chars / len(evidence)))
-        listed = "\n\n".join(format_evidence(ev, cap) for ev in evidence)
+        """A fresh, short prompt: the evidence sentences closest to the question, not the transcript,
+        since a small model answers better from a few focused lines."""
+        lines = key_sentences(evidence, self.question, self.cfg.answer_sentences)
+        listed = "\n".join(f"[{ev_id}] {sentence}" for ev_id, sentence in lines)
         user = render_prompt("answer_user.md", evidence=listed, notes=notes or "none", question=self.question)
         return [
             {"role": "system", "content": prompt_text("answer_system.md")},

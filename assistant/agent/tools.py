@@ -23,11 +23,18 @@ if TYPE_CHECKING:
 _SPAN_REF = re.compile(r"^(?P<source>.+)#(?P<start>\d+)-(?P<end>\d+)$")
 _NUMBER_REF = re.compile(r"^\[?(\d+)\]?$")
 _READ_MARGIN = 400  # characters of context around a "source#start-end" span
+ALREADY_SEARCHED = "You already ran the search"
 
 
 def normalise_query(query: str) -> str:
-    """Searches that differ only in case, punctuation or spacing count as the same search."""
-    return " ".join(re.findall(r"\w+", query.lower()))
+    """Searches that differ only in case, punctuation, spacing or word order count as the same search."""
+    return " ".join(sorted(set(re.findall(r"\w+", query.lower()))))
+
+
+def near_duplicate(a: str, b: str, threshold: float = 0.75) -> bool:
+    """Normalised queries sharing most of their words: a small model's paraphrase of an earlier search."""
+    wa, wb = set(a.split()), set(b.split())
+    return bool(wa and wb) and len(wa & wb) / len(wa | wb) >= threshold
 
 
 @dataclass
@@ -62,11 +69,9 @@ class Evidences:
         return len(self.items)
 
 
-def format_evidence(ev: Evidence, max_chars: int | None = None) -> str:
-    """`[n] file p.X (chunk id)` and the text on one line, whitespace collapsed, optionally shortened."""
+def format_evidence(ev: Evidence) -> str:
+    """`[n] file p.X (chunk id)` and the text on one line, whitespace collapsed."""
     text = " ".join(ev.text.split())
-    if max_chars is not None and len(text) > max_chars:
-        text = text[:max_chars].rstrip() + " …"
     ref = f" (chunk {ev.chunk_id})" if ev.chunk_id else ""
     return f"[{ev.id}] {ev.label()}{ref}: {text}"
 
@@ -97,11 +102,8 @@ class Toolbox:
         key = normalise_query(query)
         if not key:
             return "The search query is empty: search for keywords from the question."
-        if key in self.searched:
-            return (
-                f"You already ran the search '{query}'. Search for something different, "
-                "read a passage, or finish."
-            )
+        if any(near_duplicate(key, done) for done in self.searched):
+            return f"{ALREADY_SEARCHED} '{query}'. Search for something different, read a passage, or finish."
         self.searched.add(key)
         hits = self.index.search(query, k=self.k)
         if not hits:

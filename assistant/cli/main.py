@@ -11,7 +11,7 @@ from importlib.metadata import entry_points
 import typer
 from pydantic import ValidationError
 
-from assistant.cli import index_cmds, sandbox_cmd
+from assistant.cli import index_cmds, sandbox_cmd, serve_cmd
 from assistant.cli.common import console
 from index.errors import UserFacingError
 
@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 index_cmds.register(app)
 sandbox_cmd.register(app)
+serve_cmd.register(app)
 for plugin in entry_points(group="research_assistant.cli"):
     plugin.load()(app)
 

@@ -9,16 +9,17 @@ from __future__ import annotations
 import signal
 import time
 from types import FrameType
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from assistant.cli.common import console, fail, out
-from assistant.llm.llamacpp import LlamaCppServer
-from assistant.llm.models import resolve_model
-from assistant.llm.vllm_env import VLLMServer, hf_dir_for, vllm_python
 from assistant.settings import Settings, load_settings
 from index.errors import UserFacingError
+
+if TYPE_CHECKING:  # the LLM modules import httpx: keep them off `ra`'s start-up path
+    from assistant.llm.llamacpp import LlamaCppServer
+    from assistant.llm.vllm_env import VLLMServer
 
 Backend = Literal["vllm", "llamacpp"]
 
@@ -56,6 +57,10 @@ def serve(
 
 
 def _server(settings: Settings, backend: Backend, enforce_eager: bool) -> VLLMServer | LlamaCppServer:
+    from assistant.llm.llamacpp import LlamaCppServer
+    from assistant.llm.models import resolve_model
+    from assistant.llm.vllm_env import VLLMServer, hf_dir_for, vllm_python
+
     llm = settings.llm
     python = vllm_python(llm.vllm_python) if backend == "vllm" else None  # fail before any slow work
     resolved = resolve_model(llm.model, settings.cache_dir, llm.allow_download)
