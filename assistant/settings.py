@@ -18,6 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from assistant.agent.config import AgentSettings
 from index.config import ChunkingConfig, EmbeddingConfig, RetrievalConfig
 
 DEFAULT_INDEX_DIR = Path(".ra/index")
@@ -62,6 +63,7 @@ class Settings(BaseSettings):
     index: IndexSettings = IndexSettings()
     retrieval: RetrievalConfig = RetrievalConfig()
     llm: LLMSettings = LLMSettings()
+    agent: AgentSettings = AgentSettings()
     cache_dir: Path = Field(default_factory=default_cache_dir)
 
     @classmethod

@@ -36,7 +36,8 @@ class EmbeddingConfig(BaseModel):
 class DenseConfig(BaseModel):
     exact_max: int = Field(50_000, description="above this many vectors an approximate index is built")
     approximate: Literal["hnsw", "ivf"] = Field(
-        "ivf", description="ivf builds in about a minute at 1M vectors; hnsw queries faster but builds far slower"
+        "ivf",
+        description="ivf builds in about a minute at 1M vectors; hnsw queries faster but builds far slower",
     )
     hnsw_m: int = 32
     hnsw_ef_search: int = 128

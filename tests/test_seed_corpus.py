@@ -20,7 +20,9 @@ def norm(text: str) -> str:
 def test_known_fact_returns_its_passage(seed_index: Path, mode: str) -> None:
     index = open_index(load_settings({"index": {"dir": seed_index}}))
     quote = "They find that the latter is preferred by human evaluators for both photorealism and caption similarity"
-    hits = index.search("GLIDE classifier-free guidance preferred by human evaluators photorealism", k=5, mode=mode)
+    hits = index.search(
+        "GLIDE classifier-free guidance preferred by human evaluators photorealism", k=5, mode=mode
+    )
     match = [h for h in hits if norm(quote) in norm(h.chunk.text)]
     assert match, [h.chunk.text[:80] for h in hits]
     chunk = match[0].chunk
@@ -33,7 +35,11 @@ def test_known_fact_returns_its_passage(seed_index: Path, mode: str) -> None:
 @pytest.mark.parametrize(
     ("query", "phrase", "page"),
     [
-        ("Ablation study results on AutoScholarQuery test set and RealScholarQuery", "Table 8: Ablation study", 10),
+        (
+            "Ablation study results on AutoScholarQuery test set and RealScholarQuery",
+            "Table 8: Ablation study",
+            10,
+        ),
         ("We sequentially trained the Selector and Crawler", "We sequentially trained the Selector", 7),
     ],
 )

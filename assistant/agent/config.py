@@ -21,9 +21,3 @@ class AgentSettings(BaseModel):
         8, ge=1, description="evidence sentences closest to the question shown for the final answer"
     )
     observation_chars: int = Field(1500, ge=100, description="stdout/stderr kept in a python observation")
-
-
-def agent_settings(settings: object) -> AgentSettings:
-    """The `agent` section of the settings, or the defaults while `Settings` has no such section."""
-    found = getattr(settings, "agent", None)
-    return found if isinstance(found, AgentSettings) else AgentSettings()

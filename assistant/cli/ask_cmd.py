@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from assistant.agent.config import agent_settings
 from assistant.agent.records import (
     Answer,
     AnswerToken,
@@ -57,7 +56,7 @@ def ask(
     settings = _settings(index, llm, llm_url)
     idx = open_index(settings)  # fails fast, before a model is started, when there is no index
     with open_backend(settings) as backend:
-        agent = ResearchAgent(backend, idx, agent_settings(settings))
+        agent = ResearchAgent(backend, idx, settings.agent)
         answer = _show(agent.run(question), stream=not as_json, trace=trace)
     if as_json:
         print_json(answer.to_json())
@@ -75,7 +74,7 @@ def chat(index: IndexOpt = None, llm: LLMOpt = None, llm_url: URLOpt = None, tra
     idx = open_index(settings)
     console.print("starting the model...")
     with open_backend(settings) as backend:
-        session = ChatSession(ResearchAgent(backend, idx, agent_settings(settings)))
+        session = ChatSession(ResearchAgent(backend, idx, settings.agent))
         console.print("ask a question (/new starts over, /exit quits)")
         while (line := _read_line()) is not None:
             if line in ("/exit", "/quit"):

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from assistant.agent.backends import open_backend
-from assistant.agent.config import agent_settings
 from assistant.agent.loop import ResearchAgent, final_answer
 from assistant.agent.records import Answer
 from assistant.index_access import open_index
@@ -134,7 +133,7 @@ def main() -> None:
         args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
     with open_backend(settings) as backend:
-        rows = run(items, ResearchAgent(backend, index, agent_settings(settings)), index, save)
+        rows = run(items, ResearchAgent(backend, index, settings.agent), index, save)
     print(json.dumps(summarise(rows), indent=2))
 
 

@@ -22,8 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from langchain_core.embeddings import Embeddings
 
-from eval.beir import Run, corpus_documents, evaluate_run, load_beir, max_passage
+from eval.beir import BeirData, Run, corpus_documents, evaluate_run, load_beir, max_passage
 from index.config import ChunkingConfig, EmbeddingConfig, FusionConfig, RetrievalConfig
 from index.fusion import reciprocal_rank_fusion, weighted_score_fusion
 from index.ingest import IndexConfig, indexed_text, ingest_documents
@@ -103,10 +104,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/bench/scifact.json"))
     parser.add_argument("--index", type=Path, default=None, help="reuse this index dir (default: temp)")
     parser.add_argument("--skip-langchain", action="store_true")
+    parser.add_argument(
+        "--only", default="throughput,ours,rank-bm25,langchain,sweep", help="comma-separated parts to (re)run"
+    )
     args = parser.parse_args()
     base = args.shared / "bench" / "scifact"
     data = load_beir(base / "corpus.jsonl", base / "queries.jsonl", base / "qrels" / "train.tsv")
+    parts = set(args.only.split(","))
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
     results: dict = {
+        **previous,
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
         "documents": len(data.corpus),
@@ -130,24 +137,75 @@ def main() -> None:
     results["ingest"] = {"seconds": round(report.seconds, 1), "chunks_embedded": report.chunks_embedded}
 
     # embedding throughput: our embedder vs plain SentenceTransformer.encode on the same chunk texts
-    from index.embeddings import load_embedder
-
-    ours = load_embedder(config.embedding, cache_dir)
-    sample = texts[:1000]
-    t0 = time.perf_counter()
-    ours.embed_documents(sample)
-    ours_s = time.perf_counter() - t0
     from sentence_transformers import SentenceTransformer
 
-    from index.embeddings import resolve_model_path
+    from index.embeddings import load_embedder, resolve_model_path
 
     st = SentenceTransformer(resolve_model_path(config.embedding.model, False), device="cpu")
+    if "throughput" in parts:
+        results["embedding_throughput"] = embedding_throughput(
+            texts[:1000], load_embedder(config.embedding, cache_dir), st
+        )
+        print(json.dumps(results["embedding_throughput"]), flush=True)
+
+    systems: dict[str, dict] = results.get("systems", {})
+    if "ours" in parts:
+        for mode in ("hybrid", "dense", "bm25"):
+            run, lat = timed_run(ours_search(hybrid, mode), data.queries)
+            systems[f"ra {mode}"] = {**evaluate_run(run, data.qrels), **lat}
+            print(json.dumps({f"ra {mode}": systems[f"ra {mode}"]}), flush=True)
+
+    # 3. rank-bm25 alone (same chunks, same tokenizer, same k1/b)
+
+    from index.sparse import Tokenizer
+
+    tok = Tokenizer(stem=retrieval.bm25.stem)
+    if "rank-bm25" in parts:
+        systems["rank-bm25 BM25Okapi"] = rank_bm25_system(texts, sources, tok, retrieval, data)
+        print(json.dumps({"rank-bm25 BM25Okapi": systems["rank-bm25 BM25Okapi"]}), flush=True)
+
+    # 4. LangChain EnsembleRetriever (BM25Retriever + FAISS vector store), same chunks and model
+    if "langchain" in parts and not args.skip_langchain:
+        vectors = np.load(hybrid.generation_dir / "vectors.npy")
+        systems["LangChain EnsembleRetriever"] = langchain_ensemble(texts, sources, vectors, st, tok, data)
+        print(json.dumps({"LangChain EnsembleRetriever": systems["LangChain EnsembleRetriever"]}), flush=True)
+
+    # 5. fusion sweep on precomputed rankings (tune half A, check half B)
+    if "sweep" in parts:
+        results["fusion_sweep_top10"] = sweep_fusion(hybrid, sources, data)
+    results["fusion_defaults"] = FusionConfig().model_dump()
+    results["systems"] = systems
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+def sweep_fusion(hybrid: HybridIndex, sources: list[str], data: BeirData) -> list[dict]:
+    tune, check = split_queries(data.queries)
+    dense_r = {
+        q: tuple(a.tolist() for a in hybrid.rank_dense(t, DEPTH_CHUNKS)) for q, t in data.queries.items()
+    }
+    sparse_r = {
+        q: tuple(a.tolist() for a in hybrid.rank_bm25(t, DEPTH_CHUNKS)) for q, t in data.queries.items()
+    }
+    return fusion_sweep(dense_r, sparse_r, lambda r: sources[r], data.qrels, tune, check)[:10]  # type: ignore[arg-type]
+
+
+def ours_search(hybrid: HybridIndex, mode: str) -> Callable[[str, int], list[tuple[str, float]]]:
+    return lambda q, n: [(h.chunk.source, h.score) for h in hybrid.search(q, k=n, mode=mode)]  # type: ignore[arg-type]
+
+
+def embedding_throughput(sample: list[str], ours, st) -> dict:  # type: ignore[no-untyped-def]
+    """Chunks/s of this project's embedder vs plain SentenceTransformer.encode (batch 32) on the same texts."""
+    ours.embed_documents(sample[:32])  # warm-up
     t0 = time.perf_counter()
-    st_vectors_sample = st.encode(sample, batch_size=32, normalize_embeddings=True)
+    ours_vectors = ours.embed_documents(sample)
+    ours_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    st_vectors = st.encode(sample, batch_size=32, normalize_embeddings=True)
     st_s = time.perf_counter() - t0
-    ours_vectors_sample = ours.embed_documents(sample)
-    cos = np.sum(st_vectors_sample * ours_vectors_sample, axis=1)
-    results["embedding_throughput"] = {
+    cos = np.sum(st_vectors * ours_vectors, axis=1)
+    return {
         "chunks": len(sample),
         "ours_backend": ours.backend,
         "ours_chunks_per_s": round(len(sample) / ours_s, 1),
@@ -156,24 +214,11 @@ def main() -> None:
         "cosine_min": round(float(cos.min()), 4),
         "cosine_mean": round(float(cos.mean()), 4),
     }
-    print(json.dumps(results["embedding_throughput"]), flush=True)
 
-    # 2. this project's three modes
-    def ours_search(mode: str) -> Callable[[str, int], list[tuple[str, float]]]:
-        return lambda q, n: [(h.chunk.source, h.score) for h in hybrid.search(q, k=n, mode=mode)]  # type: ignore[arg-type]
 
-    systems: dict[str, dict] = {}
-    for mode in ("hybrid", "dense", "bm25"):
-        run, lat = timed_run(ours_search(mode), data.queries)
-        systems[f"ra {mode}"] = {**evaluate_run(run, data.qrels), **lat}
-        print(json.dumps({f"ra {mode}": systems[f"ra {mode}"]}), flush=True)
-
-    # 3. rank-bm25 alone (same chunks, same tokenizer, same k1/b)
+def rank_bm25_system(texts, sources, tok, retrieval, data) -> dict:  # type: ignore[no-untyped-def]
     from rank_bm25 import BM25Okapi
 
-    from index.sparse import Tokenizer
-
-    tok = Tokenizer(stem=retrieval.bm25.stem)
     okapi = BM25Okapi([tok.tokenize(t) for t in texts], k1=retrieval.bm25.k1, b=retrieval.bm25.b)
 
     def okapi_search(q: str, n: int) -> list[tuple[str, float]]:
@@ -182,30 +227,7 @@ def main() -> None:
         return [(sources[i], float(scores[i])) for i in top if scores[i] > 0]
 
     run, lat = timed_run(okapi_search, data.queries)
-    systems["rank-bm25 BM25Okapi"] = {**evaluate_run(run, data.qrels), **lat}
-    print(json.dumps({"rank-bm25 BM25Okapi": systems["rank-bm25 BM25Okapi"]}), flush=True)
-
-    # 4. LangChain EnsembleRetriever (BM25Retriever + FAISS vector store), same chunks and model
-    if not args.skip_langchain:
-        vectors = np.load(hybrid.generation_dir / "vectors.npy")
-        systems["LangChain EnsembleRetriever"] = langchain_ensemble(texts, sources, vectors, st, tok, data)
-        print(json.dumps({"LangChain EnsembleRetriever": systems["LangChain EnsembleRetriever"]}), flush=True)
-
-    # 5. fusion sweep on precomputed rankings (tune half A, check half B)
-    tune, check = split_queries(data.queries)
-    dense_r = {
-        q: tuple(a.tolist() for a in hybrid.rank_dense(t, DEPTH_CHUNKS)) for q, t in data.queries.items()
-    }
-    sparse_r = {
-        q: tuple(a.tolist() for a in hybrid.rank_bm25(t, DEPTH_CHUNKS)) for q, t in data.queries.items()
-    }
-    sweep = fusion_sweep(dense_r, sparse_r, lambda r: sources[r], data.qrels, tune, check)  # type: ignore[arg-type]
-    results["fusion_defaults"] = FusionConfig().model_dump()
-    results["fusion_sweep_top10"] = sweep[:10]
-    results["systems"] = systems
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    return {**evaluate_run(run, data.qrels), **lat}
 
 
 def langchain_ensemble(texts, sources, vectors, st, tok, data) -> dict:  # type: ignore[no-untyped-def]
@@ -247,7 +269,7 @@ def langchain_ensemble(texts, sources, vectors, st, tok, data) -> dict:  # type:
     return {**evaluate_run(run, data.qrels), **percentiles(lat)}
 
 
-class _LangChainST:
+class _LangChainST(Embeddings):
     """LangChain `Embeddings` over the already loaded SentenceTransformer (same model, torch path)."""
 
     def __init__(self, st) -> None:  # type: ignore[no-untyped-def]
