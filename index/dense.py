@@ -112,7 +112,16 @@ class DenseIndex:
         if k <= 0:
             empty = np.zeros((0,) if single else (len(queries), 0))
             return empty.astype(np.int64), empty.astype(np.float32)
-        scores, ids = self.index.search(queries, k)
+        if len(queries) == 1:
+            # one query: OpenMP fan-out costs more than it saves (2.0 vs 3.3 ms on 14k vectors, 2 cores)
+            threads = faiss.omp_get_max_threads()
+            faiss.omp_set_num_threads(1)
+            try:
+                scores, ids = self.index.search(queries, k)
+            finally:
+                faiss.omp_set_num_threads(threads)
+        else:
+            scores, ids = self.index.search(queries, k)
         ids = ids.astype(np.int64, copy=False)
         if single:
             keep = ids[0] >= 0

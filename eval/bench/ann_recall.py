@@ -64,7 +64,7 @@ def main() -> None:
     p.add_argument("--centres", type=int, default=2000)
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--approximate", choices=["hnsw", "ivf"], default="hnsw")
+    p.add_argument("--approximate", choices=["hnsw", "ivf"], default="ivf")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
 

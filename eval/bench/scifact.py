@@ -38,19 +38,27 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     return {"p50_ms": round(statistics.median(ms), 3), "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 3)}
 
 
-def timed_run(
-    search: Callable[[str, int], list[tuple[str, float]]], queries: dict[str, str], k_latency: int = 10
-) -> tuple[Run, dict[str, float]]:
-    """Quality run at full depth, then a separate latency pass at k=10 (what an interactive user asks)."""
-    run = {qid: max_passage(search(text, DEPTH_CHUNKS), 100) for qid, text in queries.items()}
+def latency(search: Callable[[str, int], object], queries: dict[str, str], k: int = 10) -> dict[str, float]:
+    """Per-query latency at k=10 (what an interactive user asks), after a 20-query warm-up."""
     for text in list(queries.values())[:20]:
-        search(text, k_latency)  # warm-up
+        search(text, k)
     lat = []
     for text in queries.values():
         t0 = time.perf_counter()
-        search(text, k_latency)
+        search(text, k)
         lat.append(time.perf_counter() - t0)
-    return run, percentiles(lat)
+    return percentiles(lat)
+
+
+def scored(
+    search: Callable[[str, int], list[tuple[str, float]]], data: BeirData, quality: bool
+) -> dict[str, float]:
+    """Quality at full depth (unless latency-only), then latency."""
+    metrics: dict[str, float] = {}
+    if quality:
+        run = {qid: max_passage(search(text, DEPTH_CHUNKS), 100) for qid, text in data.queries.items()}
+        metrics = evaluate_run(run, data.qrels)
+    return {**metrics, **latency(search, data.queries)}
 
 
 def split_queries(queries: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -105,6 +113,9 @@ def main() -> None:
     parser.add_argument("--index", type=Path, default=None, help="reuse this index dir (default: temp)")
     parser.add_argument("--skip-langchain", action="store_true")
     parser.add_argument(
+        "--latency-only", action="store_true", help="re-time queries, keep the recorded quality numbers"
+    )
+    parser.add_argument(
         "--only", default="throughput,ours,rank-bm25,langchain,sweep", help="comma-separated parts to (re)run"
     )
     args = parser.parse_args()
@@ -151,8 +162,10 @@ def main() -> None:
     systems: dict[str, dict] = results.get("systems", {})
     if "ours" in parts:
         for mode in ("hybrid", "dense", "bm25"):
-            run, lat = timed_run(ours_search(hybrid, mode), data.queries)
-            systems[f"ra {mode}"] = {**evaluate_run(run, data.qrels), **lat}
+            systems[f"ra {mode}"] = {
+                **systems.get(f"ra {mode}", {}),
+                **scored(ours_search(hybrid, mode), data, not args.latency_only),
+            }
             print(json.dumps({f"ra {mode}": systems[f"ra {mode}"]}), flush=True)
 
     # 3. rank-bm25 alone (same chunks, same tokenizer, same k1/b)
@@ -161,13 +174,19 @@ def main() -> None:
 
     tok = Tokenizer(stem=retrieval.bm25.stem)
     if "rank-bm25" in parts:
-        systems["rank-bm25 BM25Okapi"] = rank_bm25_system(texts, sources, tok, retrieval, data)
+        systems["rank-bm25 BM25Okapi"] = {
+            **systems.get("rank-bm25 BM25Okapi", {}),
+            **rank_bm25_system(texts, sources, tok, retrieval, data, not args.latency_only),
+        }
         print(json.dumps({"rank-bm25 BM25Okapi": systems["rank-bm25 BM25Okapi"]}), flush=True)
 
     # 4. LangChain EnsembleRetriever (BM25Retriever + FAISS vector store), same chunks and model
     if "langchain" in parts and not args.skip_langchain:
         vectors = np.load(hybrid.generation_dir / "vectors.npy")
-        systems["LangChain EnsembleRetriever"] = langchain_ensemble(texts, sources, vectors, st, tok, data)
+        systems["LangChain EnsembleRetriever"] = {
+            **systems.get("LangChain EnsembleRetriever", {}),
+            **langchain_ensemble(texts, sources, vectors, st, tok, data, not args.latency_only),
+        }
         print(json.dumps({"LangChain EnsembleRetriever": systems["LangChain EnsembleRetriever"]}), flush=True)
 
     # 5. fusion sweep on precomputed rankings (tune half A, check half B)
@@ -216,7 +235,7 @@ def embedding_throughput(sample: list[str], ours, st) -> dict:  # type: ignore[n
     }
 
 
-def rank_bm25_system(texts, sources, tok, retrieval, data) -> dict:  # type: ignore[no-untyped-def]
+def rank_bm25_system(texts, sources, tok, retrieval, data, quality) -> dict:  # type: ignore[no-untyped-def]
     from rank_bm25 import BM25Okapi
 
     okapi = BM25Okapi([tok.tokenize(t) for t in texts], k1=retrieval.bm25.k1, b=retrieval.bm25.b)
@@ -226,11 +245,10 @@ def rank_bm25_system(texts, sources, tok, retrieval, data) -> dict:  # type: ign
         top = np.argsort(-scores)[:n]
         return [(sources[i], float(scores[i])) for i in top if scores[i] > 0]
 
-    run, lat = timed_run(okapi_search, data.queries)
-    return {**evaluate_run(run, data.qrels), **lat}
+    return scored(okapi_search, data, quality)
 
 
-def langchain_ensemble(texts, sources, vectors, st, tok, data) -> dict:  # type: ignore[no-untyped-def]
+def langchain_ensemble(texts, sources, vectors, st, tok, data, quality) -> dict:  # type: ignore[no-untyped-def]
     """LangChain's recipe on the same chunks: BM25Retriever + FAISS store, equal-weight RRF.
 
     The FAISS store gets the chunk vectors this project computed (int8 ONNX of the same model, cosine
@@ -248,25 +266,18 @@ def langchain_ensemble(texts, sources, vectors, st, tok, data) -> dict:  # type:
     bm25 = BM25Retriever.from_texts(texts, metadatas=metadatas, preprocess_func=tok.tokenize)
 
     def make(k: int) -> EnsembleRetriever:
-        bm25.k = k
         return EnsembleRetriever(
-            retrievers=[bm25, store.as_retriever(search_kwargs={"k": k})], weights=[0.5, 0.5]
+            retrievers=[bm25.model_copy(update={"k": k}), store.as_retriever(search_kwargs={"k": k})],
+            weights=[0.5, 0.5],
         )
 
-    deep = make(DEPTH_CHUNKS)
-    run = {
-        qid: max_passage(((d.metadata["source"], 1.0) for d in deep.invoke(text)), 100)
-        for qid, text in data.queries.items()
-    }
-    shallow = make(10)
-    for text in list(data.queries.values())[:20]:
-        shallow.invoke(text)
-    lat = []
-    for text in data.queries.values():
-        t0 = time.perf_counter()
-        shallow.invoke(text)
-        lat.append(time.perf_counter() - t0)
-    return {**evaluate_run(run, data.qrels), **percentiles(lat)}
+    deep, shallow = make(DEPTH_CHUNKS), make(10)
+
+    def search(text: str, n: int) -> list[tuple[str, float]]:
+        retriever = shallow if n <= 10 else deep
+        return [(d.metadata["source"], 1.0) for d in retriever.invoke(text)]
+
+    return scored(search, data, quality)
 
 
 class _LangChainST(Embeddings):
