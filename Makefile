@@ -37,6 +37,7 @@ $(VLLM_VENV)/bin/python: scripts/install-vllm.sh constraints.txt
 demo: install
 	$(BIN)/ra ingest $(CORPUS)
 	$(BIN)/ra search "$(QUESTION)" -k 3
+	$(BIN)/ra ask "$(QUESTION)"
 
 test: install system-deps vllm
 	$(BIN)/ruff check .
