@@ -7,25 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from assistant.cli.common import console, out, print_json
+from assistant.cli.common import print_report, progress_bar
 from assistant.cli.index_cmds import IndexOpt, JsonOpt, ModeOpt, RichIngestProgress, settings_from_flags
 from assistant.index_access import index_config, open_index
 
 eval_app = typer.Typer(help="Evaluate retrieval and answers.", no_args_is_help=True)
-
-
-def _progress(disable: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description:>9}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=disable,
-    )
 
 
 @eval_app.command("retrieval")
@@ -47,7 +34,7 @@ def retrieval(
     if index is None:
         key = hashlib.sha256(str(corpus.resolve()).encode()).hexdigest()[:12]
         settings = settings_from_flags(settings.cache_dir / "beir" / key, mode=mode)
-    with _progress(as_json) as bar:
+    with progress_bar(as_json) as bar:
         report = ingest_documents(
             corpus_documents(data.corpus),
             settings.index.dir,
@@ -68,11 +55,7 @@ def retrieval(
     if run_out:
         write_trec_run(run, run_out, tag=f"ra-{chosen}")
         summary["run_file"] = str(run_out)
-    if as_json:
-        print_json(summary)
-        return
-    for key, value in summary.items():
-        out.print(f"{key:>14}: {value}", highlight=False)
+    print_report(summary, as_json)
 
 
 def register(app: typer.Typer) -> None:

@@ -116,7 +116,10 @@ def test_output_contract(which, request) -> None:
     # length-sorted batching must hand rows back in input order
     singles = np.stack([emb.embed_query(t) for t in texts])
     assert np.all(np.argmax(out @ singles.T, axis=1) == [0, 1, 2])
-    np.testing.assert_allclose(np.einsum("ij,ij->i", out, singles), 1.0, atol=2e-3)
+    # dynamic int8 scales activations per batch, so a text's vector moves a little with its batch mates;
+    # that drift is held to the export gate (torch only differs by padding arithmetic)
+    tolerance = 1 - embeddings.MIN_COSINE if which == "onnx_embedder" else 2e-3
+    np.testing.assert_allclose(np.einsum("ij,ij->i", out, singles), 1.0, atol=tolerance)
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 console = Console(stderr=True)
 out = Console()
@@ -22,3 +23,26 @@ def fail(message: str, code: int = 1) -> NoReturn:
 def print_json(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
     sys.stdout.flush()
+
+
+def print_report(payload: dict[str, Any], as_json: bool) -> None:
+    """A flat summary: JSON for scripts, aligned `key: value` lines for people."""
+    if as_json:
+        print_json(payload)
+        return
+    width = max((len(k) for k in payload), default=0)
+    for key, value in payload.items():
+        out.print(f"{key:>{width}}: {value}", highlight=False)
+
+
+def progress_bar(disable: bool) -> Progress:
+    """The progress bar of long commands; on stderr so that `--json` output stays clean."""
+    return Progress(
+        TextColumn("{task.description:>9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=disable,
+    )

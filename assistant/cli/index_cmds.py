@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
-from assistant.cli.common import console, fail, out, print_json
+from assistant.cli.common import console, fail, out, print_json, print_report, progress_bar
 from assistant.index_access import index_config, open_index
 from assistant.settings import Settings, load_settings
 
@@ -66,16 +66,7 @@ def ingest(
     from index.ingest import ingest_paths
 
     settings = settings_from_flags(index)
-    bar = Progress(
-        TextColumn("{task.description:>9}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=as_json,
-    )
-    with bar:
+    with progress_bar(as_json) as bar:
         report = ingest_paths(
             paths,
             settings.index.dir,
@@ -138,12 +129,7 @@ index_app = typer.Typer(help="Inspect the index.", no_args_is_help=True)
 @index_app.command("stats")
 def stats(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     """Files, pages, chunks, embedding model and size of the index."""
-    info = open_index(settings_from_flags(index)).stats()
-    if as_json:
-        print_json(info)
-        return
-    for key, value in info.items():
-        out.print(f"{key:>16}: {value}", highlight=False)
+    print_report(open_index(settings_from_flags(index)).stats(), as_json)
 
 
 def register(app: typer.Typer) -> None:

@@ -19,11 +19,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 
 from assistant.llm.client import ChatClient
 from assistant.llm.llamacpp_serve import DEFAULT_CTX, cpu_threads
 from assistant.llm.models import ResolvedModel
+from assistant.llm.server import ManagedServer
 from index.errors import UserFacingError
 
 
@@ -31,7 +31,7 @@ class LLMStartError(UserFacingError):
     """The embedded server did not come up; the message names its log."""
 
 
-class LlamaCppServer:
+class LlamaCppServer(ManagedServer):
     """Start with `with LlamaCppServer(model) as srv: ChatClient(srv.base_url, srv.model_name)`."""
 
     def __init__(
@@ -149,19 +149,6 @@ class LlamaCppServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def __enter__(self) -> LlamaCppServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def _last_line(path: Path) -> str:

@@ -24,11 +24,11 @@ import tempfile
 import time
 from collections import deque
 from pathlib import Path
-from types import TracebackType
 
 from assistant.llm.client import ChatClient
 from assistant.llm.llamacpp_serve import cpu_threads
 from assistant.llm.models import PACKAGED, ResolvedModel
+from assistant.llm.server import ManagedServer
 from index.errors import UserFacingError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -123,7 +123,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-class VLLMServer:
+class VLLMServer(ManagedServer):
     """`with VLLMServer(python, hf_dir, name) as srv: ChatClient(srv.base_url, srv.model_name)`."""
 
     def __init__(
@@ -234,19 +234,6 @@ class VLLMServer:
             except subprocess.TimeoutExpired:
                 continue
         proc.wait()
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def __enter__(self) -> VLLMServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def _die_with_parent() -> None:
