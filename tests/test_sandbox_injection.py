@@ -130,3 +130,26 @@ def test_real_model_reading_the_injection_changes_nothing_outside(hostile_corpus
     assert answer.text  # the run completed
     assert "s3cr3t-token" not in json.dumps(answer.to_json())
     assert_nothing_escaped(victim, listener)
+
+
+@pytest.mark.slow
+def test_a_snippet_found_by_search_runs_verbatim_in_the_sandbox(tmp_path: Path) -> None:
+    from assistant.agent.tools import Toolbox
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "dpo.md").write_text(
+        "# DPO loss\n\nThe DPO section gives this snippet for the implicit reward margin:\n\n"
+        "```python\nimport numpy as np\nbeta = 0.1\nfor margin in (1.0, 2.0):\n"
+        "    print(round(float(np.log1p(np.exp(-beta * margin))), 4))\n```\n"
+    )
+    (corpus / "ppo.md").write_text("# PPO\n\nProximal Policy Optimization clips the policy ratio.\n")
+    settings = load_settings({"index": {"dir": tmp_path / "idx"}})
+    ingest_paths([corpus], settings.index.dir, index_config(settings))
+    tools = Toolbox(open_index(settings), k=2, sandbox=True)
+    observation = tools.search("snippet in the DPO section")
+    assert "section 'DPO loss'" in observation
+    code = observation.split("):\n```\n")[1].split("\n```")[0]
+    assert "    print(" in code  # indentation survived
+    result = tools.python(code)
+    assert "0.6444" in result and "0.5981" in result

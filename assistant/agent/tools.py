@@ -76,6 +76,16 @@ def format_evidence(ev: Evidence) -> str:
     return f"[{ev.id}] {ev.label()}{ref}: {text}"
 
 
+def format_passage(ev: Evidence, chunk: Chunk) -> str:
+    """A passage line, plus its code blocks verbatim (collapsing whitespace would break the code), so the
+    agent can hand a snippet from the documents to the python tool as it stands."""
+    blocks = [
+        f"code block ({b.get('lang') or 'text'}, section '{chunk.section}'):\n```\n{b['code']}\n```"
+        for b in chunk.meta.get("code", [])
+    ]
+    return "\n".join([format_evidence(ev), *blocks])
+
+
 class Toolbox:
     """search / read / python / finish over one index; remembers the searches already run."""
 
@@ -108,7 +118,7 @@ class Toolbox:
         hits = self.index.search(query, k=self.k)
         if not hits:
             return "No passages matched."
-        return "\n".join(format_evidence(self.evidence.add_chunk(h.chunk)) for h in hits)
+        return "\n".join(format_passage(self.evidence.add_chunk(h.chunk), h.chunk) for h in hits)
 
     def read(self, ref: str) -> str:
         """Context around a passage: its number [n], its chunk id, or `source#start-end`."""
@@ -123,7 +133,7 @@ class Toolbox:
         chunks = self.index.neighbours(ref, before=1, after=1)
         if not chunks:
             return f"No passage has the id '{ref}': use a passage number like 3 or a chunk id from a search."
-        return "\n".join(format_evidence(self.evidence.add_chunk(c)) for c in chunks)
+        return "\n".join(format_passage(self.evidence.add_chunk(c), c) for c in chunks)
 
     def python(self, code: str) -> str:
         """Run code in the sandbox; a successful printout becomes citable computed evidence."""
