@@ -119,6 +119,12 @@ class HybridIndex:
             found = self._db.execute(f"SELECT * FROM chunks WHERE row IN ({marks})", rows).fetchall()
         return {r["row"]: row_to_chunk(r) for r in found}
 
+    def all_chunks(self) -> list[Chunk]:
+        """Every chunk in row order (the order of the dense and BM25 rows); for benchmarks and exports."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM chunks ORDER BY row").fetchall()
+        return [row_to_chunk(r) for r in rows]
+
     def get_chunk(self, chunk_id: str) -> Chunk | None:
         row = self._query_one("SELECT * FROM chunks WHERE chunk_id = ?", (chunk_id,))
         return row_to_chunk(row) if row else None

@@ -138,10 +138,7 @@ def main() -> None:
     # 1. ingest (this project's path: chunk + int8 ONNX embeddings + BM25 + FAISS)
     report = ingest_documents(corpus_documents(data.corpus), index_dir, config)
     hybrid = HybridIndex(index_dir, retrieval, config.embedding, cache_dir)
-    rows = list(hybrid._db.execute("SELECT * FROM chunks ORDER BY row"))
-    from index.ingest import row_to_chunk
-
-    chunks = [row_to_chunk(r) for r in rows]
+    chunks = hybrid.all_chunks()
     texts = [indexed_text(c) for c in chunks]
     sources = [c.source for c in chunks]
     results["chunks"] = len(chunks)
