@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install -q -c constraints.txt
 SHARED ?= $(or $(RA_SHARED_DIR),../shared)
 CORPUS ?= $(SHARED)/corpus $(SHARED)/pdfs
-QUESTION ?= Which guidance strategy did human evaluators prefer in GLIDE?
+QUESTION ?= How many instruction-following demonstrations was Stanford's Alpaca 7B fine-tuned on?
 export RA_SHARED_DIR := $(SHARED)
 
 VLLM_VENV ?= .venv-vllm
