@@ -123,6 +123,28 @@ def indexed_text(chunk: Chunk) -> str:
     return f"{head}\n{chunk.text}" if head else chunk.text
 
 
+@dataclass
+class _Previous:
+    """The committed index a new ingest builds on, and what of it can be reused as is."""
+
+    manifest: Manifest | None
+    same_chunking: bool
+
+    def reusable(self, key: str) -> bool:
+        """The file's chunks and vectors can be copied (it was indexed with the current chunker)."""
+        return self.same_chunking and self.manifest is not None and key in self.manifest.files
+
+    def unchanged(self, key: str, sha256: str) -> bool:
+        return self.reusable(key) and self.manifest.files[key].sha256 == sha256  # type: ignore[union-attr]
+
+
+def _previous(index_dir: Path, config: IndexConfig, rebuild: bool = False) -> _Previous:
+    old = None if rebuild else read_manifest(index_dir)
+    if old is not None:
+        check_embedding(old, config.embedding.model, index_dir)
+    return _Previous(old, old is not None and old.chunking == config.chunking.model_dump())
+
+
 def ingest_paths(
     paths: Sequence[Path],
     index_dir: Path,
@@ -140,10 +162,8 @@ def ingest_paths(
     progress = progress or NullProgress()
     t0 = time.perf_counter()
     report = IngestReport(index_dir=str(index_dir))
-    old = None if rebuild else read_manifest(index_dir)
-    if old is not None:
-        check_embedding(old, config.embedding.model, index_dir)
-    same_chunking = old is not None and old.chunking == config.chunking.model_dump()
+    prev = _previous(index_dir, config, rebuild)
+    old, same_chunking = prev.manifest, prev.same_chunking
 
     candidates: dict[str, Path] = {}
     for path, reason in iter_files(paths):
@@ -167,8 +187,7 @@ def ingest_paths(
     progress.start("reading", len(candidates))
     for key, path in candidates.items():
         digest = sha256_file(path)
-        previous = old.files.get(key) if old else None
-        if previous is not None and same_chunking and previous.sha256 == digest:
+        if prev.unchanged(key, digest):
             keep.add(key)
             report.unchanged += 1
         else:
@@ -176,7 +195,7 @@ def ingest_paths(
                 doc = load_document(path)
             except LoadError as exc:
                 report.skipped.append((key, str(exc)))
-                if previous is not None and same_chunking:
+                if prev.reusable(key):
                     keep.add(key)  # a now-unreadable file keeps its last good version
             else:
                 doc.source = key
@@ -199,20 +218,16 @@ def ingest_documents(
     progress = progress or NullProgress()
     t0 = time.perf_counter()
     report = IngestReport(index_dir=str(index_dir))
-    old = read_manifest(index_dir)
-    if old is not None:
-        check_embedding(old, config.embedding.model, index_dir)
-    same_chunking = old is not None and old.chunking == config.chunking.model_dump()
+    prev = _previous(index_dir, config)
     keep: set[str] = set()
     new_docs: list[SourceDoc] = []
     for sd in docs:
-        previous = old.files.get(sd.key) if old else None
-        if previous is not None and same_chunking and previous.sha256 == sd.sha256:
+        if prev.unchanged(sd.key, sd.sha256):
             keep.add(sd.key)
             report.unchanged += 1
         else:
             new_docs.append(sd)
-    _apply(index_dir, old, keep, new_docs, config, report, progress)
+    _apply(index_dir, prev.manifest, keep, new_docs, config, report, progress)
     report.seconds = time.perf_counter() - t0
     return report
 
