@@ -55,6 +55,20 @@ class LLMSettings(BaseModel):
     max_model_len: int = 4096
 
 
+class GroundingSettings(BaseModel):
+    """The grounding (faithfulness) checker used for support badges, abstention and `ra eval`."""
+
+    checker: str = Field(
+        "minilm", description="checker name: minilm (local, CPU), llm (judge via the LLM), none"
+    )
+    threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="decision threshold; None uses the checker's calibrated one"
+    )
+    weak_margin: float = Field(
+        0.15, ge=0.0, le=1.0, description="scores this far below the threshold are weak"
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable; nested sections map to `[index]`, `[retrieval]`... tables in ra.toml."""
 
@@ -64,6 +78,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalConfig = RetrievalConfig()
     llm: LLMSettings = LLMSettings()
     agent: AgentSettings = AgentSettings()
+    grounding: GroundingSettings = GroundingSettings()
     cache_dir: Path = Field(default_factory=default_cache_dir)
 
     @classmethod

@@ -106,10 +106,23 @@ def resolve_citations(
 def _citation(ev: Evidence, claim: str) -> Citation:
     if ev.kind == "computed":
         quote = ev.text.strip().splitlines()[0][:MAX_QUOTE] if ev.text.strip() else ""
-        return Citation(ev.id, "computed", "python", None, None, None, quote, None, ev.code, ev.text)
+        return Citation(
+            ev.id, "computed", "python", None, None, None, quote, None, ev.code, ev.text, passage=ev.text
+        )
     offset, quote = best_quote(ev.text, claim)
     start = (ev.start or 0) + offset
-    return Citation(ev.id, "passage", ev.source, ev.page, start, start + len(quote), quote, ev.chunk_id)
+    return Citation(
+        ev.id,
+        "passage",
+        ev.source,
+        ev.page,
+        start,
+        start + len(quote),
+        quote,
+        ev.chunk_id,
+        passage=ev.text,
+        passage_start=ev.start or 0,
+    )
 
 
 def render(sentences: Iterable[Sentence]) -> str:

@@ -49,6 +49,8 @@ class Citation:
     chunk_id: str | None
     code: str | None = None
     output: str | None = None
+    passage: str = ""  # the whole evidence text the quote lies in (what a reader checks it against)
+    passage_start: int | None = None  # document offset of `passage`; the quote is at start - passage_start
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -78,8 +80,20 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class Sentence:
+    """An answer sentence, its citation ids, and (when a grounding checker ran) its support."""
+
     text: str
     citations: tuple[int, ...]
+    support: float | None = None
+    verdict: str | None = None  # supported | weak | unsupported
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "citations": list(self.citations),
+            "support": self.support,
+            "verdict": self.verdict,
+        }
 
 
 @dataclass(slots=True)
@@ -102,6 +116,7 @@ class Answer:
             "answer": self.text,
             "abstained": self.abstained,
             "citations": [c.to_json() for c in self.citations],
+            "sentences": [s.to_json() for s in self.sentences],
             "invalid_citations": self.invalid_citations,
             "steps": [s.to_json() for s in self.steps],
             "timings": {k: round(v, 3) for k, v in self.timings.items()},

@@ -1,0 +1,1 @@
+"""Grounding checkers: does this evidence support this claim?"""
