@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from assistant.agent.citations import best_quote, render, resolve_citations, visible_text
+from assistant.agent.citations import best_quote, key_sentences, render, resolve_citations, visible_text
 from assistant.agent.records import Evidence, Sentence
 
 PASSAGE = (
@@ -45,3 +45,30 @@ def test_visible_text_grows_monotonically_while_the_json_streams() -> None:
         assert now.startswith(shown)
         shown = now
     assert shown == render(sentences) == 'GELU is x\u03a6(x), "smooth". [2] Second. [1][3]'
+
+
+def test_key_sentences_prefer_rare_question_words_and_bring_the_next_sentence() -> None:
+    glide = Evidence(
+        1,
+        "passage",
+        "The GLIDE model is large. They compare CLIP guidance and classifier-free guidance. "
+        "They find that the latter is preferred by human evaluators. The model has many layers.",
+        source="a.txt",
+    )
+    noise = Evidence(
+        2, "passage", "A model is a model. Every model has a model card. Models are models.", source="b.txt"
+    )
+    lines = key_sentences(
+        [noise, glide], "Which guidance strategy of the GLIDE model did evaluators prefer?", 3
+    )
+    assert [ev for ev, _ in lines] == [1, 1, 1]
+    texts = [t for _, t in lines]
+    assert texts[1].startswith("They compare CLIP guidance")
+    assert texts[2].startswith("They find that the latter")  # follows its matching line, in passage order
+
+
+def test_key_sentences_never_pull_a_neighbour_from_another_passage() -> None:
+    a = Evidence(1, "passage", "Birds fly south. Alpaca was tuned on 52K demonstrations.", source="a.txt")
+    b = Evidence(2, "passage", "Unrelated text about birds.", source="b.txt")
+    lines = key_sentences([a, b], "How many demonstrations was Alpaca tuned on?", 1)
+    assert lines == [(1, "Alpaca was tuned on 52K demonstrations.")]

@@ -62,11 +62,30 @@ def answer(*sentences: tuple[str, list[int]], abstain: bool = False) -> str:
     return json.dumps({"abstain": abstain, "sentences": [{"text": t, "citations": c} for t, c in sentences]})
 
 
-def make_agent(replies: list[str], **settings: Any) -> tuple[ResearchAgent, TinyIndex]:
+def make_agent(replies: list[str], checker: Any = None, **settings: Any) -> tuple[ResearchAgent, TinyIndex]:
     index = TinyIndex()
     model = FakeListChatModel(responses=replies)
     cfg = AgentSettings(**{"sandbox": False, **settings})
-    return ResearchAgent(RecordingBackend(model), index, cfg), index  # type: ignore[arg-type]
+    agent = ResearchAgent(RecordingBackend(model), index, cfg, checker=checker, weak_margin=0.2)  # type: ignore[arg-type]
+    return agent, index
+
+
+class WordChecker:
+    """Scores a claim by the share of its words found in the evidence (a stand-in for the NLI model)."""
+
+    name = "words"
+    threshold = 0.8
+
+    def __init__(self) -> None:
+        self.pairs: list[tuple[str, str]] = []
+
+    def scores(self, pairs: Any) -> list[float]:
+        self.pairs += pairs
+        out = []
+        for evidence, claim in pairs:
+            words = re.findall(r"\w+", claim.lower())
+            out.append(sum(w in evidence.lower() for w in words) / max(len(words), 1))
+        return out
 
 
 class RecordingBackend(LangChainBackend):
@@ -291,3 +310,36 @@ def test_a_repeated_read_is_not_run_again() -> None:
 
     first, second = result.steps[1], result.steps[2]
     assert "[1] glide.md" in first.observation and "already took exactly this step" in second.observation
+
+
+def test_checker_scores_each_sentence_against_its_cited_passages() -> None:
+    checker = WordChecker()
+    agent, _ = make_agent(
+        [step("finish", "x"), answer(("human evaluators preferred classifier-free guidance", [1]))],
+        checker=checker,
+    )
+    result = final_answer(agent.run("Which guidance did human evaluators prefer in GLIDE?"))
+    assert not result.abstained
+    [sentence] = result.sentences
+    assert sentence.verdict == "supported" and sentence.support is not None and sentence.support >= 0.8
+    evidence, claim = checker.pairs[0]
+    assert claim == sentence.text and evidence == DOCS["docs/glide.md"]
+    assert result.to_json()["sentences"][0]["verdict"] == "supported"
+
+
+def test_an_answer_its_citations_do_not_support_becomes_an_abstention_with_the_draft_kept() -> None:
+    draft = "Claude three supports two hundred thousand tokens of context"
+    agent, _ = make_agent([step("finish", "x"), answer((draft, [1]))], checker=WordChecker())
+    result = final_answer(agent.run("Which guidance did human evaluators prefer in GLIDE?"))
+    assert result.abstained and result.abstain_reason == "unsupported"
+    assert result.text == ABSTAIN_MESSAGE
+    assert [s.verdict for s in result.sentences] == ["unsupported"]
+
+
+def test_unsupported_answers_are_kept_when_abstention_by_checker_is_off() -> None:
+    draft = "Claude three supports two hundred thousand tokens of context"
+    agent, _ = make_agent(
+        [step("finish", "x"), answer((draft, [1]))], checker=WordChecker(), abstain_unsupported=False
+    )
+    result = final_answer(agent.run("Which guidance did human evaluators prefer in GLIDE?"))
+    assert not result.abstained and result.sentences[0].verdict == "unsupported"

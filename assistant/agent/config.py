@@ -18,6 +18,10 @@ class AgentSettings(BaseModel):
     step_max_tokens: int = Field(256, ge=16, description="generation cap of one ReAct step")
     answer_max_tokens: int = Field(400, ge=16, description="generation cap of the final answer")
     answer_sentences: int = Field(
-        8, ge=1, description="evidence sentences closest to the question shown for the final answer"
+        12, ge=1, description="evidence sentences closest to the question shown for the final answer"
+    )
+    abstain_unsupported: bool = Field(
+        True,
+        description="abstain when the grounding checker finds no answer sentence supported by its citations",
     )
     observation_chars: int = Field(1500, ge=100, description="stdout/stderr kept in a python observation")

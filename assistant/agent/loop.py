@@ -25,15 +25,18 @@ from assistant.agent.records import (
     Event,
     Evidence,
     FinalAnswer,
+    Sentence,
     Step,
     StepFinished,
     StepStarted,
 )
 from assistant.agent.tools import ALREADY_SEARCHED, Toolbox, normalise_query
+from assistant.grounding.base import judge
 from assistant.llm.client import Message
 
 if TYPE_CHECKING:
     from assistant.agent.backends import ChatBackend
+    from assistant.grounding.base import GroundingChecker
     from assistant.sandbox import SandboxLimits
     from index.search import HybridIndex
 
@@ -122,11 +125,15 @@ class ResearchAgent:
         index: HybridIndex,
         settings: AgentSettings | None = None,
         sandbox_limits: SandboxLimits | None = None,
+        checker: GroundingChecker | None = None,
+        weak_margin: float = 0.15,
     ) -> None:
         self.backend = backend
         self.index = index
         self.settings = settings or AgentSettings()
         self.sandbox_limits = sandbox_limits
+        self.checker = checker
+        self.weak_margin = weak_margin
 
     def run(self, question: str) -> Iterator[Event]:
         run = _Run(self, question)
@@ -137,6 +144,7 @@ class _Run:
     """State of one question: transcript, steps, evidence and the clock."""
 
     def __init__(self, agent: ResearchAgent, question: str) -> None:
+        self.agent = agent
         self.backend = agent.backend
         self.cfg = agent.settings
         self.question = question.strip()
@@ -200,6 +208,7 @@ class _Run:
     def _run_tool(self, step: Step) -> None:
         t = time.perf_counter()
         step.observation = str(self.tools[step.action].invoke(step.input))
+        step.figures, self.toolbox.figures = self.toolbox.figures, []
         step.tool_s = time.perf_counter() - t
         self.timings["tools_s"] += step.tool_s
         self.steps.append(step)
@@ -265,7 +274,9 @@ class _Run:
     def _answer(self, notes: str) -> Iterator[Event]:
         evidence = self.toolbox.evidence.items
         if not evidence:
-            yield FinalAnswer(self._finish(ABSTAIN_MESSAGE, abstained=True))
+            answer = self._finish(ABSTAIN_MESSAGE, abstained=True)
+            answer.abstain_reason = "no-evidence"
+            yield FinalAnswer(answer)
             return
         messages = self._answer_messages(list(evidence.values()), notes)
         schema = answer_schema(list(evidence))
@@ -310,16 +321,36 @@ class _Run:
             {"role": "user", "content": user},
         ]
 
-    def _cited(self, sentences: list, abstain: bool, evidence: dict[int, Evidence]) -> Answer:
+    def _cited(self, sentences: list[Sentence], abstain: bool, evidence: dict[int, Evidence]) -> Answer:
         kept, citations, invalid = resolve_citations(sentences, evidence)
-        if abstain or not citations:
-            # An answer that cites nothing is not grounded in the documents: abstain instead.
+        reason = "model" if abstain else "uncited" if not citations else None
+        if reason is None and self.agent.checker is not None:
+            kept = self._checked(kept, evidence)
+            if self.cfg.abstain_unsupported and all(s.verdict == "unsupported" for s in kept):
+                reason = "unsupported"
+        if reason is not None:
+            # An answer that cites nothing, or that nothing it cites supports, is not grounded: abstain.
             answer = self._finish(ABSTAIN_MESSAGE, abstained=True)
-            answer.invalid_citations = invalid
-            return answer
-        answer = self._finish(render(kept), abstained=False)
-        answer.sentences, answer.citations, answer.invalid_citations = kept, citations, invalid
+            answer.abstain_reason = reason
+            if reason == "unsupported":  # keep the rejected draft inspectable
+                answer.sentences, answer.citations = kept, citations
+        else:
+            answer = self._finish(render(kept), abstained=False)
+            answer.sentences, answer.citations = kept, citations
+        answer.invalid_citations = invalid
         return answer
+
+    def _checked(self, sentences: list[Sentence], evidence: dict[int, Evidence]) -> list[Sentence]:
+        """Each sentence with its support by the evidence it cites, joined (ALCE's citation recall)."""
+        assert self.agent.checker is not None
+        t = time.perf_counter()
+        pairs = [("\n\n".join(evidence[n].text for n in s.citations), s.text) for s in sentences]
+        verdicts = judge(self.agent.checker, pairs, self.agent.weak_margin)
+        self.timings["check_s"] = time.perf_counter() - t
+        return [
+            Sentence(s.text, s.citations, round(v.score, 4), v.verdict)
+            for s, v in zip(sentences, verdicts, strict=True)
+        ]
 
     def _finish(self, text: str, *, abstained: bool, error: str | None = None) -> Answer:
         self.timings["total_s"] = time.perf_counter() - self.t0
@@ -330,6 +361,7 @@ class _Run:
             steps=self.steps,
             timings=dict(self.timings),
             error=error,
+            abstain_reason="error" if error else None,
         )
 
 

@@ -71,10 +71,12 @@ class Step:
     model_s: float = 0.0
     tool_s: float = 0.0
     attempts: int = 1
+    figures: list[bytes] = field(default_factory=list)  # PNGs a python step's code produced (UI shows them)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["model_s"], data["tool_s"] = round(self.model_s, 3), round(self.tool_s, 3)
+        data["figures"] = len(self.figures)  # a count: the PNG bytes do not belong in JSON
         return data
 
 
@@ -109,12 +111,14 @@ class Answer:
     steps: list[Step] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    abstain_reason: str | None = None  # model | uncited | unsupported | no-evidence | error
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "question": self.question,
             "answer": self.text,
             "abstained": self.abstained,
+            "abstain_reason": self.abstain_reason,
             "citations": [c.to_json() for c in self.citations],
             "sentences": [s.to_json() for s in self.sentences],
             "invalid_citations": self.invalid_citations,

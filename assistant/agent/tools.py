@@ -105,6 +105,7 @@ class Toolbox:
         self.observation_chars = observation_chars
         self.evidence = Evidences()
         self.searched: set[str] = set()
+        self.figures: list[bytes] = []  # PNGs of the last python run; the loop moves them into its Step
 
     # -- the tools ------------------------------------------------------------------------------------
     def search(self, query: str) -> str:
@@ -141,6 +142,7 @@ class Toolbox:
             result = run_python(code, self.sandbox_limits)
         except SandboxUnavailable as exc:
             return f"The python tool is unavailable here ({exc}). Work from the passages instead."
+        self.figures = list(result.images)
         out = _clip(result.stdout.strip(), self.observation_chars)
         err = _clip(result.stderr.strip(), self.observation_chars)
         if result.ok and out:

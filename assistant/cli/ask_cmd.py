@@ -29,6 +29,9 @@ LLMOpt = Annotated[
 URLOpt = Annotated[
     str | None, typer.Option("--llm-url", help="OpenAI-compatible server URL, e.g. from `ra serve`")
 ]
+CheckerOpt = Annotated[
+    str | None, typer.Option("--checker", help="grounding checker for support badges: minilm, llm or none")
+]
 TraceOpt = Annotated[
     bool, typer.Option("--trace", help="print each step: thought, action, observation, timings")
 ]
@@ -44,19 +47,20 @@ def ask(
     index: IndexOpt = None,
     llm: LLMOpt = None,
     llm_url: URLOpt = None,
+    checker: CheckerOpt = None,
     as_json: JsonOpt = False,
     trace: TraceOpt = False,
 ) -> None:
     """Answer a question from the indexed documents, with numbered citations (or an honest abstention)."""
     from assistant.agent.backends import open_backend
-    from assistant.agent.loop import ResearchAgent
+    from assistant.agent.build import build_agent
 
     if not question.strip():
         fail("empty question: pass it in quotes, e.g. ra ask 'What is classifier-free guidance?'", code=2)
-    settings = _settings(index, llm, llm_url)
+    settings = _settings(index, llm, llm_url, checker)
     idx = open_index(settings)  # fails fast, before a model is started, when there is no index
     with open_backend(settings) as backend:
-        agent = ResearchAgent(backend, idx, settings.agent)
+        agent = build_agent(settings, backend, idx, warn=_warn)
         answer = _show(agent.run(question), stream=not as_json, trace=trace)
     if as_json:
         print_json(answer.to_json())
@@ -64,17 +68,23 @@ def ask(
         fail(answer.error)
 
 
-def chat(index: IndexOpt = None, llm: LLMOpt = None, llm_url: URLOpt = None, trace: TraceOpt = False) -> None:
+def chat(
+    index: IndexOpt = None,
+    llm: LLMOpt = None,
+    llm_url: URLOpt = None,
+    checker: CheckerOpt = None,
+    trace: TraceOpt = False,
+) -> None:
     """Talk with the documents: follow-ups are understood in context. /new forgets it, /exit quits."""
     from assistant.agent.backends import open_backend
+    from assistant.agent.build import build_agent
     from assistant.agent.chat import ChatSession
-    from assistant.agent.loop import ResearchAgent
 
-    settings = _settings(index, llm, llm_url)
+    settings = _settings(index, llm, llm_url, checker)
     idx = open_index(settings)
     console.print("starting the model...")
     with open_backend(settings) as backend:
-        session = ChatSession(ResearchAgent(backend, idx, settings.agent))
+        session = ChatSession(build_agent(settings, backend, idx, warn=_warn))
         console.print("ask a question (/new starts over, /exit quits)")
         while (line := _read_line()) is not None:
             if line in ("/exit", "/quit"):
@@ -95,10 +105,16 @@ def _read_line() -> str | None:
         return None
 
 
-def _settings(index: Path | None, llm: str | None, llm_url: str | None) -> Settings:
+def _settings(index: Path | None, llm: str | None, llm_url: str | None, checker: str | None) -> Settings:
     if llm and llm_url:
         fail("--llm and --llm-url exclude each other: pick the embedded model or a server URL", code=2)
-    return load_settings({"index": {"dir": index}, "llm": {"model": llm, "url": llm_url}})
+    return load_settings(
+        {"index": {"dir": index}, "llm": {"model": llm, "url": llm_url}, "grounding": {"checker": checker}}
+    )
+
+
+def _warn(message: str) -> None:
+    console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
 
 
 def _show(events: Iterator[Event], *, stream: bool, trace: bool) -> Answer:
@@ -141,6 +157,13 @@ def _print_answer(answer: Answer, streamed: str) -> None:
         out.print(("\n" if streamed else "") + answer.text, markup=False, highlight=False, soft_wrap=True)
     else:
         out.print()
+    if answer.abstain_reason == "unsupported":
+        out.print("(the draft answer was not supported by the passages it cited)", highlight=False)
+    elif any(s.verdict for s in answer.sentences):
+        marks = "  ".join(f"{i}. {s.verdict} ({s.support:.2f})" for i, s in enumerate(answer.sentences, 1))
+        out.print(f"\nSupport by sentence: {marks}", highlight=False)
+    if answer.abstained:
+        return
     if answer.citations:
         out.print("\nSources:", highlight=False)
     for c in answer.citations:

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from index.errors import UserFacingError
+
 Verdict = Literal["supported", "weak", "unsupported"]
 
 
@@ -39,3 +41,12 @@ def verdict(score: float, threshold: float, weak_margin: float) -> Verdict:
     if score >= threshold - weak_margin:
         return "weak"
     return "unsupported"
+
+
+def judge(checker: GroundingChecker, pairs: Sequence[tuple[str, str]], weak_margin: float) -> list[Support]:
+    """Scores and verdicts of (evidence, claim) pairs under the checker's threshold."""
+    return [Support(s, verdict(s, checker.threshold, weak_margin)) for s in checker.scores(pairs)]
+
+
+class CheckerNotBuilt(UserFacingError):
+    """A local checker whose weights are not built yet; callers that can do without one warn and go on."""
