@@ -11,7 +11,7 @@ export RA_SHARED_DIR := $(SHARED)
 
 VLLM_VENV ?= .venv-vllm
 
-.PHONY: install system-deps vllm demo test test-quick lint bench clean
+.PHONY: install system-deps vllm checker demo test test-quick lint bench clean
 
 $(BIN)/ra: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +22,14 @@ $(BIN)/ra: pyproject.toml constraints.txt
 
 install: $(BIN)/ra
 
-# Debian packages the tests need (bubblewrap for the sandbox); root or sudo.
+# Debian packages the tests need (bubblewrap for the sandbox, chromium for the UI browser test); root or sudo.
 system-deps:
 	@command -v bwrap >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bubblewrap; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq bubblewrap; fi; }
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
 
 # vLLM lives in its own venv (its pins clash with ours); on a GPU box: VLLM_PACKAGE=vllm make vllm
 vllm: $(VLLM_VENV)/bin/python
@@ -34,12 +37,17 @@ vllm: $(VLLM_VENV)/bin/python
 $(VLLM_VENV)/bin/python: scripts/install-vllm.sh constraints.txt
 	bash scripts/install-vllm.sh $(VLLM_VENV)
 
-demo: install
+# The local grounding checker (trained from the packaged MiniLM, minutes on 2 cores; a no-op once built).
+checker: install
+	@if [ -d "$(SHARED)/bench/faithfulness/train" ]; then $(BIN)/ra eval train-checker; \
+	else echo "no training data under $(SHARED): grounding checker not built (its tests skip)"; fi
+
+demo: install checker
 	$(BIN)/ra ingest $(CORPUS)
 	$(BIN)/ra search "$(QUESTION)" -k 3
 	$(BIN)/ra ask "$(QUESTION)"
 
-test: install system-deps vllm
+test: install system-deps vllm checker
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 

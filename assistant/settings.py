@@ -69,6 +69,12 @@ class GroundingSettings(BaseModel):
     )
 
 
+class UISettings(BaseModel):
+    """The Streamlit app (`ra ui`)."""
+
+    max_upload_mb: int = Field(50, ge=1, description="largest file the upload panel accepts")
+
+
 class Settings(BaseSettings):
     """Everything configurable; nested sections map to `[index]`, `[retrieval]`... tables in ra.toml."""
 
@@ -79,6 +85,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     agent: AgentSettings = AgentSettings()
     grounding: GroundingSettings = GroundingSettings()
+    ui: UISettings = UISettings()
     cache_dir: Path = Field(default_factory=default_cache_dir)
 
     @classmethod

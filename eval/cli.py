@@ -11,6 +11,7 @@ import typer
 from assistant.cli.common import print_report, progress_bar
 from assistant.cli.index_cmds import IndexOpt, JsonOpt, ModeOpt, RichIngestProgress, settings_from_flags
 from assistant.index_access import index_config, open_index
+from eval import checker_cmds, qa_cmds
 
 eval_app = typer.Typer(help="Evaluate retrieval and answers.", no_args_is_help=True)
 
@@ -56,6 +57,10 @@ def retrieval(
         write_trec_run(run, run_out, tag=f"ra-{chosen}")
         summary["run_file"] = str(run_out)
     print_report(summary, as_json)
+
+
+qa_cmds.register(eval_app)
+checker_cmds.register(eval_app)
 
 
 def register(app: typer.Typer) -> None:

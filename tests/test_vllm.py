@@ -256,3 +256,39 @@ def test_batch_answers_every_prompt_in_order(vllm_model: tuple[Path, Path]) -> N
     assert len(texts) == 3 and texts[1].strip()
     for text in (texts[0], texts[2]):
         assert json.loads(text)["action"] in ("search", "finish")
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_ra_ask_against_the_vllm_server_returns_a_cited_answer(
+    vllm_server: VLLMServer, seed_index: Path
+) -> None:
+    """The production path end to end: `ra ask --llm-url` on a vLLM server, schema-constrained steps and
+    answer through xgrammar, citations that resolve to exact spans of the indexed documents."""
+    import subprocess
+    import sys
+
+    from assistant.index_access import open_index
+
+    question = "How many instruction-following demonstrations was Stanford's Alpaca 7B fine-tuned on?"
+    env = {
+        **os.environ,
+        "RA_AGENT__CONTEXT_TOKENS": "1536",  # the test server runs with max_model_len 2048
+        "RA_AGENT__MAX_STEPS": "2",
+        "RA_GROUNDING__CHECKER": "none",  # this test is about the vLLM path, not the checker
+    }
+    cmd = [sys.executable, "-m", "assistant", "ask", question, "--index", str(seed_index)]
+    run = subprocess.run(
+        [*cmd, "--llm-url", vllm_server.base_url, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    answer = json.loads(run.stdout)
+    assert not answer["abstained"] and "52" in answer["answer"]
+    assert answer["citations"] and answer["steps"][0]["action"] == "search"
+    index = open_index(load_settings({"index": {"dir": seed_index}}))
+    for c in answer["citations"]:
+        assert index.document_text(c["source"])[c["start"] : c["end"]] == c["quote"]

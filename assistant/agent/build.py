@@ -35,10 +35,14 @@ def build_agent(
     index: HybridIndex,
     warn: Callable[[str], None] | None = None,
 ) -> ResearchAgent:
+    return agent_with_checker(settings, backend, index, build_checker(settings, backend, warn))
+
+
+def agent_with_checker(
+    settings: Settings, backend: ChatBackend, index: HybridIndex, checker: GroundingChecker | None
+) -> ResearchAgent:
+    """The configured agent around a checker the caller already holds (the UI and eval keep one per
+    process, since loading MiniLM costs seconds)."""
     return ResearchAgent(
-        backend,
-        index,
-        settings.agent,
-        checker=build_checker(settings, backend, warn),
-        weak_margin=settings.grounding.weak_margin,
+        backend, index, settings.agent, checker=checker, weak_margin=settings.grounding.weak_margin
     )

@@ -1,0 +1,443 @@
+"""The Streamlit app through `AppTest`: a cited answer (scripted model, real index), settings that persist and
+apply, upload + ingest into a temporary index, the error states, and the evaluation page on a result folder.
+
+The model is the only fake: `ui.resources.open_backend` is replaced by a scripted backend that answers each
+kind of request the agent makes (step, rewrite, answer) from its JSON schema, citing the first passage.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from assistant.agent.records import ABSTAIN_MESSAGE, Answer, Citation, Sentence
+from assistant.index_access import index_config
+from assistant.settings import load_settings
+from index.errors import UserFacingError
+from index.ingest import ingest_paths
+from ui import resources
+from ui.agent_run import Turn
+from ui.export import conversation_markdown
+
+APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
+QUESTION = "How many instruction-following demonstrations was Alpaca 7B fine-tuned on?"
+DOCS = {
+    "alpaca.md": "# Alpaca\n\nAlpaca is a small model. Stanford's Alpaca 7B was fine-tuned on 52K "
+    "instruction-following demonstrations. It cost little to train.\n",
+    "glide.md": "# GLIDE\n\nGLIDE compares two guidance strategies. Human evaluators preferred classifier-free "
+    "guidance for photorealism. CLIP guidance was preferred less often.\n",
+    "diffusion.md": "# Diffusion\n\nDiffusion models denoise step by step. Sampling takes many network "
+    "evaluations. Distillation reduces the number of steps.\n",
+}
+
+
+class ScriptedBackend:
+    """Answers from the request's JSON schema: a step schema gets `finish`, the rewrite schema the message
+    back, the answer schema one sentence citing the first passage (streamed in pieces). Keeps every prompt."""
+
+    def __init__(self) -> None:
+        self.prompts: list[list[dict[str, Any]]] = []
+
+    def complete(
+        self,
+        messages: Sequence[dict[str, Any]],
+        json_schema: dict[str, Any] | None = None,
+        *,
+        max_tokens: int = 512,
+    ) -> str:
+        self.prompts.append(list(messages))
+        props = (json_schema or {}).get("properties", {})
+        if "query" in props:
+            return json.dumps({"query": QUESTION})
+        return json.dumps({"thought": "The passages answer it.", "action": "finish", "input": "52K"})
+
+    def stream(
+        self,
+        messages: Sequence[dict[str, Any]],
+        json_schema: dict[str, Any] | None = None,
+        *,
+        max_tokens: int = 512,
+    ) -> Iterator[str]:
+        self.prompts.append(list(messages))
+        ids = json_schema["properties"]["sentences"]["items"]["properties"]["citations"]["items"]["enum"]
+        text = json.dumps(
+            {
+                "abstain": False,
+                "sentences": [
+                    {"text": "Alpaca 7B was fine-tuned on 52K demonstrations.", "citations": [ids[0]]}
+                ],
+            }
+        )
+        for i in range(0, len(text), 7):
+            yield text[i : i + 7]
+
+
+@pytest.fixture(scope="module")
+def tiny_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three short documents ingested with the real embedder (the only model these tests load)."""
+    docs = tmp_path_factory.mktemp("docs")
+    for name, text in DOCS.items():
+        (docs / name).write_text(text)
+    index_dir = tmp_path_factory.mktemp("ui") / "index"
+    ingest_paths([docs], index_dir, index_config(load_settings({"index": {"dir": index_dir}})))
+    return index_dir
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches() -> Iterator[None]:
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def model(monkeypatch: pytest.MonkeyPatch) -> ScriptedBackend:
+    backend = ScriptedBackend()
+
+    @contextmanager
+    def scripted(settings: object) -> Iterator[ScriptedBackend]:
+        yield backend
+
+    monkeypatch.setattr(resources, "open_backend", scripted)
+    return backend
+
+
+def app(index_dir: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> AppTest:
+    monkeypatch.setenv("RA_INDEX__DIR", str(index_dir))
+    monkeypatch.setenv("RA_GROUNDING__CHECKER", "none")  # badges are tested on their own below
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return AppTest.from_file(str(APP), default_timeout=60).run()
+
+
+def ask(at: AppTest, question: str) -> AppTest:
+    at.chat_input[0].set_value(question).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def html_with(at: AppTest, css_class: str) -> list[str]:
+    return [h.value for h in at.html if f'class="{css_class}"' in h.value]
+
+
+def button(at: AppTest, label: str) -> Any:
+    return next(b for b in at.button if b.label == label)
+
+
+# -- asking ------------------------------------------------------------------------------------------------
+def test_a_question_gets_a_streamed_answer_whose_citation_opens_its_highlighted_passage(
+    tiny_index: Path, monkeypatch: pytest.MonkeyPatch, model: ScriptedBackend
+) -> None:
+    at = ask(app(tiny_index, monkeypatch), QUESTION)
+
+    [answer] = html_with(at, "ra-answer")
+    assert "Alpaca 7B was fine-tuned on 52K demonstrations." in answer
+    [sources] = html_with(at, "ra-sources")
+    marker = answer.split('class="ra-cite" href="#', 1)[1].split('"', 1)[0]
+    assert f'id="{marker}"' in sources  # the [n] marker links to its source card
+    card = sources.split(f'id="{marker}"', 1)[1]
+    assert "alpaca.md" in card.split("</a>", 1)[0]
+    highlighted = card.split('<mark class="ra-hl">', 1)[1].split("</mark>", 1)[0]
+    assert "52K" in highlighted  # the quoted span is marked inside the passage
+    assert next(s.label for s in at.status).startswith("Research: 2 steps")
+    assert model.prompts  # the scripted model, not a real one, answered
+    assert at.chat_input[0].disabled is False  # ready for the next question
+
+
+def test_a_follow_up_is_rewritten_and_the_conversation_resets_with_new_chat(
+    tiny_index: Path, monkeypatch: pytest.MonkeyPatch, model: ScriptedBackend
+) -> None:
+    at = ask(app(tiny_index, monkeypatch), QUESTION)
+    ask(at, "and how much did it cost?")
+
+    assert len(html_with(at, "ra-answer")) == 2
+    assert any(c.value == f"Searched for: {QUESTION}" for c in at.caption)
+    button(at, "New chat").click().run()
+    assert not html_with(at, "ra-answer")
+
+
+def test_settings_persist_across_pages_and_apply_to_the_next_question(
+    tiny_index: Path, monkeypatch: pytest.MonkeyPatch, model: ScriptedBackend
+) -> None:
+    at = app(tiny_index, monkeypatch)
+    at.selectbox(key="settings.mode").set_value("bm25")
+    at.number_input(key="settings.top_k").set_value(1)
+    at.toggle(key="settings.sandbox").set_value(False)
+    at.run()
+    at.switch_page("views/evaluation.py").run()
+    at.switch_page("views/chat.py").run()
+    assert at.selectbox(key="settings.mode").value == "bm25"
+    assert at.number_input(key="settings.top_k").value == 1
+    assert at.toggle(key="settings.sandbox").value is False
+
+    ask(at, QUESTION)
+    system, first = model.prompts[0][0]["content"], model.prompts[0][1]["content"]
+    assert "[1]" in first and "[2]" not in first  # top-k 1: the first search showed one passage
+    assert "- search:" in system and "- python:" not in system  # sandbox off: no python tool offered
+
+
+# -- errors ------------------------------------------------------------------------------------------------
+def test_without_an_index_the_page_says_how_to_build_one_and_disables_the_chat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = app(tmp_path / "none", monkeypatch)
+    assert not at.exception
+    assert any("No index to search yet" in w.value and "ra ingest" in w.value for w in at.warning)
+    assert at.chat_input[0].disabled
+
+
+def test_an_unreachable_server_is_reported_in_the_page_with_what_to_do(
+    tiny_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = app(tiny_index, monkeypatch)
+    at.radio(key="settings.backend").set_value("server").run()
+    at.text_input(key="settings.url").set_value("http://127.0.0.1:9/v1").run()
+    ask(at, QUESTION)
+
+    [error] = [e.value for e in at.error]
+    assert "cannot reach the LLM at http://127.0.0.1:9/v1" in error and "sidebar" in error
+    assert not at.chat_input[0].disabled
+
+
+def test_a_malformed_server_url_is_flagged_before_asking(
+    tiny_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = app(tiny_index, monkeypatch)
+    at.radio(key="settings.backend").set_value("server").run()
+    at.text_input(key="settings.url").set_value("localhost:8000").run()
+    assert any("must start with http://" in e.value for e in at.error)
+    assert at.chat_input[0].disabled
+
+
+# -- uploads -----------------------------------------------------------------------------------------------
+def test_upload_ingests_into_the_index_folder_and_lists_skipped_files_with_reasons(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index_dir = tmp_path / "index"
+    at = app(index_dir, monkeypatch, RA_UI__MAX_UPLOAD_MB="1")
+    at.file_uploader[0].set_value(
+        [
+            (
+                "../../notes.txt",
+                b"Alpaca 7B was fine-tuned on 52K instruction-following demonstrations.\n",
+                "text/plain",
+            ),
+            ("broken.pdf", b"%PDF-1.4 this is not really a pdf", "application/pdf"),
+            ("empty.md", b"", "text/markdown"),
+            ("huge.txt", b"x" * (2**20 + 1), "text/plain"),
+        ]
+    )
+    button(at, "Upload and ingest").click().run()
+    assert not at.exception, at.exception
+
+    uploads = index_dir / "uploads"
+    assert sorted(p.name for p in uploads.iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]  # nothing written beside the index
+    assert any(s.value.startswith("Added 1,") for s in at.success)
+    [skipped] = [w.value for w in at.warning if w.value.startswith("Skipped")]
+    assert "**broken.pdf**" in skipped and "**empty.md**: the file is empty" in skipped
+    assert "**huge.txt**: larger than the 1 MB upload limit" in skipped
+    assert next(m.value for m in at.sidebar.metric) == "1"  # the stats show the new index
+    assert not at.chat_input[0].disabled
+
+
+def test_an_upload_with_nothing_ingestible_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(tmp_path / "index", monkeypatch)
+    at.file_uploader[0].set_value(("empty.txt", b"", "text/plain"))
+    button(at, "Upload and ingest").click().run()
+    assert any("Nothing to ingest" in e.value for e in at.error)
+    assert not (tmp_path / "index" / "manifest.json").exists()
+
+
+# -- support badges and export -----------------------------------------------------------------------------
+def _answer() -> Answer:
+    cite = Citation(
+        1, "passage", "/docs/alpaca.md", 2, 40, 60, "52K demonstrations", "c1",
+        passage="Alpaca was fine-tuned on 52K demonstrations.", passage_start=16,
+    )  # fmt: skip
+    sentences = [Sentence("Alpaca used 52K demonstrations.", (1,)), Sentence("It is the best model.", ())]
+    return Answer("q", "Alpaca used 52K demonstrations. [1] It is the best model.", False, sentences, [cite])
+
+
+class FixedChecker:
+    """A grounding checker that scores every pair the same, and remembers what it was asked."""
+
+    name, threshold = "fixed", 0.5
+
+    def __init__(self, score: float) -> None:
+        self.score = score
+        self.pairs: list[tuple[str, str]] = []
+
+    def scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        self.pairs.extend(pairs)
+        return [self.score for _ in pairs]
+
+
+def test_each_answer_sentence_carries_the_checkers_support_badge(
+    tiny_index: Path, monkeypatch: pytest.MonkeyPatch, model: ScriptedBackend
+) -> None:
+    checker = FixedChecker(0.9)
+    monkeypatch.setattr(resources, "build_checker", lambda settings, backend, warn: checker)
+    at = ask(app(tiny_index, monkeypatch, RA_GROUNDING__CHECKER="minilm"), QUESTION)
+
+    [answer] = html_with(at, "ra-answer")
+    assert '<span class="ra-badge ra-supported" title="support 0.90">supported</span>' in answer
+    [(evidence, claim)] = checker.pairs
+    assert "52K instruction-following demonstrations" in evidence and claim.startswith("Alpaca 7B")
+
+
+def test_an_answer_its_sources_do_not_support_is_withheld_with_the_draft_inspectable(
+    tiny_index: Path, monkeypatch: pytest.MonkeyPatch, model: ScriptedBackend
+) -> None:
+    monkeypatch.setattr(resources, "build_checker", lambda settings, backend, warn: FixedChecker(0.0))
+    at = ask(app(tiny_index, monkeypatch, RA_GROUNDING__CHECKER="minilm"), QUESTION)
+
+    assert any(i.value == ABSTAIN_MESSAGE for i in at.info)
+    [draft] = [e for e in at.expander if e.label.startswith("The draft answer, withheld")]
+    assert 'class="ra-badge ra-unsupported"' in next(h.value for h in draft.get("html"))
+
+
+def _warns(settings: object, backend: object, warn: Any) -> None:
+    warn("answers are not support-checked: run `ra eval train-checker`")
+
+
+def _raises(settings: object, backend: object, warn: Any) -> None:
+    raise UserFacingError("the minilm grounding checker is not built yet: run `ra eval train-checker`")
+
+
+@pytest.mark.parametrize("build", [_warns, _raises], ids=["warns", "raises"])
+def test_without_a_usable_checker_the_answer_comes_without_badges_and_says_why(
+    tiny_index: Path, monkeypatch: pytest.MonkeyPatch, model: ScriptedBackend, build: Any
+) -> None:
+    monkeypatch.setattr(resources, "build_checker", build)
+    at = ask(app(tiny_index, monkeypatch, RA_GROUNDING__CHECKER="minilm"), QUESTION)
+    [answer] = html_with(at, "ra-answer")
+    assert "ra-badge" not in answer
+    assert any("ra eval train-checker" in c.value for c in at.caption)
+
+
+def test_the_export_lists_each_answer_with_its_numbered_sources() -> None:
+    turn = Turn("How many demonstrations?", answer=_answer())
+    text = conversation_markdown([turn], "idx")
+    assert "## 1. How many demonstrations?" in text
+    assert "Alpaca used 52K demonstrations. [1]" in text
+    assert "1. `/docs/alpaca.md`, page 2: “52K demonstrations”" in text
+
+
+# -- evaluation page ---------------------------------------------------------------------------------------
+def _result_dir(path: Path) -> Path:
+    rows = [
+        {"id": "q1", "question": "How many?", "kind": "numeric", "unanswerable": False, "gold_answer": "52K",
+         "answer": "52K. [1]", "abstained": False, "citations": [],
+         "sentences": [{"text": "52K.", "citations": [1], "support": 0.9, "verdict": "supported"}],
+         "metrics": {"keyword_hit": True, "faithfulness": 1.0, "citation_recall": 1.0, "citation_precision": 1.0,
+                     "invalid_citations": 0, "evidence_recall": 1.0, "abstention_correct": None},
+         "timings": {"total_s": 4.0, "first_token_s": 2.0}, "error": None},
+        {"id": "q2", "question": "Who won?", "kind": "unanswerable", "unanswerable": True, "gold_answer": "",
+         "answer": "The documents do not answer this question.", "abstained": True, "citations": [],
+         "sentences": [],
+         "metrics": {"keyword_hit": False, "faithfulness": None, "citation_recall": None, "citation_precision": None,
+                     "invalid_citations": 0, "evidence_recall": None, "abstention_correct": True},
+         "timings": {"total_s": 6.0}, "error": None},
+    ]  # fmt: skip
+    path.mkdir()
+    (path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_the_evaluation_page_loads_a_result_folder_into_metrics_and_a_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = _result_dir(tmp_path / "run")
+    at = app(tmp_path / "index", monkeypatch)
+    at.switch_page("views/evaluation.py").run()
+    typed = next(t for t in at.text_input if t.label.startswith("…or a result folder"))
+    typed.set_value(str(result))
+    button(at, "Load").click().run()
+    assert not at.exception, at.exception
+
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Keyword hit"] == "50%" and metrics["Abstention correct"] == "100%"
+    [table] = [d.value for d in at.dataframe if "question" in d.value.columns]
+    assert list(table["id"]) == ["q1", "q2"] and list(table["total_s"]) == [4.0, 6.0]
+
+
+def test_a_qa_file_that_is_not_one_is_refused_with_a_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "no question here"}\n')
+    at = app(tmp_path / "index", monkeypatch)
+    at.switch_page("views/evaluation.py").run()
+    next(t for t in at.text_input if t.label.startswith("QA file")).set_value(str(bad))
+    button(at, "Run evaluation").click().run()
+    assert any('no "question" field' in e.value for e in at.error)
+
+
+def test_upload_names_cannot_leave_the_uploads_folder_or_hide() -> None:
+    from ui.uploads import UnsafeName, safe_name
+
+    assert safe_name("../../etc/passwd.txt") == "passwd.txt"
+    assert safe_name("..\\..\\evil.md") == "evil.md"
+    assert safe_name(".hidden.pdf") == "hidden.pdf"
+    assert safe_name("ｒｅｐｏｒｔ．ｐｄｆ") == "report.pdf"  # full-width forms normalised (NFKC)
+    assert safe_name("a\x00b<c>.html") == "a_b_c.html"
+    assert len(safe_name("x" * 500 + ".txt")) <= 120
+    with pytest.raises(UnsafeName):
+        safe_name("../..")
+
+
+def test_an_evaluation_run_is_followed_by_its_results_lines_then_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page's runner with a stand-in for `ra eval qa` (another process writing results.jsonl)."""
+    import sys
+
+    from ui import eval_results
+
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join(json.dumps({"id": f"q{i}", "question": f"Q{i}?"}) + "\n" for i in range(3)))
+    script = (
+        "import json, sys, pathlib; out = pathlib.Path(sys.argv[sys.argv.index('--out') + 1]);"
+        "lines = pathlib.Path(sys.argv[sys.argv.index('--data') + 1]).read_text().splitlines();"
+        "(out / 'results.jsonl').write_text(''.join(json.dumps({**json.loads(l), 'metrics': {'keyword_hit': True}}) + '\\n' for l in lines))"
+    )
+    monkeypatch.setattr(
+        eval_results,
+        "eval_command",
+        lambda data, out, limit: [sys.executable, "-c", script, "--data", str(data), "--out", str(out)],
+    )
+    job = eval_results.start_eval(qa, tmp_path / "out", load_settings({"index": {"dir": tmp_path / "index"}}))
+    assert job.total == 3
+    assert job.proc.wait(timeout=60) == 0 and job.done == 3
+    result = eval_results.load_result(job.out)
+    assert [r["id"] for r in result.rows] == ["q0", "q1", "q2"] and result.summary is None
+    table = eval_results.question_table(result.rows)
+    assert eval_results.headline(result, table)["keyword_hit"] == 1.0
+    with pytest.raises(eval_results.ResultError, match="already holds a result"):
+        eval_results.start_eval(qa, job.out, load_settings())
+
+
+def test_ra_ui_is_registered_and_serves_streamlit_on_loopback_headless_and_offline() -> None:
+    import subprocess
+    import sys
+
+    from ui.cli import streamlit_argv
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "assistant", "ui", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "--port" in shown and "--host" in shown and "--index" in shown
+    argv = streamlit_argv("127.0.0.1", 8600, 7)
+    options = dict(zip(argv[5::2], argv[6::2], strict=True))
+    assert argv[2:4] == ["streamlit", "run"] and argv[4].endswith("ui/app.py")
+    assert options["--server.address"] == "127.0.0.1" and options["--server.port"] == "8600"
+    assert options["--server.headless"] == "true" and options["--browser.gatherUsageStats"] == "false"
+    assert options["--server.maxUploadSize"] == "7"

@@ -1,0 +1,27 @@
+"""Streamlit entry point (`ra ui` runs `streamlit run` on this file): page set-up, sidebar and navigation."""
+
+from __future__ import annotations
+
+import streamlit as st
+from pydantic import ValidationError
+
+from ui import chat_page, session_settings, sidebar, style
+
+st.set_page_config(page_title="Research assistant", page_icon=":material/travel_explore:", layout="wide")
+style.inject()
+try:
+    settings = session_settings.current()
+except ValidationError as exc:  # a bad ra.toml or RA_* variable: say which, the app cannot go on
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    st.error(f"Invalid setting {where}: {first['msg']}. Check ra.toml and the RA_* variables, then reload.")
+    st.stop()
+
+chat = st.Page("views/chat.py", title="Chat", icon=":material/forum:", default=True)
+evaluation = st.Page("views/evaluation.py", title="Evaluation", icon=":material/monitoring:")
+page = st.navigation([chat, evaluation])
+with st.sidebar:
+    if page is chat:
+        chat_page.sidebar_actions(settings)
+    sidebar.render(settings)
+page.run()

@@ -1,0 +1,153 @@
+"""How a turn looks in the chat: the agent's steps, code runs, the cited answer and its sources panel.
+
+Finished turns and the running one share these pieces; the running one is redrawn as its events arrive.
+"""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from assistant.agent.records import Answer, Step
+from ui.agent_run import AgentRun, Turn
+from ui.citations_html import answer_html, sources_html, streaming_html
+
+ICONS = {
+    "search": ":material/search:",
+    "read": ":material/menu_book:",
+    "python": ":material/code:",
+    "finish": ":material/task_alt:",
+}
+_OBSERVATION_CHARS = 1500  # of a step's observation shown in the steps panel
+
+
+def render_turn(turn: Turn, key: str) -> None:
+    """A finished turn: the question, then the answer with everything that led to it."""
+    with st.chat_message("user"):
+        st.markdown(turn.question)
+    with st.chat_message("assistant"):
+        if turn.standalone:
+            st.caption(f"Searched for: {turn.standalone}")
+        if turn.steps:
+            with st.status(_done_label(turn), state="error" if turn.error else "complete", expanded=False):
+                for step in turn.steps:
+                    render_step(step)
+        if turn.error:
+            st.error(f"{turn.error}\n\n{turn.hint}".strip(), icon=":material/error:")
+        elif turn.answer is not None:
+            render_code_runs(turn.steps)
+            render_answer(turn.answer, key)
+        if turn.notice:
+            st.caption(turn.notice)
+
+
+def follow(run: AgentRun, key: str) -> None:
+    """Draw the running turn and keep redrawing it as events arrive, until it is done.
+
+    The status label is refreshed every half second even when nothing happened: each refresh is a message
+    to the browser, which is where Streamlit notices a click elsewhere and reruns at once.
+    """
+    turn = run.turn
+    with st.chat_message("user"):
+        st.markdown(turn.question)
+    with st.chat_message("assistant"):
+        status = st.status(_live_label(turn), expanded=True)
+        answer_slot = st.empty()
+        shown, version, collapsed = 0, -1, False
+        while True:
+            version = run.wait(version, timeout=0.5)
+            with status:
+                for step in turn.steps[shown:]:
+                    render_step(step)
+            shown = len(turn.steps)
+            if turn.text:
+                answer_slot.html(streaming_html(turn.text))
+            status.update(label=_live_label(turn), expanded=not (turn.text or collapsed), state="running")
+            collapsed = collapsed or bool(turn.text)
+            if turn.done:
+                return
+
+
+def render_step(step: Step) -> None:
+    timing = f"model {step.model_s:.1f} s" + (f" · tool {step.tool_s:.1f} s" if step.tool_s >= 0.05 else "")
+    argument = " ".join(step.input.split())
+    shown = f" `{argument[:160]}`" if argument and step.action != "python" else ""
+    st.markdown(
+        f"**{step.index}. {ICONS.get(step.action, ':material/circle:')} {step.action}**{shown} · {timing}"
+    )
+    if step.thought:
+        st.caption(step.thought)
+    if step.action == "python":
+        st.code(step.input, language="python")
+    if step.observation and step.action != "finish":
+        st.code(_clip(step.observation), language=None, wrap_lines=True)
+
+
+def render_code_runs(steps: list[Step]) -> None:
+    """Every code run of the answer, inline: the code, what it printed, and the figures it drew."""
+    for step in steps:
+        if step.action != "python":
+            continue
+        with st.container(border=True):
+            st.markdown(
+                f"**:material/terminal: Code run** · step {step.index} · {step.tool_s:.1f} s in the sandbox"
+            )
+            st.code(step.input, language="python")
+            st.code(step.observation or "(no output)", language=None, wrap_lines=True)
+            for n, png in enumerate(step.figures, 1):
+                st.image(png, caption=f"figure {n}")
+
+
+def render_answer(answer: Answer, key: str) -> None:
+    if answer.error:
+        st.warning(f"The agent stopped early: {answer.error}", icon=":material/error:")
+    if answer.abstained:
+        st.info(answer.text, icon=":material/search_off:")
+        if answer.abstain_reason == "unsupported" and answer.citations:
+            with st.expander("The draft answer, withheld: the passages it cited do not support it"):
+                cited_answer(answer, key)
+    elif answer.citations:
+        cited_answer(answer, key)
+    else:
+        st.markdown(answer.text)
+    timings = answer.timings
+    if "total_s" in timings:
+        first = f" · first words after {timings['first_token_s']:.1f} s" if "first_token_s" in timings else ""
+        st.caption(f"Answered in {timings['total_s']:.1f} s{first}")
+
+
+def cited_answer(answer: Answer, key: str) -> None:
+    """The sentences with their markers and badges, and beside them the sources panel."""
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.html(answer_html(answer, key))
+        if any(s.verdict for s in answer.sentences):
+            st.caption("Badges: how well the cited passages support each sentence (grounding checker).")
+    with right:
+        st.markdown("**Sources**")
+        st.html(sources_html(answer.citations, key))
+
+
+def _live_label(turn: Turn) -> str:
+    elapsed = f"{time.time() - turn.started:.0f} s"
+    if turn.done:
+        return _done_label(turn)
+    if turn.text:
+        return f"Writing the answer… · {elapsed}"
+    if turn.current_step is not None:
+        doing = "searching for the question" if turn.current_step == 0 else "deciding the next step"
+        return f"Step {turn.current_step}: {doing}… · {elapsed}"
+    if turn.steps:
+        return f"Preparing the answer… · {elapsed}"
+    return f"Starting (the first question also starts the model)… · {elapsed}"
+
+
+def _done_label(turn: Turn) -> str:
+    took = f" · {turn.finished - turn.started:.1f} s" if turn.finished else ""
+    n = len(turn.steps)
+    return f"Research: {n} step{'s' if n != 1 else ''}{took}"
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _OBSERVATION_CHARS else text[:_OBSERVATION_CHARS] + " …"

@@ -1,0 +1,111 @@
+"""The cited answer and its sources panel as HTML: `[n]` markers link to source cards, a card opens its
+passage with the quoted span highlighted.
+
+Opening works with the CSS `:target` selector (see `ui/style.py`): a marker is a link to `#<card id>`, and the
+targeted card shows its passage. No script is needed, which Streamlit's HTML element would not run anyway.
+All document and model text is escaped; nothing from a document reaches the page as markup.
+"""
+
+from __future__ import annotations
+
+import os
+from html import escape
+
+from assistant.agent.records import Answer, Citation, Sentence
+
+VERDICT_LABELS = {"supported": "supported", "weak": "weak support", "unsupported": "unsupported"}
+
+
+def card_id(turn_key: str, citation_id: int) -> str:
+    return f"ra-{turn_key}-src-{citation_id}"
+
+
+def panel_id(turn_key: str) -> str:
+    return f"ra-{turn_key}-sources"
+
+
+def source_name(citation: Citation) -> str:
+    """The document's file name (the full path is the card's tooltip)."""
+    return (
+        "python result"
+        if citation.kind == "computed"
+        else os.path.basename(citation.source) or citation.source
+    )
+
+
+def marker(turn_key: str, citation: Citation | None, n: int) -> str:
+    title = "" if citation is None else f' title="{escape(_where(citation))}"'
+    return f'<a class="ra-cite" href="#{card_id(turn_key, n)}"{title}>[{n}]</a>'
+
+
+def badge(sentence: Sentence) -> str:
+    if not sentence.verdict:
+        return ""
+    label = VERDICT_LABELS.get(sentence.verdict, sentence.verdict)
+    score = "" if sentence.support is None else f' title="support {sentence.support:.2f}"'
+    return f'<span class="ra-badge ra-{escape(sentence.verdict)}"{score}>{escape(label)}</span>'
+
+
+def answer_html(answer: Answer, turn_key: str) -> str:
+    """Sentence by sentence: text, citation markers, support badge. Falls back to the plain text."""
+    by_id = {c.id: c for c in answer.citations}
+    if not answer.sentences:
+        return f'<div class="ra-answer">{escape(answer.text)}</div>'
+    parts = []
+    for s in answer.sentences:
+        marks = "".join(marker(turn_key, by_id.get(n), n) for n in s.citations)
+        parts.append(f'<span class="ra-sentence">{escape(s.text.strip())}</span>{marks}{badge(s)}')
+    return f'<div class="ra-answer">{" ".join(parts)}</div>'
+
+
+def streaming_html(text: str) -> str:
+    return f'<div class="ra-answer">{escape(text)}<span class="ra-caret">▍</span></div>'
+
+
+def highlighted_passage(citation: Citation) -> str:
+    """The evidence text with the quote marked; the quote's offsets are document offsets, the passage's
+    own offset is `passage_start` (a computed result has none: its quote is found by position 0)."""
+    passage = citation.passage or citation.quote
+    lo = -1
+    if citation.start is not None and citation.passage_start is not None:
+        lo = citation.start - citation.passage_start
+    if not (lo >= 0 and passage[lo : lo + len(citation.quote)] == citation.quote):
+        lo = passage.find(citation.quote) if citation.quote else -1
+    if lo < 0:
+        return escape(passage)
+    hi = lo + len(citation.quote)
+    return f'{escape(passage[:lo])}<mark class="ra-hl">{escape(passage[lo:hi])}</mark>{escape(passage[hi:])}'
+
+
+def source_card(citation: Citation, turn_key: str) -> str:
+    cid = card_id(turn_key, citation.id)
+    page = f'<span class="ra-page">p. {citation.page}</span>' if citation.page else ""
+    head = (
+        f'<a class="ra-source-head" href="#{cid}" title="{escape(_where(citation))}">'
+        f'<span class="ra-num">{citation.id}</span><span class="ra-doc">{escape(source_name(citation))}</span>'
+        f"{page}</a>"
+    )
+    quote = f'<div class="ra-quote">“{escape(citation.quote)}”</div>' if citation.quote else ""
+    if citation.kind == "computed":
+        body = (
+            f'<div class="ra-label">code</div><pre class="ra-code">{escape(citation.code or "")}</pre>'
+            f'<div class="ra-label">output</div><pre class="ra-code">{escape(citation.output or citation.passage)}</pre>'
+        )
+    else:
+        body = (
+            f'<div class="ra-label">passage</div><div class="ra-text">{highlighted_passage(citation)}</div>'
+        )
+    close = f'<a class="ra-close" href="#{panel_id(turn_key)}" title="close">close</a>'
+    return f'<div class="ra-source" id="{cid}">{head}{quote}<div class="ra-passage">{body}{close}</div></div>'
+
+
+def sources_html(citations: list[Citation], turn_key: str) -> str:
+    cards = "".join(source_card(c, turn_key) for c in citations)
+    hint = '<div class="ra-hint">Click a number to open its passage.</div>'
+    return f'<div class="ra-sources" id="{panel_id(turn_key)}">{hint}{cards}</div>'
+
+
+def _where(citation: Citation) -> str:
+    if citation.kind == "computed":
+        return "computed by the python tool"
+    return citation.source + (f", page {citation.page}" if citation.page else "")

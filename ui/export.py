@@ -1,0 +1,54 @@
+"""The conversation as Markdown: each question, its answer with [n] markers, and the numbered sources
+(path, page, quote; code and output for computed results), so the export stands on its own."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from assistant.agent.records import Citation
+from ui.agent_run import Turn
+
+
+def conversation_markdown(turns: Iterable[Turn], index_dir: str) -> str:
+    lines = [
+        "# Research conversation",
+        "",
+        f"Exported {time.strftime('%Y-%m-%d %H:%M')} · index `{index_dir}`",
+    ]
+    for n, turn in enumerate(turns, 1):
+        lines += ["", f"## {n}. {turn.question.strip()}", ""]
+        if turn.standalone:
+            lines += [f"_Searched for: {turn.standalone}_", ""]
+        answer = turn.answer
+        if turn.error or answer is None:
+            lines.append(f"**Error:** {turn.error or 'no answer'}")
+            continue
+        if answer.sentences:
+            lines.append(" ".join(_sentence(s.text, s.citations, s.verdict) for s in answer.sentences))
+        else:
+            lines.append(answer.text)
+        if answer.citations:
+            lines += ["", "**Sources**", ""]
+            for c in answer.citations:
+                lines += _source(c)
+    return "\n".join(lines) + "\n"
+
+
+def _sentence(text: str, ids: tuple[int, ...], verdict: str | None) -> str:
+    marks = "".join(f"[{n}]" for n in ids)
+    tag = f" _({verdict})_" if verdict else ""
+    return f"{text.strip()} {marks}{tag}".replace("  ", " ")
+
+
+def _source(c: Citation) -> list[str]:
+    if c.kind == "computed":
+        return [
+            f"{c.id}. python (computed): “{c.quote}”",
+            "",
+            "   ```python",
+            *(f"   {line}" for line in (c.code or "").splitlines()),
+            "   ```",
+        ]
+    page = f", page {c.page}" if c.page else ""
+    return [f"{c.id}. `{c.source}`{page}: “{c.quote}”"]

@@ -1,0 +1,5 @@
+"""The chat page (see ui/chat_page.py)."""
+
+from ui.chat_page import render
+
+render()
