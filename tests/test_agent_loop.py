@@ -336,6 +336,30 @@ def test_an_answer_its_citations_do_not_support_becomes_an_abstention_with_the_d
     assert [s.verdict for s in result.sentences] == ["unsupported"]
 
 
+def test_an_answer_with_only_weakly_supported_sentences_abstains() -> None:
+    draft = "human evaluators preferred CLIP guidance for speed and cost"  # 7 of 9 words: weak
+    agent, _ = make_agent([step("finish", "x"), answer((draft, [1]))], checker=WordChecker())
+    result = final_answer(agent.run("Which guidance did human evaluators prefer in GLIDE?"))
+    assert [s.verdict for s in result.sentences] == ["weak"]
+    assert result.abstained and result.abstain_reason == "unsupported"
+
+
+def test_one_supported_sentence_lets_the_answer_stand_with_its_weak_ones() -> None:
+    weak = "human evaluators preferred CLIP guidance for speed and cost"
+    agent, _ = make_agent(
+        [
+            step("finish", "x"),
+            answer(("Stanford's Alpaca 7B was fine-tuned on 52K demonstrations.", [2]), (weak, [1])),
+        ],
+        checker=WordChecker(),
+    )
+    result = final_answer(
+        agent.run("Which guidance did human evaluators prefer, and what was Alpaca tuned on?")
+    )
+    assert not result.abstained
+    assert [s.verdict for s in result.sentences] == ["supported", "weak"]
+
+
 def test_unsupported_answers_are_kept_when_abstention_by_checker_is_off() -> None:
     draft = "Claude three supports two hundred thousand tokens of context"
     agent, _ = make_agent(

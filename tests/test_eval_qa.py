@@ -336,12 +336,6 @@ def test_ra_eval_qa_on_seed_questions_with_the_embedded_model(
     seeds = [json.loads(line) for line in (shared / "qa" / "seeds_dev.jsonl").read_text().splitlines()]
     picked = [next(s for s in seeds if s["kind"] == k) for k in ("factoid", "unanswerable")]
     data = write_items(tmp_path / "seeds.jsonl", picked)
-    try:
-        import assistant.grounding.registry  # noqa: F401
-
-        checker = "minilm"
-    except ImportError:
-        checker = "none"  # the grounding checkers are not in this build yet
     env = {
         **os.environ,
         "RA_CONFIG": str(tmp_path / "none.toml"),
@@ -349,7 +343,7 @@ def test_ra_eval_qa_on_seed_questions_with_the_embedded_model(
         "RA_LLM__TIMEOUT_S": "1200",  # a busy two-core machine can take minutes per reply
     }
     cmd = [sys.executable, "-m", "assistant", "eval", "qa", "--data", str(data), "--index", str(seed_index)]
-    cmd += ["--out", str(tmp_path / "run"), "--checker", checker, "--json"]
+    cmd += ["--out", str(tmp_path / "run"), "--checker", "minilm", "--json"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=2400)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout)

@@ -22,6 +22,7 @@ class AgentSettings(BaseModel):
     )
     abstain_unsupported: bool = Field(
         True,
-        description="abstain when the grounding checker finds no answer sentence supported by its citations",
+        description="abstain unless the grounding checker finds an answer sentence supported (not merely "
+        "weakly) by its citations",
     )
     observation_chars: int = Field(1500, ge=100, description="stdout/stderr kept in a python observation")

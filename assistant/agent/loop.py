@@ -326,10 +326,11 @@ class _Run:
         reason = "model" if abstain else "uncited" if not citations else None
         if reason is None and self.agent.checker is not None:
             kept = self._checked(kept, evidence)
-            if self.cfg.abstain_unsupported and all(s.verdict == "unsupported" for s in kept):
+            if self.cfg.abstain_unsupported and not any(s.verdict == "supported" for s in kept):
                 reason = "unsupported"
         if reason is not None:
-            # An answer that cites nothing, or that nothing it cites supports, is not grounded: abstain.
+            # An answer that cites nothing, or none of whose sentences its citations support (weak support
+            # is how small models' guesses from a nearby passage score), is not grounded: abstain.
             answer = self._finish(ABSTAIN_MESSAGE, abstained=True)
             answer.abstain_reason = reason
             if reason == "unsupported":  # keep the rejected draft inspectable
