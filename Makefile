@@ -58,13 +58,16 @@ lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 # Benchmarks recorded in docs/benchmarks.md (each prints JSON; some write docs/bench/*.json).
-bench: install
+bench: install checker
 	$(BIN)/python -m eval.bench.scifact
 	$(BIN)/python -m eval.bench.chunk_sizes
 	$(BIN)/python -m eval.bench.reingest
 	$(BIN)/python -m eval.bench.ann_recall --n 200000
 	$(BIN)/python -m eval.bench.scale --n 1000000
 	$(BIN)/python -m eval.bench.sandbox_overhead
+	$(BIN)/python -m eval.bench.checker
+	$(BIN)/ra ingest $(CORPUS)
+	$(BIN)/python -m eval.bench.qa_agent --data $(SHARED)/qa/seeds_dev.jsonl
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) .ra .pytest_cache
