@@ -33,6 +33,10 @@ REACT_SCHEMA = {
     "required": ["thought", "action", "input"],
     "additionalProperties": False,
 }
+STEP_INSTRUCTION = {
+    "role": "system",
+    "content": "Decide the next step. Reply with JSON: thought (one short sentence), action, input.",
+}
 
 
 def _script(path: Path, body: str) -> Path:
@@ -223,10 +227,7 @@ def test_server_lists_the_served_name(vllm_server: VLLMServer) -> None:
 @pytest.mark.vllm
 @pytest.mark.slow
 def test_json_schema_answer_validates(vllm_server: VLLMServer) -> None:
-    messages = [
-        {"role": "system", "content": "Decide the next step. Reply with JSON: thought, action, input."},
-        {"role": "user", "content": "Who proposed the transformer architecture?"},
-    ]
+    messages = [STEP_INSTRUCTION, {"role": "user", "content": "Who proposed the transformer architecture?"}]
     with ChatClient(vllm_server.base_url, DEFAULT_MODEL) as client:
         step = json.loads(client.chat(messages, json_schema=REACT_SCHEMA, max_tokens=120).text)
     assert set(step) == {"thought", "action", "input"}
@@ -247,11 +248,21 @@ def test_streaming_yields_several_deltas(vllm_server: VLLMServer) -> None:
 def test_batch_answers_every_prompt_in_order(vllm_model: tuple[Path, Path]) -> None:
     python, folder = vllm_model
     questions = ["What is 2 + 2?", "Name a colour.", "Who proposed the transformer architecture?"]
+    # A step instruction and the agent's step budget (256 tokens): without them the 0.5B model's thought can run past
+    # the token limit, and a cut-off JSON string says nothing about batching.
     requests = [
-        {"messages": [{"role": "user", "content": q}], "json_schema": REACT_SCHEMA, "max_tokens": 100}
+        {
+            "messages": [STEP_INSTRUCTION, {"role": "user", "content": q}],
+            "json_schema": REACT_SCHEMA,
+            "max_tokens": 256,
+        }
         for q in questions
     ]
-    requests[1] |= {"json_schema": None, "max_tokens": 16}
+    requests[1] |= {
+        "messages": [{"role": "user", "content": questions[1]}],
+        "json_schema": None,
+        "max_tokens": 16,
+    }
     texts = VLLMBatch(folder, python=python, max_model_len=2048).run(requests)
     assert len(texts) == 3 and texts[1].strip()
     for text in (texts[0], texts[2]):
