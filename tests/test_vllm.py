@@ -14,6 +14,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from assistant.agent.config import AgentSettings
 from assistant.cli import serve_cmd
 from assistant.llm import vllm_env
 from assistant.llm.client import ChatClient
@@ -248,13 +249,13 @@ def test_streaming_yields_several_deltas(vllm_server: VLLMServer) -> None:
 def test_batch_answers_every_prompt_in_order(vllm_model: tuple[Path, Path]) -> None:
     python, folder = vllm_model
     questions = ["What is 2 + 2?", "Name a colour.", "Who proposed the transformer architecture?"]
-    # A step instruction and the agent's step budget (256 tokens): without them the 0.5B model's thought can run past
+    # A step instruction and the agent's step budget: without them the 0.5B model's thought can outrun
     # the token limit, and a cut-off JSON string says nothing about batching.
     requests = [
         {
             "messages": [STEP_INSTRUCTION, {"role": "user", "content": q}],
             "json_schema": REACT_SCHEMA,
-            "max_tokens": 256,
+            "max_tokens": AgentSettings().step_max_tokens,
         }
         for q in questions
     ]
