@@ -13,7 +13,7 @@ from assistant.cli.index_cmds import JsonOpt
 from assistant.settings import load_settings
 
 CheckerOpt = Annotated[
-    str | None, typer.Option("--checker", help="minilm | llm (default: settings grounding.checker)")
+    str | None, typer.Option("--checker", help="align | minilm | llm (default: settings grounding.checker)")
 ]
 
 
@@ -47,14 +47,14 @@ def checker(
     pairs = read_wice(data)[:limit]
     settings = load_settings({"grounding": {"checker": name}})
     if calibrate and settings.grounding.checker != "llm":
-        fail("--calibrate is for the llm checker: minilm is calibrated by `ra eval train-checker`")
+        fail("--calibrate is for the llm checker: align and minilm are calibrated by `ra eval train-checker`")
     with ExitStack() as stack:
         client = None
         if settings.grounding.checker == "llm":
             client = stack.enter_context(open_backend(settings)).client
         grader = open_checker(settings, client)
         if grader is None:
-            fail("grounding.checker is 'none': pass --checker minilm or --checker llm")
+            fail("grounding.checker is 'none': pass --checker align, minilm or llm")
         with progress_bar(as_json) as bar:
             task = bar.add_task("scoring", total=len(pairs))
             scored = score_pairs(grader, pairs, on_batch=lambda n: bar.advance(task, n))
@@ -80,17 +80,26 @@ def checker(
     print_report(summary, as_json)
 
 
+TRAINED = ("align", "minilm")
+
+
 def train_checker(
+    name: Annotated[str, typer.Option("--checker", help="align (v2, the default) | minilm (v1)")] = "align",
     shared: Annotated[
         Path | None, typer.Option("--shared", help="shared data folder (default: RA_SHARED_DIR or ../shared)")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="retrain even when the checker exists")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train the minilm grounding checker and calibrate it on WiCE dev (a no-op when it exists)."""
-    from eval.checker_train import bar_progress, build, shared_dir
+    """Train a local grounding checker and calibrate its threshold (a no-op when it is built)."""
+    from eval import checker_train, checker_train_align
 
+    if name not in TRAINED:
+        fail(f"--checker {name!r} is not trained locally: choose one of {', '.join(TRAINED)}")
+    build = checker_train_align.build if name == "align" else checker_train.build
     settings = load_settings()
     with progress_bar(as_json) as bar:
-        report = build(settings.cache_dir, shared_dir(shared), force, bar_progress(bar))
+        report = build(
+            settings.cache_dir, checker_train.shared_dir(shared), force, checker_train.bar_progress(bar)
+        )
     print_report(report, as_json)

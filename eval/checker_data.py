@@ -32,7 +32,8 @@ class Pair:
 
 
 def read_wice(path: Path) -> list[Pair]:
-    """WiCE lines: {"claim", "evidence": [sentences] or text, "label"?}; supported vs. partially/not."""
+    """WiCE lines: {"claim", "evidence": [sentences] or text, "label"?, "source"?}; supported vs.
+    partially/not. `source` (default "wice") lets `ra eval checker` report per source."""
     if not path.is_file():
         raise BadDataFile(
             f"no data file at {path}: pass a JSONL file in WiCE format (claim, evidence, label)"
@@ -51,7 +52,8 @@ def read_wice(path: Path) -> list[Pair]:
             ) from None
         text = "\n".join(map(str, evidence)) if isinstance(evidence, list) else str(evidence)
         label = row.get("label")
-        pairs.append(Pair(text, claim, None if label is None else label == "supported", "wice", str(n)))
+        source = str(row.get("source") or "wice")
+        pairs.append(Pair(text, claim, None if label is None else label == "supported", source, str(n)))
     if not pairs:
         raise BadDataFile(f"{path} holds no pairs: one JSON object per line with 'claim' and 'evidence'")
     return pairs

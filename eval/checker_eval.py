@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from assistant.grounding.base import GroundingChecker
-from assistant.grounding.calibration import balanced_accuracy, best_threshold, cross_fitted
+from assistant.grounding.calibration import auroc, balanced_accuracy, best_threshold, confusion, cross_fitted
 from eval.checker_data import Pair
 
 BATCH = 16  # pairs per call: enough for the local checker to batch, small enough for a smooth progress bar
@@ -45,7 +45,7 @@ def score_pairs(
 
 
 def label_metrics(labels: Sequence[bool], scores: Sequence[float], threshold: float) -> dict[str, Any]:
-    """Balanced accuracy at `threshold`; the best threshold on these pairs and what it scores (optimistic:
+    """Balanced accuracy, AUROC and the confusion counts at `threshold`; the best threshold on these pairs and what it scores (optimistic:
     fitted here); and, with two pairs of each class or more, the 2-fold cross-fitted balanced accuracy
     (threshold fitted on the other half)."""
     fitted = best_threshold(labels, scores)
@@ -57,6 +57,9 @@ def label_metrics(labels: Sequence[bool], scores: Sequence[float], threshold: fl
         "best_threshold": round(fitted, 4),
         "balanced_accuracy_at_best": round(balanced_accuracy(labels, scores, fitted), 4),
     }
+    if 0 < supported < len(labels):
+        metrics["auroc"] = round(auroc(labels, scores), 4)
+    metrics["confusion"] = asdict(confusion(labels, scores, threshold))
     if min(supported, len(labels) - supported) >= 2:  # each half needs both classes
         folds = cross_fitted(labels, scores)
         metrics["balanced_accuracy_2fold"] = round(folds.balanced_accuracy, 4)
@@ -76,7 +79,25 @@ def summarize(checker: GroundingChecker, pairs: Sequence[Pair], scored: Scored) 
     if labelled and len({label for label, _ in labelled}) == 2:
         labels, scores = zip(*labelled, strict=True)
         summary |= label_metrics(list(labels), list(scores), checker.threshold)
+        sources = sorted({p.source for p in pairs if p.label is not None})
+        if len(sources) > 1:
+            summary["per_source"] = {
+                name: {"n": len(y), **label_metrics(y, s, checker.threshold)}
+                for name in sources
+                for y, s in [_labelled(pairs, scored.scores, name)]
+                if len(set(y)) == 2
+            }
     return summary
+
+
+def _labelled(pairs: Sequence[Pair], scores: Sequence[float], source: str) -> tuple[list[bool], list[float]]:
+    """Labels and scores of one source's labelled pairs."""
+    rows = [
+        (bool(p.label), s)
+        for p, s in zip(pairs, scores, strict=True)
+        if p.label is not None and p.source == source
+    ]
+    return [y for y, _ in rows], [s for _, s in rows]
 
 
 def write_predictions(path: Path, scores: Sequence[float], threshold: float) -> None:

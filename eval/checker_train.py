@@ -171,7 +171,7 @@ def train(cache_dir: Path, shared: Path, progress: Progress | None = None) -> di
         "wice_dev": {"n": len(wice), **label_metrics(wice_labels, wice_scores, threshold)},
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
     }
-    _write_atomically(artifact_dir(cache_dir) / ARTIFACT, report)
+    write_atomically(artifact_dir(cache_dir) / ARTIFACT, report)
     return report
 
 
@@ -183,7 +183,7 @@ def _counts(pairs: Sequence[Pair]) -> dict[str, list[int]]:
     return dict(sorted(counts.items()))
 
 
-def _write_atomically(path: Path, payload: dict[str, Any]) -> None:
+def write_atomically(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".checker-", dir=path.parent)
     with os.fdopen(fd, "w") as f:

@@ -98,7 +98,7 @@ def test_eval_checker_writes_one_prediction_per_pair(
 
 
 def test_train_checker_is_a_no_op_once_built(checker: MiniLMChecker, app: typer.Typer) -> None:
-    result = CliRunner().invoke(app, ["train-checker", "--json"])
+    result = CliRunner().invoke(app, ["train-checker", "--checker", "minilm", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["status"] == "already built"

@@ -65,3 +65,36 @@ def cross_fitted(labels: Sequence[bool], scores: Sequence[float], seed: int = 0)
         thresholds.append(t)
         accs.append(balanced_accuracy([labels[i] for i in test], [scores[i] for i in test], t))
     return CrossFit(float(np.mean(accs)), (accs[0], accs[1]), (thresholds[0], thresholds[1]))
+
+
+def auroc(labels: Sequence[bool], scores: Sequence[float]) -> float:
+    """Area under the ROC curve: P(a supported pair outscores an unsupported one), ties counting half.
+    Threshold-free, so it says how well a checker ranks even where its threshold does not transfer."""
+    y = np.asarray(labels, dtype=bool)
+    s = np.asarray(scores, dtype=float)
+    pos, neg = s[y], s[~y]
+    if not pos.size or not neg.size:
+        raise ValueError("AUROC needs both supported and unsupported pairs")
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(greater / (pos.size * neg.size))
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """Counts at a threshold; "positive" is supported (score >= threshold)."""
+
+    true_supported: int
+    false_supported: int
+    true_unsupported: int
+    false_unsupported: int
+
+
+def confusion(labels: Sequence[bool], scores: Sequence[float], threshold: float) -> Confusion:
+    y = np.asarray(labels, dtype=bool)
+    predicted = np.asarray(scores, dtype=float) >= threshold
+    return Confusion(
+        int((y & predicted).sum()),
+        int((~y & predicted).sum()),
+        int((~y & ~predicted).sum()),
+        int((y & ~predicted).sum()),
+    )

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from assistant.llm.client import ChatClient
     from assistant.settings import Settings
 
-CHECKERS = ("minilm", "llm", "none")
+CHECKERS = ("align", "minilm", "llm", "none")
 
 
 class UnknownChecker(UserFacingError):
@@ -31,6 +31,10 @@ def open_checker(settings: Settings, client: ChatClient | None = None) -> Ground
     override = settings.grounding.threshold
     if name == "none":
         return None
+    if name == "align":
+        from assistant.grounding.align import AlignChecker
+
+        return AlignChecker.load(settings.cache_dir, threshold=override)
     if name == "minilm":
         from assistant.grounding.minilm import MiniLMChecker
 
@@ -43,7 +47,7 @@ def open_checker(settings: Settings, client: ChatClient | None = None) -> Ground
             if not settings.llm.url:
                 raise CheckerNeedsLLM(
                     "grounding checker 'llm' needs a running LLM: set llm.url (e.g. RA_LLM__URL="
-                    "http://127.0.0.1:8000/v1 after `ra serve`) or use grounding.checker = 'minilm'"
+                    "http://127.0.0.1:8000/v1 after `ra serve`) or use grounding.checker = 'align'"
                 )
             client = ChatClient(
                 settings.llm.url, timeout=settings.llm.timeout_s, api_key=settings.llm.api_key

