@@ -8,9 +8,10 @@ Seeded; the same numbers on every build from the same data and packages. Steps:
    (a fixed hash split; the calibration side). Synthetic hard examples (eval/checker_synth.py) are made
    from the training side's supported claims and from passages of the seed corpus.
 2. Features. One int8 ONNX MiniLM pass over every distinct claim sentence and selected evidence sentence
-   (nearly all the time); the encoder output is cached in memory for the epochs.
-3. Training. W (claim projection, from the identity), the importance vector and the head, by Adam on a
-   class-balanced logistic loss with W pulled towards the identity; fixed epochs, fixed seed, 2 threads.
+   (nearly all the time), reduced at once to each claim word's best match per evidence sentence.
+3. Training. The importance layer and the head (warm-started by a Newton logistic fit), by Adam on a
+   class-balanced logistic loss; fixed epochs, fixed seed, 2 threads. Seconds: the alignment matrices
+   are computed once, in step 2.
 4. Threshold by cross-validation across sources: the calibration side (held-out groups of each training
    source, plus WiCE dev) is scored; the threshold maximises the mean balanced accuracy over sources, and
    each source is also reported with a threshold chosen on the other sources only (leave-one-source-out).
@@ -26,6 +27,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +67,10 @@ CALIBRATION_PER_SOURCE = 60
 SYNTH_FROM_MATERIAL = 900  # supported training claims perturbed
 SYNTH_PASSAGES = 450  # seed-corpus passages, each giving a positive and two negatives
 PASSAGE_CHARS = 800
-EPOCHS = 12
+EPOCHS = 20
 BATCH = 64
-LEARNING_RATE = 1e-3  # the projection's
-HEAD_RATE = 1e-2  # importance and head (warm-started)
-IDENTITY_PULL = 1.0  # weight of ||W - I||^2
+LEARNING_RATE = 1e-2
+IMPORTANCE_L2 = 1e-3
 CHUNK = 64  # pairs per encoder call
 
 
@@ -194,27 +195,27 @@ def _pad(units: Sequence[Unit]) -> dict[str, Any]:
     import torch
 
     n = len(units)
-    dim = units[0].claim.shape[1]
-    tc = max(len(u.claim) for u in units)
-    nw = max(len(u.pieces) for u in units)
-    te = max(max(len(u.evidence) for u in units), 1)
-    claim = np.zeros((n, tc, dim), np.float32)
-    pieces = np.full((n, nw, align.MAX_PIECES), -1, np.int64)
+    dim = units[0].first.shape[1]
+    nw = max(len(u.alignment) for u in units)
+    ns = max(max(u.alignment.shape[1] for u in units), 1)
+    alignment = np.zeros((n, nw, ns), np.float32)
+    word_ok = np.zeros((n, nw), bool)
+    sent_ok = np.zeros((n, ns), bool)
+    first = np.zeros((n, nw, dim), np.float32)
     flags = np.zeros((n, nw, 3), np.float32)
-    evidence = np.zeros((n, te, dim), np.float32)
-    sentence_of = np.full((n, te), -1, np.int64)
     for i, u in enumerate(units):
-        claim[i, : len(u.claim)] = u.claim
-        pieces[i, : len(u.pieces)] = u.pieces
+        w, k = u.alignment.shape
+        alignment[i, :w, :k] = u.alignment
+        word_ok[i, : len(u.first)] = True
+        sent_ok[i, : max(k, 1)] = True  # no evidence: one all-zero sentence, as AlignModel.features scores it
+        first[i, : len(u.first)] = u.first
         flags[i, : len(u.flags)] = u.flags
-        evidence[i, : len(u.evidence)] = u.evidence
-        sentence_of[i, : len(u.sentence_of)] = u.sentence_of
     arrays = {
-        "claim": claim,
-        "pieces": pieces,
+        "alignment": alignment,
+        "word_ok": word_ok,
+        "sent_ok": sent_ok,
+        "first": first,
         "flags": flags,
-        "evidence": evidence,
-        "sentence_of": sentence_of,
         "lexical": np.stack([u.lexical for u in units]),
     }
     return {k: torch.from_numpy(v) for k, v in arrays.items()}
@@ -225,53 +226,31 @@ def _forward(params: dict[str, Any], batch: dict[str, Any]) -> Any:
     import torch
 
     inf = torch.tensor(float("inf"))
-    claim = batch["claim"] @ params["projection"]
-    claim = claim / claim.norm(dim=-1, keepdim=True).clamp_min(1e-9)
-    sims = claim @ batch["evidence"].transpose(1, 2)  # (B, Tc, Te)
-    n_sent = int(batch["sentence_of"].max()) + 1
-    in_sentence = batch["sentence_of"][:, None, :] == torch.arange(n_sent)[None, :, None]  # (B, S, Te)
-    per_sentence = torch.where(in_sentence[:, None], sims[:, :, None, :], -inf).amax(-1)  # (B, Tc, S)
-    valid_piece = batch["pieces"] >= 0
-    rows = torch.arange(len(sims))[:, None, None]
-    gathered = per_sentence[rows, batch["pieces"].clamp_min(0)]  # (B, W, P, S)
-    per_word = torch.where(valid_piece[..., None], gathered, inf).amin(2)  # (B, W, S)
-    word_ok = valid_piece[:, :, 0]
-    sent_ok = in_sentence.any(-1)  # (B, S)
-    n_ok = sent_ok.sum(-1)
-    first = batch["claim"][rows[:, :, 0], batch["pieces"][:, :, 0].clamp_min(0)]  # (B, W, dim)
-    logits = first @ params["importance"] + batch["flags"] @ params["flag_weights"]
+    per_word, word_ok, sent_ok = batch["alignment"], batch["word_ok"], batch["sent_ok"]
+    n_sent = per_word.shape[2]
+    logits = batch["first"] @ params["importance"] + batch["flags"] @ params["flag_weights"]
     weights = torch.softmax(torch.where(word_ok, logits, -inf), dim=-1)
     best = torch.where(sent_ok[:, None], per_word, -inf).amax(-1)
     best = torch.where(word_ok, best, 0.0)
+    n_ok = sent_ok.sum(-1)
     width = n_ok.clamp(max=align.LOCAL_WINDOW)
     starts = torch.arange(n_sent)
-    s_idx = torch.arange(n_sent)
-    in_window = (s_idx[None, None] >= starts[None, :, None]) & (
-        s_idx[None, None] < (starts[None, :] + width[:, None])[..., None]
-    )
-    window_ok = starts[None] <= (n_ok - width)[:, None]  # (B, J)
+    in_window = (starts[None, None] >= starts[None, :, None]) & (
+        starts[None, None] < (starts[None, :] + width[:, None])[..., None]
+    )  # (B, window start, sentence)
+    window_ok = starts[None] <= (n_ok - width)[:, None]
     windowed = torch.where(in_window[:, None], per_word[:, :, None, :], -inf).amax(-1)  # (B, W, J)
     windowed = torch.where(word_ok[..., None], windowed, 0.0)
     window_score = torch.where(window_ok, (weights[..., None] * windowed).sum(1), -inf)
-    pick = window_score.argmax(-1)
-    local = windowed[torch.arange(len(sims)), :, pick]  # (B, W)
-    exact = (weights * batch["flags"][..., 2]).sum(-1)
-    return torch.cat(
-        [
-            torch.stack(
-                [
-                    (weights * best).sum(-1),
-                    (weights * local).sum(-1),
-                    _softmin(best, word_ok),
-                    _softmin(local, word_ok),
-                    exact,
-                ],
-                dim=-1,
-            ),
-            batch["lexical"],
-        ],
-        dim=-1,
-    )
+    local = windowed[torch.arange(len(per_word)), :, window_score.argmax(-1)]
+    pooled = [
+        (weights * best).sum(-1),
+        (weights * local).sum(-1),
+        _softmin(best, word_ok),
+        _softmin(local, word_ok),
+        (weights * batch["flags"][..., 2]).sum(-1),
+    ]
+    return torch.cat([torch.stack(pooled, dim=-1), batch["lexical"]], dim=-1)
 
 
 def _softmin(values: Any, ok: Any) -> Any:
@@ -284,14 +263,13 @@ def _softmin(values: Any, ok: Any) -> Any:
 
 
 def fit(units: Sequence[Unit], labels: Sequence[bool], progress: Progress | None = None) -> AlignModel:
-    """Adam on the class-balanced logistic loss, seeded, 2 threads, fixed epochs."""
+    """Adam on the class-balanced logistic loss from a Newton-fitted head, seeded, fixed epochs."""
     import torch
 
     torch.manual_seed(SEED)
     torch.set_num_threads(2)
-    dim = units[0].claim.shape[1]
+    dim = units[0].first.shape[1]
     params = {
-        "projection": torch.eye(dim).requires_grad_(),
         "importance": torch.zeros(dim, requires_grad=True),
         "flag_weights": torch.zeros(3, requires_grad=True),
         "head": torch.zeros(len(FEATURES), requires_grad=True),
@@ -301,46 +279,32 @@ def fit(units: Sequence[Unit], labels: Sequence[bool], progress: Progress | None
     pos = float(y.mean())
     sample_weight = torch.where(y == 1, 0.5 / pos, 0.5 / (1 - pos))
     order_rng = np.random.default_rng(SEED)
-    # batches of similar size pad least; the batch order is shuffled each epoch
-    by_size = sorted(range(len(units)), key=lambda i: (len(units[i].evidence), i))
+    by_size = sorted(range(len(units)), key=lambda i: (units[i].alignment.size, i))  # batches pad least
     batches = [by_size[i : i + BATCH] for i in range(0, len(by_size), BATCH)]
     padded = [_pad([units[i] for i in b]) for b in batches]
-    # warm start: the head is the logistic fit on the untrained (identity) alignment
+    # warm start: the head is the logistic fit with uniform word importance
     with torch.no_grad():
         x0 = torch.cat([_forward(params, p) for p in padded]).numpy().astype(float)
-    order = np.concatenate(batches)
-    start = fit_logistic(x0, y.numpy()[order].astype(float))
+    start = fit_logistic(x0, y.numpy()[np.concatenate(batches)].astype(float))
     with torch.no_grad():
         params["head"].copy_(torch.from_numpy(start.weights / start.scale))
         params["bias"].fill_(start.bias - float(np.sum(start.weights * start.mean / start.scale)))
-    optimiser = torch.optim.Adam(
-        [
-            {"params": [params["projection"]], "lr": LEARNING_RATE},
-            {
-                "params": [params["importance"], params["flag_weights"], params["head"], params["bias"]],
-                "lr": HEAD_RATE,
-            },
-        ]
-    )
-    eye = torch.eye(dim)
+    optimiser = torch.optim.Adam(params.values(), lr=LEARNING_RATE)
     for epoch in range(EPOCHS):
         if progress:
             progress("training", epoch, EPOCHS)
         for k in order_rng.permutation(len(batches)):
             idx = torch.tensor(batches[k])
             z = _forward(params, padded[k]) @ params["head"] + params["bias"]
-            loss = (
-                sample_weight[idx]
-                * torch.nn.functional.binary_cross_entropy_with_logits(z, y[idx], reduction="none")
-            ).sum()
-            loss = loss / sample_weight[idx].sum() + IDENTITY_PULL * ((params["projection"] - eye) ** 2).sum()
+            losses = torch.nn.functional.binary_cross_entropy_with_logits(z, y[idx], reduction="none")
+            loss = (sample_weight[idx] * losses).sum() / sample_weight[idx].sum()
+            loss = loss + IMPORTANCE_L2 * (params["importance"] ** 2).sum()
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
     if progress:
         progress("training", EPOCHS, EPOCHS)
     return AlignModel(
-        params["projection"].detach().numpy().copy(),
         params["importance"].detach().numpy().copy(),
         params["flag_weights"].detach().numpy().copy(),
         params["head"].detach().numpy().astype(np.float64),
@@ -393,11 +357,17 @@ def _counts(pairs: Sequence[Pair]) -> dict[str, list[int]]:
     return dict(sorted(counts.items()))
 
 
-def train(cache_dir: Path, shared: Path, progress: Progress | None = None) -> dict[str, Any]:
-    """Train, calibrate, check transfer and write the checker; returns the report stored with it."""
-    import torch
+@dataclass
+class Prepared:
+    """Every pair the build uses, by role, with its encoded units (the slow part, done once)."""
 
-    started = time.perf_counter()
+    pairs: dict[str, list[Pair]]  # train, calibration, wice, transfer, qa
+    units: dict[str, list[list[Unit]]]
+    seconds: dict[str, float]
+
+
+def prepare(cache_dir: Path, shared: Path, progress: Progress | None = None) -> Prepared:
+    """Read and sample the data, make the synthetic examples, encode everything (seeded)."""
     rng = random.Random(SEED)
     material = training_material(shared)
     usable = [p for p in material if p.source != TRANSFER_SOURCE]
@@ -405,36 +375,50 @@ def train(cache_dir: Path, shared: Path, progress: Progress | None = None) -> di
     calibration_side = [p for p in usable if is_held_out(p.group, HELD_OUT_FRACTION)]
     real = stratified_sample(train_side, TRAIN_PER_SOURCE, rng)
     supported = [p for p in train_side if p.label and p.source in TRAIN_PER_SOURCE]
-    synthetic = synthetic_pairs(supported, corpus_passages(shared / "corpus"), rng)
-    train_pairs = real + synthetic
-    calibration = stratified_sample(
-        calibration_side, dict.fromkeys(TRAIN_PER_SOURCE, CALIBRATION_PER_SOURCE), rng
-    )
-    wice = read_wice(wice_dev_path(shared))
-    transfer = [p for p in material if p.source == TRANSFER_SOURCE]
-    qa = qa_transfer_pairs(shared / "qa" / "seeds_dev.jsonl", rng)
-
+    pairs = {
+        "train": real + synthetic_pairs(supported, corpus_passages(shared / "corpus"), rng),
+        "calibration": stratified_sample(
+            calibration_side, dict.fromkeys(TRAIN_PER_SOURCE, CALIBRATION_PER_SOURCE), rng
+        ),
+        "wice": read_wice(wice_dev_path(shared)),
+        "transfer": [p for p in material if p.source == TRANSFER_SOURCE],
+        "qa": qa_transfer_pairs(shared / "qa" / "seeds_dev.jsonl", rng),
+    }
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     encoder = OnnxTokenEncoder(cache_dir)
     seconds["encoder_load"] = time.perf_counter() - t
+    units = {}
+    for role, role_pairs in pairs.items():
+        t = time.perf_counter()
+        units[role] = encode_units(encoder, role_pairs, f"{role} features", progress)
+        seconds[f"{role}_features"] = time.perf_counter() - t
+    return Prepared(pairs, units, seconds)
+
+
+def train(cache_dir: Path, shared: Path, progress: Progress | None = None) -> dict[str, Any]:
+    """Train, calibrate, check transfer and write the checker; returns the report stored with it."""
+    started = time.perf_counter()
+    return finish(cache_dir, prepare(cache_dir, shared, progress), started, progress)
+
+
+def finish(
+    cache_dir: Path, prepared: Prepared, started: float, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Fit on the prepared training units, choose the threshold, measure, and write the artifacts."""
+    pairs, units, seconds = prepared.pairs, prepared.units, dict(prepared.seconds)
     t = time.perf_counter()
-    train_units = encode_units(encoder, train_pairs, "train features", progress)
-    seconds["train_features"] = time.perf_counter() - t
-    t = time.perf_counter()
-    flat = [u for per_pair in train_units for u in per_pair]
+    flat = [u for per_pair in units["train"] for u in per_pair]
     flat_labels = [
-        bool(p.label) for p, per_pair in zip(train_pairs, train_units, strict=True) for _ in per_pair
+        bool(p.label) for p, per_pair in zip(pairs["train"], units["train"], strict=True) for _ in per_pair
     ]
     model = fit(flat, flat_labels, progress)
     seconds["fit"] = time.perf_counter() - t
-    t = time.perf_counter()
-    cal_units = encode_units(encoder, calibration, "calibration", progress)
-    wice_units = encode_units(encoder, wice, "wice dev", progress)
-    transfer_units = encode_units(encoder, transfer, "transfer", progress)
-    qa_units = encode_units(encoder, qa, "qa dev", progress)
-    seconds["eval_features"] = time.perf_counter() - t
-    del torch
+    calibration, wice, transfer, qa = (pairs[k] for k in ("calibration", "wice", "transfer", "qa"))
+    cal_units, wice_units, transfer_units, qa_units = (
+        units[k] for k in ("calibration", "wice", "transfer", "qa")
+    )
+    train_pairs = pairs["train"]
 
     aggregates: dict[str, Any] = {}
     for how in ("min", "mean", "max"):
@@ -495,7 +479,7 @@ def train(cache_dir: Path, shared: Path, progress: Progress | None = None) -> di
     folder = align.artifact_dir(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{align.WEIGHTS}.tmp.npz"
-    np.savez(tmp, projection=model.projection, importance=model.importance)
+    np.savez(tmp, importance=model.importance)
     tmp.replace(folder / align.WEIGHTS)
     write_atomically(folder / align.ARTIFACT, report)
     return report

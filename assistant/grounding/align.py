@@ -1,12 +1,14 @@
 """Grounding checker v2 (`align`): MiniLM token alignment with a trained claim-side layer, per claim sentence.
 
-What is trained (eval/checker_train_align.py, a few minutes on 2 cores): a linear layer W on top of the
-frozen MiniLM token vectors of the claim (initialised to the identity), a per-token importance (which
-claim words must be found: names and numbers more than "the"), and a logistic head over the pooled
-alignment and a few lexical checks. Only the claim side moves, so evidence vectors are computed once and
-the whole model trains on cached encoder output in seconds per epoch; the encoder itself runs as the
-verified int8 ONNX export of index/embeddings.py (about 2.4x torch on CPU), which is what makes 800-character
-citations cheap. Inference needs numpy and onnxruntime only.
+What is trained (eval/checker_train_align.py): an importance layer over the frozen MiniLM token vectors
+(which claim words must be found: names and numbers more than "the"; a softmax over the claim's words of
+u . vector + flag weights) and a logistic head over the importance-pooled alignment, its soft minimum and
+a few lexical checks (numbers and names verbatim, negation and qualifier words the evidence lacks), by
+gradient descent on labelled pairs plus synthetic hard examples. A trained claim-side projection of the
+token vectors was tried and dropped: it has to recompute every claim x evidence similarity each step, which
+took over 20 minutes on two shared cores (the build budget is 10). The encoder runs as the verified int8
+ONNX export of index/embeddings.py (about 2.4x torch on CPU), which is what makes 800-character citations
+cheap. Inference needs numpy and onnxruntime only.
 
 Aggregation (AlignScore-style): the claim is split into sentences and each is scored against its own best
 evidence sentences (ranked by shared words; the best single window of LOCAL_WINDOW of them and all of them
@@ -14,7 +16,7 @@ together); the claim's score is the minimum over its sentences, so a supported s
 unsupported one (docs/benchmarks.md section 9 measures min/mean/max).
 
 Artifacts (never committed): `cache_dir/checkers/<VERSION>/checker.json` (head, threshold, report) and
-`weights.npz` (W and the importance vector).
+`weights.npz` (the importance vector).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ WEIGHTS = "weights.npz"
 BUILD_COMMAND = "ra eval train-checker --checker align"
 SENTENCES = 6  # evidence sentences aligned per claim sentence
 LOCAL_WINDOW = 3
-MAX_PIECES = 6  # word pieces per word kept (longer words are rare and matched by their first pieces)
+MAX_PIECES = 6  # word pieces per word that count (longer words are matched by their first pieces)
 SOFTMIN_TEMPERATURE = 0.05
 ENCODE_BATCH = 32
 Aggregate = Literal["min", "mean", "max"]
@@ -122,16 +124,15 @@ class OnnxTokenEncoder:
 
 @dataclass(frozen=True)
 class Unit:
-    """One claim sentence against its selected evidence sentences: what the trained layers read.
+    """One claim sentence against its selected evidence sentences, as the trained layers read it.
 
-    `pieces[w]` are the claim token rows of content word w (-1 padded); `flags[w]` = (is a number, is a
-    name, found verbatim in the evidence); `sentence_of[t]` the selected sentence of evidence token t."""
+    `alignment[w, j]`: how well content word w of the claim is matched in selected sentence j (best cosine
+    of its worst-matched piece); `first[w]` its first token's vector (what the importance layer reads);
+    `flags[w]` = (is a number, is a name, found verbatim in the evidence)."""
 
-    claim: np.ndarray  # (claim tokens, dim)
-    pieces: np.ndarray  # (words, MAX_PIECES) int
+    alignment: np.ndarray  # (words, sentences)
+    first: np.ndarray  # (words, dim)
     flags: np.ndarray  # (words, 3)
-    evidence: np.ndarray  # (evidence tokens, dim)
-    sentence_of: np.ndarray  # (evidence tokens,) int
     lexical: np.ndarray  # (len(LEXICAL),)
 
 
@@ -168,22 +169,32 @@ def lexical_features(claim: str, chosen: Sequence[str], evidence: str) -> list[f
 def make_unit(claim: str, encoded: dict[str, Encoded], chosen: Sequence[str], evidence: str) -> Unit:
     enc = encoded[claim]
     words = [(w, t) for w, t in enc.words if is_content(w)] or enc.words
-    pieces = np.full((max(len(words), 1), MAX_PIECES), -1, dtype=np.int64)
-    flags = np.zeros((max(len(words), 1), 3), dtype=np.float32)
     found = content_terms(evidence)
-    for k, (w, t) in enumerate(words):
-        pieces[k, : min(len(t), MAX_PIECES)] = t[:MAX_PIECES]
-        flags[k] = (bool(_NUMBER.fullmatch(w)), _is_name(w, enc.words[0][0] == w), term(w) in found)
-    ev = [encoded[s].vectors for s in chosen]
     dim = enc.vectors.shape[1]
-    return Unit(
-        enc.vectors if len(enc.vectors) else np.zeros((1, dim), np.float32),
-        pieces if words else np.zeros((1, MAX_PIECES), np.int64),
-        flags,
-        np.concatenate(ev) if ev else np.zeros((0, dim), np.float32),
-        np.concatenate([np.full(len(v), j) for j, v in enumerate(ev)]) if ev else np.zeros(0, np.int64),
-        np.asarray(lexical_features(claim, chosen, evidence), dtype=np.float32),
+    if not words or not chosen:
+        empty = np.zeros((1, 0 if not chosen else 1), np.float32)
+        return Unit(
+            empty,
+            np.zeros((1, dim), np.float32),
+            np.zeros((1, 3), np.float32),
+            _lexical(claim, chosen, evidence),
+        )
+    evidence_vectors = [encoded[s].vectors for s in chosen]
+    per_sentence = np.stack([(enc.vectors @ v.T).max(axis=1) for v in evidence_vectors], axis=1)
+    alignment = np.stack([per_sentence[t[:MAX_PIECES]].min(axis=0) for _, t in words])
+    flags = np.array(
+        [
+            (bool(_NUMBER.fullmatch(w)), _is_name(w, k == 0 and enc.words[0][0] == w), term(w) in found)
+            for k, (w, _) in enumerate(words)
+        ],
+        dtype=np.float32,
     )
+    first = np.stack([enc.vectors[t[0]] for _, t in words])
+    return Unit(alignment.astype(np.float32), first, flags, _lexical(claim, chosen, evidence))
+
+
+def _lexical(claim: str, chosen: Sequence[str], evidence: str) -> np.ndarray:
+    return np.asarray(lexical_features(claim, chosen, evidence), dtype=np.float32)
 
 
 def units_of(encoder: OnnxTokenEncoder, pairs: Sequence[tuple[str, str]]) -> list[list[Unit]]:
@@ -206,9 +217,9 @@ def units_of(encoder: OnnxTokenEncoder, pairs: Sequence[tuple[str, str]]) -> lis
 
 @dataclass(frozen=True)
 class AlignModel:
-    """The trained parts: claim projection W, importance vector u (+ flag weights) and the logistic head."""
+    """The trained parts: the importance layer (vector u over a word's token vector, plus flag weights)
+    and the logistic head over the pooled alignment and the lexical checks."""
 
-    projection: np.ndarray  # (dim, dim)
     importance: np.ndarray  # (dim,)
     flag_weights: np.ndarray  # (3,)
     head: np.ndarray  # (len(FEATURES),)
@@ -216,35 +227,25 @@ class AlignModel:
 
     def features(self, unit: Unit) -> np.ndarray:
         """FEATURES of one unit (numpy twin of the training module's batched torch forward)."""
-        claim = unit.claim @ self.projection
-        claim /= np.linalg.norm(claim, axis=1, keepdims=True).clip(1e-9)
-        n_sent = int(unit.sentence_of.max()) + 1 if unit.sentence_of.size else 0
+        per_word = unit.alignment
+        n_sent = per_word.shape[1]
         if n_sent == 0:
-            return np.concatenate([np.zeros(len(POOLED) - 1), [0.0], unit.lexical])
-        sims = claim @ unit.evidence.T  # (claim tokens, evidence tokens)
-        per_sentence = np.stack([sims[:, unit.sentence_of == j].max(axis=1) for j in range(n_sent)], axis=1)
-        valid = unit.pieces >= 0
-        gathered = np.where(valid[..., None], per_sentence[unit.pieces.clip(0)], np.inf)
-        per_word = gathered.min(axis=1)  # (words, sentences): a word matches as well as its worst piece
-        logits = unit.claim[unit.pieces[:, 0].clip(0)] @ self.importance + unit.flags @ self.flag_weights
+            return np.concatenate([np.zeros(len(POOLED)), unit.lexical])
+        logits = unit.first @ self.importance + unit.flags @ self.flag_weights
         weights = np.exp(logits - logits.max())
         weights /= weights.sum()
         width = min(LOCAL_WINDOW, n_sent)
         windows = np.stack([per_word[:, j : j + width].max(axis=1) for j in range(n_sent - width + 1)])
         local = windows[int(np.argmax(windows @ weights))]
         best = per_word.max(axis=1)
-        return np.concatenate(
-            [
-                [
-                    weights @ best,
-                    weights @ local,
-                    _softmin(best),
-                    _softmin(local),
-                    weights @ unit.flags[:, 2],
-                ],
-                unit.lexical,
-            ]
-        )
+        pooled = [
+            weights @ best,
+            weights @ local,
+            _softmin(best),
+            _softmin(local),
+            weights @ unit.flags[:, 2],
+        ]
+        return np.concatenate([pooled, unit.lexical])
 
     def probability(self, unit: Unit) -> float:
         return float(1.0 / (1.0 + np.exp(-(self.features(unit) @ self.head + self.bias))))
@@ -254,12 +255,9 @@ class AlignModel:
 
     @classmethod
     def load(cls, folder: Path) -> AlignModel:
-        data = json.loads((folder / ARTIFACT).read_text())
-        arrays = np.load(folder / WEIGHTS)
-        model = data["model"]
+        model = json.loads((folder / ARTIFACT).read_text())["model"]
         return cls(
-            arrays["projection"].astype(np.float32),
-            arrays["importance"].astype(np.float32),
+            np.load(folder / WEIGHTS)["importance"].astype(np.float32),
             np.asarray(model["flag_weights"], dtype=np.float32),
             np.asarray(model["head"], dtype=np.float64),
             float(model["bias"]),
