@@ -37,10 +37,12 @@ vllm: $(VLLM_VENV)/bin/python
 $(VLLM_VENV)/bin/python: scripts/install-vllm.sh constraints.txt
 	bash scripts/install-vllm.sh $(VLLM_VENV)
 
-# The local grounding checker (trained from the packaged MiniLM, minutes on 2 cores; a no-op once built).
+# The local grounding checkers (trained from the packaged MiniLM, minutes on 2 cores; no-ops once built):
+# minilm (v1, the default) and align (v2).
 checker: install
-	@if [ -d "$(SHARED)/bench/faithfulness/train" ]; then $(BIN)/ra eval train-checker; \
-	else echo "no training data under $(SHARED): grounding checker not built (its tests skip)"; fi
+	@if [ -d "$(SHARED)/bench/faithfulness/train" ]; then \
+	  $(BIN)/ra eval train-checker --checker minilm && $(BIN)/ra eval train-checker --checker align; \
+	else echo "no training data under $(SHARED): grounding checkers not built (their tests skip)"; fi
 
 demo: install checker
 	$(BIN)/ra ingest $(CORPUS)

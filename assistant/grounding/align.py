@@ -183,10 +183,7 @@ def make_unit(claim: str, encoded: dict[str, Encoded], chosen: Sequence[str], ev
     per_sentence = np.stack([(enc.vectors @ v.T).max(axis=1) for v in evidence_vectors], axis=1)
     alignment = np.stack([per_sentence[t[:MAX_PIECES]].min(axis=0) for _, t in words])
     flags = np.array(
-        [
-            (bool(_NUMBER.fullmatch(w)), _is_name(w, k == 0 and enc.words[0][0] == w), term(w) in found)
-            for k, (w, _) in enumerate(words)
-        ],
+        [(bool(_NUMBER.fullmatch(w)), _is_name(w, enc.words[0][0] == w), term(w) in found) for w, _ in words],
         dtype=np.float32,
     )
     first = np.stack([enc.vectors[t[0]] for _, t in words])

@@ -100,7 +100,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None, help="WiCE dev JSONL (default: RA_SHARED_DIR's)")
     parser.add_argument("--llm-limit", type=int, default=40, help="WiCE dev pairs for the LLM judge")
-    parser.add_argument("--no-llm", action="store_true", help="skip the LLM judge")
+    parser.add_argument(
+        "--no-llm", action="store_true", help="skip the LLM judge (its last result in --out is kept)"
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/bench/checker.json"))
     args = parser.parse_args()
     wice = read_wice(args.data or wice_dev_path(shared_dir()))
@@ -113,6 +115,8 @@ def main() -> None:
     }
     if not args.no_llm:
         results["llm"] = bench_llm(wice, args.llm_limit)
+    elif args.out.is_file() and "llm" in (previous := json.loads(args.out.read_text())):
+        results["llm"] = {**previous["llm"], "rerun": False}  # kept from the last run that measured it
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
