@@ -59,7 +59,8 @@ class GroundingSettings(BaseModel):
     """The grounding (faithfulness) checker used for support badges, abstention and `ra eval`."""
 
     checker: str = Field(
-        "minilm", description="checker name: minilm (local, CPU), llm (judge via the LLM), none"
+        "minilm",
+        description="checker name: minilm (local, CPU), align (local v2, CPU), llm (judge via the LLM), none",
     )
     threshold: float | None = Field(
         None, ge=0.0, le=1.0, description="decision threshold; None uses the checker's calibrated one"

@@ -1,5 +1,5 @@
-"""The trained align checker (v2): the weak spots of v1 on hand-made pairs, and a build that reproduces
-the recorded numbers.
+"""The trained align checker (v2): the weak spots of v1 on hand-made pairs, and a restored build that
+scores as its training report says.
 
 The checker is built once per machine by `make checker` (minutes on 2 cores); the session fixture builds it
 only when it is missing.
@@ -23,7 +23,6 @@ from eval.checker_train import wice_dev_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-RECORDED = Path(__file__).resolve().parents[1] / "docs" / "bench" / "checker.json"
 PASSAGE = (
     "The Golden Gate Bridge is a suspension bridge spanning the Golden Gate strait. It opened to traffic "
     "in 1937 and connects San Francisco to Marin County. At the time of its opening it was the longest "
@@ -75,20 +74,6 @@ def test_supported_claims_pass(checker: AlignChecker) -> None:
 def test_weak_spots_are_not_called_supported(checker: AlignChecker, kind: str) -> None:
     scores = checker.scores(WEAK_SPOTS[kind])
     assert all(s < checker.threshold for s in scores), list(zip(WEAK_SPOTS[kind], scores, strict=True))
-
-
-def test_a_build_reproduces_the_recorded_scores(checker: AlignChecker) -> None:
-    """The cached checker's training report (from whichever fresh `make checker` built it) matches the
-    numbers recorded in docs/bench/checker.json: seeded data, sampling and training."""
-    report = json.loads((artifact_dir(load_settings().cache_dir) / ARTIFACT).read_text())
-    recorded = json.loads(RECORDED.read_text())["align"]["build"]
-    assert report["threshold"] == pytest.approx(recorded["threshold"], abs=2e-3)
-    for key in ("balanced_accuracy", "balanced_accuracy_2fold", "auroc"):
-        assert report["wice_dev"][key] == pytest.approx(recorded["wice_dev"][key], abs=5e-3), key
-    source = report["transfer_source"]
-    assert report["transfer"][source]["balanced_accuracy"] == pytest.approx(
-        recorded["transfer"][source]["balanced_accuracy"], abs=5e-3
-    )
 
 
 def test_the_restored_checker_scores_wice_dev_as_its_build_did(checker: AlignChecker, shared: Path) -> None:

@@ -74,3 +74,21 @@ def test_cross_fitting_does_not_reward_a_threshold_fitted_to_noise() -> None:
     honest = cross_fitted(labels, noise, seed=0).balanced_accuracy
     assert in_sample > 0.52  # a threshold fitted on the same points finds some pattern in noise
     assert honest < in_sample
+
+
+def test_auroc_is_the_chance_a_supported_pair_outscores_an_unsupported_one() -> None:
+    from assistant.grounding.calibration import auroc
+
+    assert auroc([True, True, False, False], [0.9, 0.8, 0.2, 0.1]) == 1.0
+    assert auroc([True, True, False, False], [0.1, 0.2, 0.8, 0.9]) == 0.0
+    # one of four (pos, neg) orderings is wrong, one is a tie: (2 + 0.5) / 4
+    assert auroc([True, True, False, False], [0.9, 0.5, 0.5, 0.7]) == pytest.approx(0.375 + 0.25)
+    with pytest.raises(ValueError):
+        auroc([True], [0.5])
+
+
+def test_confusion_counts_at_the_threshold() -> None:
+    from assistant.grounding.calibration import confusion
+
+    c = confusion([True, True, False, False, False], [0.9, 0.2, 0.6, 0.1, 0.5], 0.5)
+    assert (c.true_supported, c.false_unsupported, c.false_supported, c.true_unsupported) == (1, 1, 2, 1)

@@ -33,7 +33,7 @@ def test_none_means_no_checker(tmp_path: Path) -> None:
 
 
 def test_unknown_name_lists_the_valid_ones(tmp_path: Path) -> None:
-    with pytest.raises(UnknownChecker, match="minilm, llm, none"):
+    with pytest.raises(UnknownChecker, match="align, minilm, llm, none"):
         open_checker(settings(tmp_path, checker="nli-large"))
 
 
@@ -89,4 +89,34 @@ def test_minilm_loads_its_head_and_threshold_without_touching_the_model(tmp_path
     checker = open_checker(settings(tmp_path, checker="minilm"))
     assert checker is not None and checker.threshold == 0.42
     assert open_checker(settings(tmp_path, checker="minilm", threshold=0.6)).threshold == 0.6  # type: ignore[union-attr]
+    assert checker.scores([]) == []
+
+
+def test_unbuilt_align_says_how_to_build_it(tmp_path: Path) -> None:
+    from assistant.grounding import align
+
+    with pytest.raises(CheckerNotBuilt, match="make checker"):
+        open_checker(settings(tmp_path, checker="align"))
+    folder = align.artifact_dir(tmp_path)
+    folder.mkdir(parents=True)
+    (folder / align.ARTIFACT).write_text(json.dumps({"version": "old", "features": list(align.FEATURES)}))
+    (folder / align.WEIGHTS).write_bytes(b"")
+    with pytest.raises(CheckerNotBuilt, match="--force"):
+        open_checker(settings(tmp_path, checker="align"))
+
+
+def test_align_loads_its_model_and_threshold_without_touching_the_encoder(tmp_path: Path) -> None:
+    import numpy as np
+
+    from assistant.grounding import align
+
+    folder = align.artifact_dir(tmp_path)
+    folder.mkdir(parents=True)
+    model = {"head": [1.0] * len(align.FEATURES), "bias": 0.0, "flag_weights": [0.0, 0.0, 0.0]}
+    report = {"version": align.VERSION, "features": list(align.FEATURES), "model": model, "threshold": 0.37}
+    (folder / align.ARTIFACT).write_text(json.dumps(report))
+    np.savez(folder / align.WEIGHTS, importance=np.zeros(384, np.float32))
+    checker = open_checker(settings(tmp_path, checker="align"))
+    assert isinstance(checker, align.AlignChecker) and checker.threshold == 0.37
+    assert open_checker(settings(tmp_path, checker="align", threshold=0.6)).threshold == 0.6  # type: ignore[union-attr]
     assert checker.scores([]) == []

@@ -30,7 +30,8 @@ URLOpt = Annotated[
     str | None, typer.Option("--llm-url", help="OpenAI-compatible server URL, e.g. from `ra serve`")
 ]
 CheckerOpt = Annotated[
-    str | None, typer.Option("--checker", help="grounding checker for support badges: minilm, llm or none")
+    str | None,
+    typer.Option("--checker", help="grounding checker for support badges: minilm, align, llm or none"),
 ]
 TraceOpt = Annotated[
     bool, typer.Option("--trace", help="print each step: thought, action, observation, timings")
