@@ -346,3 +346,11 @@ def test_a_langchain_chat_model_can_answer_and_the_tools_work_as_langchain_tools
     assert sorted(tools) == ["read", "search"]  # no python without the sandbox
     assert "[1] alpaca.md: Stanford's Alpaca 7B" in tools["search"].invoke("Alpaca demonstrations")
     assert "Stanford's Alpaca 7B" in tools["read"].invoke("1")
+
+
+def test_a_weakly_supported_part_is_not_stated() -> None:
+    # WordChecker: 0.8 supported, 0.6-0.8 weak. 7 of 9 words in the passage: weak.
+    weak = "Fast YOLO processes 155 frames per second, truly astonishing."
+    agent, _, _ = agent_for([answering(weak, "Fast YOLO"), step_reply("give_up", "")])
+    answer = final_answer(agent.run("How many frames does Fast YOLO process per second?"))
+    assert answer.abstained and answer.sentences[0].verdict == "weak"

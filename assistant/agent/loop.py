@@ -386,6 +386,12 @@ class _Run:
         step.thought, step.input = thought, arg
         if action == "give_up":
             return False
+        if action == "read" and not self._known_passage(arg):
+            # A small model often writes the action's description instead of a number: read around the
+            # passage its draft cited (or the part's best one), which is what a read is for here.
+            cited = [n for n in (draft.citations if draft else ()) if self.ledger.items[n].chunk_id]
+            pool = [e.id for e in self._pool(part) if e.chunk_id]
+            arg = str((cited or pool or [0])[0])
         run = self.toolbox.search if action == "search" else self.toolbox.read
         before = set(self.pools.get(part.id, []))
         result = yield from self._tool(action, arg, part.id, lambda: run(arg, part.id))
@@ -488,7 +494,14 @@ class _Run:
         self.timings["check_s"] += time.perf_counter() - t
         return scored
 
+    def _known_passage(self, ref: str) -> bool:
+        ref = ref.strip().strip("[]")
+        return ref.isdigit() and int(ref) in self.ledger.items
+
     def _accepted(self, sentence: Sentence) -> bool:
+        """Only a supported sentence stands: accepting weak ones as well (tried, with a check that the
+        cited passages name what the part asks about) turned false abstentions into wrong answers and let
+        unanswerable questions through on the dev set."""
         if self.agent.checker is None or not self.cfg.abstain_unsupported:
             return bool(sentence.citations)
         return sentence.verdict == "supported"

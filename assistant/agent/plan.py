@@ -198,6 +198,8 @@ def _names(text: str) -> list[str]:
 
 
 _LEADING = frozenset(
+    ["according", "answer", "based", "besides", "only", "part", "using", "documents"]
+) | frozenset(
     [
         "how",
         "what",
