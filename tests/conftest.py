@@ -6,6 +6,7 @@ by accident.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,15 +34,28 @@ def shared() -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Tests never read a developer's ra.toml or RA_* variables, and use their own model cache (subprocesses
-    inherit all three through the environment)."""
+def _isolate(mp: pytest.MonkeyPatch, config: Path) -> None:
+    """No developer's ra.toml or RA_* variables, and the tests' own model cache (subprocesses inherit all
+    three through the environment)."""
     for key in list(os.environ):
         if key.startswith("RA_") and key != "RA_SHARED_DIR":
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("RA_CONFIG", str(tmp_path / "no-such-ra.toml"))
-    monkeypatch.setenv("RA_CACHE_DIR", str(TEST_CACHE))
+            mp.delenv(key)
+    mp.setenv("RA_CONFIG", str(config / "no-such-ra.toml"))
+    mp.setenv("RA_CACHE_DIR", str(TEST_CACHE))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Session fixtures (the seed index, the packaged model) run before any function fixture: isolate them too."""
+    with pytest.MonkeyPatch.context() as mp:
+        _isolate(mp, tmp_path_factory.mktemp("config"))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Again per test, undoing what a previous test left in the environment."""
+    _isolate(monkeypatch, tmp_path)
 
 
 @pytest.fixture(scope="session")
