@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from assistant.llm.client import Message
+from assistant.llm.client import DEFAULT_MAX_TOKENS, Message
 
 if TYPE_CHECKING:
     from assistant.settings import Settings
@@ -114,7 +114,11 @@ class BatchingBackend:
         self.temperature = temperature
 
     def complete(
-        self, messages: Sequence[Message], json_schema: dict[str, Any] | None = None, *, max_tokens: int = 512
+        self,
+        messages: Sequence[Message],
+        json_schema: dict[str, Any] | None = None,
+        *,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
     ) -> str:
         request = {
             "messages": list(messages),
@@ -125,7 +129,11 @@ class BatchingBackend:
         return self.batcher.submit(request)
 
     def stream(
-        self, messages: Sequence[Message], json_schema: dict[str, Any] | None = None, *, max_tokens: int = 512
+        self,
+        messages: Sequence[Message],
+        json_schema: dict[str, Any] | None = None,
+        *,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
     ) -> Iterator[str]:
         yield self.complete(messages, json_schema, max_tokens=max_tokens)
 

@@ -267,11 +267,11 @@ class Scorer:
     """Turns an item and the agent's answer into a results.jsonl row."""
 
     index: HybridIndex
-    checker: GroundingChecker | None = None
-    threshold: float = 0.5
-    weak_margin: float = 0.15
-    judge: ChatBackend | None = None
-    retrieval_k: int = 8
+    checker: GroundingChecker | None
+    threshold: float
+    weak_margin: float
+    judge: ChatBackend | None
+    retrieval_k: int
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def row(self, item: QAItem, answer: Answer) -> dict[str, Any]:
