@@ -13,18 +13,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from assistant.agent.records import Citation, Evidence, Sentence
+from index.text import STOPWORDS as _STOP
 
 MAX_QUOTE = 240
 _WORD = re.compile(r"\w+")
 # A sentence ends at . ! or ? followed by a space (not inside "45.1") or at a line end.
 _SEGMENT = re.compile(r"[^\n]+?(?:[.!?]+(?=\s)|$)", re.MULTILINE)
-_STOP = frozenset(
-    {
-        *("a", "an", "and", "are", "as", "at", "be", "by", "did", "do", "does", "for", "from", "has"),
-        *("have", "how", "in", "is", "it", "its", "of", "on", "or", "that", "the", "their", "this"),
-        *("to", "was", "were", "what", "when", "which", "who", "with"),
-    }
-)
 
 
 def _words(text: str) -> set[str]:
