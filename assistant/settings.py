@@ -22,6 +22,7 @@ from assistant.agent.config import AgentSettings
 from index.config import ChunkingConfig, EmbeddingConfig, RetrievalConfig
 
 DEFAULT_INDEX_DIR = Path(".ra/index")
+DEFAULT_MAX_MODEL_LEN = 4096  # vLLM's context length (`ra serve`, the in-process batch engine)
 
 
 def default_cache_dir() -> Path:
@@ -46,13 +47,12 @@ class LLMSettings(BaseModel):
     allow_download: bool = Field(False, description="allow fetching a Hugging Face model when online")
     context_size: int = Field(8192, ge=512, description="context window of the embedded server")
     temperature: float = 0.0
-    max_tokens: int = Field(512, ge=16)
     timeout_s: float = Field(300.0, gt=0)
     vllm_python: Path | None = Field(
         None, description="python of the vLLM virtual env (default: .venv-vllm/bin/python of the project)"
     )
     serve_port: int = 8000
-    max_model_len: int = 4096
+    max_model_len: int = Field(DEFAULT_MAX_MODEL_LEN, ge=512, description="context length vLLM serves")
 
 
 class GroundingSettings(BaseModel):

@@ -275,10 +275,10 @@ class Scorer:
     """Turns an item and the agent's answer into a results.jsonl row."""
 
     index: HybridIndex
-    checker: GroundingChecker | None = None
-    threshold: float = 0.5
-    judge: ChatBackend | None = None
-    retrieval_k: int = 8
+    checker: GroundingChecker | None
+    threshold: float
+    judge: ChatBackend | None
+    retrieval_k: int
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def row(self, item: QAItem, answer: Answer) -> dict[str, Any]:

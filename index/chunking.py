@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from index.config import ChunkingConfig
+from index.text import sentence_spans
 from index.types import Chunk, LoadedDocument
 
 # unit kinds; a whole code block may fill 2*size, a piece of a longer one only size
@@ -187,51 +188,9 @@ def _raw_blocks(text: str, kind: str, title_lines: bool) -> list[_Block]:
 
 # --- splitting into units ---------------------------------------------------------------------------
 
-_SENTENCE_END = re.compile(r"([.!?…]+[\"'”’)\]]*)\s+")
-# Outside PDFs a line break is written on purpose: before a capitalised line it ends a sentence too.
-_SENTENCE_OR_LINE_END = re.compile(r"([.!?…]+[\"'”’)\]]*)\s+|(\S)[ \t]*\n\s*")
-_ABBREVIATIONS = frozenset(
-    {
-        "e.g", "i.e", "al", "fig", "figs", "eq", "eqs", "vs", "cf", "sec", "secs", "ch",
-        "tab", "ref", "refs", "vol", "pp", "approx", "dr", "mr", "mrs", "ms", "prof", "st", "jr", "sr",
-        "inc", "ltd", "dept", "ca", "resp", "viz", "u.s", "et", "ibid",
-    }
-)  # fmt: skip
-_WORD_BEFORE = re.compile(r"([\w.]+)$")
 _WORD = re.compile(r"\S+")
 _CLAUSE_START = re.compile(r"[,;:—]\s+(?=\S)")
 _LIST_LINE = re.compile(r"^" + _LIST_ITEM.pattern, re.MULTILINE)
-
-
-def _is_abbreviation(text: str, lo: int, dot: int) -> bool:
-    """True when the full stop at `dot` ends an abbreviation or an initial, not a sentence."""
-    if text[dot] != ".":
-        return False
-    m = _WORD_BEFORE.search(text, max(lo, dot - 16), dot)
-    if not m:
-        return False
-    word = m.group(1)
-    return word.lower() in _ABBREVIATIONS or (len(word) == 1 and word.isupper())
-
-
-def sentence_spans(text: str, start: int, end: int, lines: bool = False) -> Iterator[tuple[int, int]]:
-    """Sentences of text[start:end] as stripped spans; keeps "e.g.", "et al.", "Fig. 3", "3.14" intact.
-
-    With `lines`, a line break before a line that does not start in lower case also ends a sentence."""
-    pos = start
-    for m in (_SENTENCE_OR_LINE_END if lines else _SENTENCE_END).finditer(text, start, end):
-        nxt = m.end()
-        if nxt >= end or text[nxt].islower():
-            continue
-        if m.group(1) is None:
-            yield pos, m.end(2)
-        elif _is_abbreviation(text, pos, m.start(1)):
-            continue
-        else:
-            yield pos, m.end(1)
-        pos = nxt
-    if pos < end:
-        yield pos, end
 
 
 def _word_pieces(text: str, start: int, end: int, size: int) -> Iterator[tuple[int, int]]:

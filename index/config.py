@@ -6,11 +6,14 @@ stays independent of `assistant`.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
 PACKAGED_MINILM = "all-MiniLM-L6-v2"
+
+RetrievalMode = Literal["hybrid", "dense", "bm25"]
+RETRIEVAL_MODES: tuple[str, ...] = get_args(RetrievalMode)
 
 
 class ChunkingConfig(BaseModel):
@@ -61,7 +64,7 @@ class FusionConfig(BaseModel):
 
 
 class RetrievalConfig(BaseModel):
-    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    mode: RetrievalMode = "hybrid"
     k: int = Field(8, ge=1)
     dense: DenseConfig = DenseConfig()
     bm25: BM25Config = BM25Config()

@@ -9,11 +9,11 @@ from __future__ import annotations
 import threading
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from index.config import EmbeddingConfig, RetrievalConfig
+from index.config import EmbeddingConfig, RetrievalConfig, RetrievalMode
 from index.fusion import reciprocal_rank_fusion, weighted_score_fusion
 from index.ingest import row_to_chunk
 from index.store import (
@@ -25,8 +25,6 @@ from index.store import (
     require_manifest,
 )
 from index.types import Chunk, SearchHit
-
-Mode = Literal["hybrid", "dense", "bm25"]
 
 
 class HybridIndex:
@@ -76,7 +74,7 @@ class HybridIndex:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         return self.dense.search(self.embedder.embed_query(query), n)
 
-    def rank(self, query: str, k: int, mode: Mode | None = None) -> list[tuple[int, float]]:
+    def rank(self, query: str, k: int, mode: RetrievalMode | None = None) -> list[tuple[int, float]]:
         """(row, score) pairs, best first; hybrid fuses the two rankings as configured."""
         mode = mode or self.retrieval.mode
         if mode == "bm25":
@@ -102,7 +100,7 @@ class HybridIndex:
             )
         return fused[:k]
 
-    def search(self, query: str, k: int | None = None, mode: Mode | None = None) -> list[SearchHit]:
+    def search(self, query: str, k: int | None = None, mode: RetrievalMode | None = None) -> list[SearchHit]:
         k = k or self.retrieval.k
         ranked = self.rank(query, k, mode)
         chunks = self.chunks_by_row([row for row, _ in ranked])

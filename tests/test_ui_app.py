@@ -366,7 +366,8 @@ def test_an_evaluation_run_is_followed_by_its_results_lines_then_loaded(
     script = (
         "import json, sys, pathlib; out = pathlib.Path(sys.argv[sys.argv.index('--out') + 1]);"
         "lines = pathlib.Path(sys.argv[sys.argv.index('--data') + 1]).read_text().splitlines();"
-        "(out / 'results.jsonl').write_text(''.join(json.dumps({**json.loads(l), 'metrics': {'keyword_hit': True}}) + '\\n' for l in lines))"
+        "(out / 'results.jsonl').write_text(''.join(json.dumps({**json.loads(l), 'metrics': {'keyword_hit': i != 1}})"
+        " + '\\n' for i, l in enumerate(lines)))"
     )
     monkeypatch.setattr(
         eval_results,
@@ -379,7 +380,7 @@ def test_an_evaluation_run_is_followed_by_its_results_lines_then_loaded(
     result = eval_results.load_result(job.out)
     assert [r["id"] for r in result.rows] == ["q0", "q1", "q2"] and result.summary is None
     table = eval_results.question_table(result.rows)
-    assert eval_results.headline(result, table)["keyword_hit"] == 1.0
+    assert eval_results.headline(result, table)["keyword_hit"] == pytest.approx(2 / 3)  # q1 missed
     with pytest.raises(eval_results.ResultError, match="already holds a result"):
         eval_results.start_eval(qa, job.out, load_settings())
 

@@ -12,18 +12,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from assistant.agent.records import Citation, Evidence, Sentence
+from index.text import STOPWORDS as _STOP
+from index.text import sentence_spans
 
 MAX_QUOTE = 240
 _WORD = re.compile(r"\w+")
-# A sentence ends at . ! or ? followed by a space (not inside "45.1") or at a line end.
-_SEGMENT = re.compile(r"[^\n]+?(?:[.!?]+(?=\s)|$)", re.MULTILINE)
-_STOP = frozenset(
-    {
-        *("a", "an", "and", "are", "as", "at", "be", "by", "did", "do", "does", "for", "from", "has"),
-        *("have", "how", "in", "is", "it", "its", "of", "on", "or", "that", "the", "their", "this"),
-        *("to", "was", "were", "what", "when", "which", "who", "with"),
-    }
-)
 
 
 def _words(text: str) -> set[str]:
@@ -40,8 +33,8 @@ def best_quote(passage: str, claim: str, max_chars: int = MAX_QUOTE) -> tuple[in
     """(offset, quote): the passage sentence sharing most words with `claim`, at most `max_chars` long."""
     target = _words(claim)
     best: tuple[float, int, str] = (-1.0, 0, "")
-    for m in _SEGMENT.finditer(passage):
-        offset, segment = _strip_span(m.start(), m.group())
+    for lo, hi in sentence_spans(passage, 0, len(passage), lines=True):
+        offset, segment = _strip_span(lo, passage[lo:hi])
         if not segment:
             continue
         offset, segment = _best_window(offset, segment, target, max_chars)
@@ -65,7 +58,8 @@ def key_sentences(evidence: Iterable[Evidence], query: str, n: int) -> list[tupl
     target = _words(query)
     segments: list[tuple[int, str]] = []
     for ev in evidence:
-        parts = [ev.text] if ev.kind == "computed" else [m.group() for m in _SEGMENT.finditer(ev.text)]
+        spans = sentence_spans(ev.text, 0, len(ev.text), lines=True)
+        parts = [ev.text] if ev.kind == "computed" else [ev.text[lo:hi] for lo, hi in spans]
         segments += [(ev.id, seg[: MAX_QUOTE * 2]) for seg in (" ".join(p.split()) for p in parts) if seg]
     words = [_words(seg) for _, seg in segments]
     df: dict[str, int] = {}

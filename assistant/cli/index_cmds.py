@@ -13,21 +13,29 @@ from rich.progress import Progress
 from assistant.cli.common import console, fail, out, print_json, print_report, progress_bar
 from assistant.index_access import index_config, open_index
 from assistant.settings import Settings, load_settings
+from index.config import RETRIEVAL_MODES
 
 IndexOpt = Annotated[
     Path | None, typer.Option("--index", help="index directory (default: settings index.dir)")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 ModeOpt = Annotated[
-    str | None, typer.Option("--mode", help="hybrid | dense | bm25 (default: settings retrieval.mode)")
+    str | None,
+    typer.Option("--mode", help=f"{' | '.join(RETRIEVAL_MODES)} (default: settings retrieval.mode)"),
 ]
+
+
+def check_mode(mode: str | None) -> None:
+    """A usage error (exit 2) for a --mode that is not a retrieval mode."""
+    if mode is not None and mode not in RETRIEVAL_MODES:
+        fail(
+            f"unknown --mode '{mode}': use {', '.join(RETRIEVAL_MODES[:-1])} or {RETRIEVAL_MODES[-1]}", code=2
+        )
 
 
 def settings_from_flags(index: Path | None = None, **retrieval: Any) -> Settings:
     """CLI flags are the top layer of the settings; None means "not given"."""
-    mode = retrieval.get("mode")
-    if mode is not None and mode not in ("hybrid", "dense", "bm25"):
-        fail(f"unknown --mode '{mode}': use hybrid, dense or bm25", code=2)
+    check_mode(retrieval.get("mode"))
     return load_settings({"index": {"dir": index}, "retrieval": retrieval})
 
 

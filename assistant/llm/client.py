@@ -19,6 +19,8 @@ import httpx
 from index.errors import UserFacingError
 
 Message = dict[str, Any]
+# The generation cap of a call that names none (the agent passes its own step and answer caps).
+DEFAULT_MAX_TOKENS = 512
 
 
 class LLMUnavailable(UserFacingError):
@@ -107,7 +109,7 @@ class ChatClient:
         messages: Sequence[Message],
         *,
         json_schema: dict[str, Any] | None = None,
-        max_tokens: int = 512,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
         temperature: float = 0.0,
         logprobs: bool = False,
         top_logprobs: int | None = None,
@@ -133,7 +135,7 @@ class ChatClient:
         messages: Sequence[Message],
         *,
         json_schema: dict[str, Any] | None = None,
-        max_tokens: int = 512,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
         temperature: float = 0.0,
         stop: Sequence[str] | None = None,
     ) -> Iterator[str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import numpy as np
 from index.config import PACKAGED_MINILM, ChunkingConfig, RetrievalConfig
 from index.ingest import build_structures
 from index.store import CHUNKS_DB, VECTORS, FileEntry, Manifest, StoreWriter, create_chunk_db
+from index.text import sentence_spans
 
 DIM = 384
 
@@ -42,7 +42,8 @@ def sentences(shared: Path) -> list[str]:
     out: list[str] = []
     with open(corpus, encoding="utf-8") as fh:
         for line in fh:
-            out.extend(s for s in re.split(r"(?<=[.!?])\s+", json.loads(line)["text"]) if len(s) > 40)
+            text = json.loads(line)["text"]
+            out.extend(text[a:b] for a, b in sentence_spans(text, 0, len(text)) if b - a > 40)
     return out
 
 
