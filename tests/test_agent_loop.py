@@ -39,9 +39,10 @@ def agent_for(replies: list[Any], *, checker: Any = "words", enforce: bool = Tru
 
 def evidence_id(messages: list[dict[str, Any]], source_text: str) -> int:
     """The number the prompt gave the line that contains `source_text` (as a model would read it)."""
-    for line in messages[-1]["content"].splitlines():
-        if source_text in line and line.startswith("["):
-            return int(line[1 : line.index("]")])
+    for message in reversed(messages):  # a re-ask ends with the error: the lines are further up
+        for line in message["content"].splitlines():
+            if source_text in line and line.startswith("["):
+                return int(line[1 : line.index("]")])
     raise AssertionError(f"no line with {source_text!r} in the prompt")
 
 
@@ -257,9 +258,14 @@ def test_a_sum_keeps_the_operands_scale() -> None:
 
 
 def test_a_computation_without_two_numbers_falls_back_to_a_cited_sentence() -> None:
-    agent, _backend, _ = agent_for([answering("RWKV is a recurrent neural network.", "RWKV")])
+    agent, _backend, _ = agent_for(
+        [answering("RWKV is a recurrent neural network.", "RWKV"), step_reply("give_up", "")]
+    )
     answer = final_answer(agent.run("How many times more efficient is RWKV?"))
-    assert [s.action for s in answer.steps] == ["search", "answer"]
+    assert [s.action for s in answer.steps][:2] == [
+        "search",
+        "answer",
+    ]  # no operands step: one number at most
     assert answer.sentences[0].kind == "answer"
 
 
@@ -354,3 +360,25 @@ def test_a_weakly_supported_part_is_not_stated() -> None:
     agent, _, _ = agent_for([answering(weak, "Fast YOLO"), step_reply("give_up", "")])
     answer = final_answer(agent.run("How many frames does Fast YOLO process per second?"))
     assert answer.abstained and answer.sentences[0].verdict == "weak"
+
+
+def test_a_quantity_question_is_not_answered_by_a_sentence_without_a_number() -> None:
+    from assistant.agent.plan import expects_number
+
+    assert expects_number("How many GPU-hours were needed?") and expects_number(
+        "At roughly what batch size did it stop?"
+    )
+    assert not expects_number("Which guidance did evaluators prefer?")
+    supported_but_numberless = "Stanford's Alpaca was fine-tuned on instruction-following demonstrations."
+    agent, _, _ = agent_for([answering(supported_but_numberless, "52K"), step_reply("give_up", "")])
+    answer = final_answer(agent.run("How many demonstrations was Stanford's Alpaca 7B fine-tuned on?"))
+    assert answer.abstained and answer.sentences[0].verdict == "supported"  # supported, yet no answer
+
+
+def test_a_fragment_is_re_asked_as_a_complete_sentence() -> None:
+    agent, backend, _ = agent_for(
+        [answering("52K", "52K"), answering("Alpaca 7B was fine-tuned on 52K demonstrations.", "52K")]
+    )
+    answer = final_answer(agent.run("How many demonstrations was Stanford's Alpaca 7B fine-tuned on?"))
+    assert not answer.abstained and answer.steps[1].attempts == 2
+    assert "complete sentence" in backend.calls[1][0][-1]["content"]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from assistant.agent.citations import key_sentences, render, render_sentence, resolve_citations
 from assistant.agent.compute import OperandPick, operand_request, operands_from
 from assistant.agent.config import AgentSettings
-from assistant.agent.plan import comparison_plan, plan_question, single_part
+from assistant.agent.plan import comparison_plan, expects_number, plan_question, single_part
 from assistant.agent.prompts import render as render_prompt
 from assistant.agent.quantities import SYMBOLS, local_output, program, result_unit
 from assistant.agent.records import (
@@ -56,6 +56,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 CHARS_PER_TOKEN = 3.5  # conservative for English prose with a BPE vocabulary
 RESEARCH_ACTIONS = ("search", "read", "give_up")
+# Fragments ("2", "CLIP guidance") say too little for the checker to judge: it scored such dev answers as
+# supported when they were wrong. A sentence names what it answers.
+MIN_ANSWER_WORDS = 4
 
 
 class QuestionTooLong(UserFacingError):
@@ -122,6 +125,10 @@ def parse_part(raw: str) -> PartReply:
     text, cites = data.get("text"), data.get("citations")
     if not isinstance(text, str):
         raise ValueError('"text" must be a string')
+    if len(text.split()) < MIN_ANSWER_WORDS:
+        raise ValueError(
+            f'"text" must be a complete sentence of at least {MIN_ANSWER_WORDS} words, not a fragment'
+        )
     if not isinstance(cites, list) or not all(isinstance(n, int) and not isinstance(n, bool) for n in cites):
         raise ValueError('"citations" must be a list of sentence numbers')
     return PartReply(text.strip(), tuple(dict.fromkeys(cites)))
@@ -346,7 +353,10 @@ class _Run:
                 )
                 if reply is not None and reply.text:
                     sentence = self._checked(Sentence(reply.text, reply.citations, part=part.id))
-                    if sentence.citations and self._accepted(sentence):
+                    answers_it = not expects_number(part.focus or self.question) or any(
+                        c.isdigit() for c in reply.text
+                    )
+                    if sentence.citations and answers_it and self._accepted(sentence):
                         return PartResult(part, "answered", sentence)
                     draft = sentence
             if attempt == self.cfg.part_retries or not self._budget_left():

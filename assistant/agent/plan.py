@@ -47,6 +47,12 @@ _COMPUTE: list[tuple[Operation, re.Pattern[str]]] = [
         re.compile(r"\b(?:difference between|how (?:much|many) (?:more|fewer|less|higher|lower))\b", re.I),
     ),
 ]
+_NUMBER_ASKED = re.compile(
+    r"\b(?:how many|how much|by what factor|what (?:\w+ ){0,3}?(?:value|number|size|length|percentage|rate|"
+    r"factor|year|accuracy|score|error rates?|batch size|ap)\b|at (?:roughly |about )?what (?:\w+ )?"
+    r"(?:size|rate|scale|batch size)\b)",
+    re.IGNORECASE,
+)
 _PER = re.compile(r"\b(?:about|roughly|approximately|on average|based on)\b.*\bhow many\b.*\bper\s+\w+", re.I)
 _SNIPPET = re.compile(
     r"\b(?:run|execute|output of|print|prints|printed|returns?)\b.*\b(?:code|snippet|script|function|program|example)\b"
@@ -125,6 +131,12 @@ def plan_question(question: str) -> Plan | ItemsAsk:
             lambda raw: _parse_items(raw, q),
         )
     return single_part(q)
+
+
+def expects_number(text: str) -> bool:
+    """The question asks for a quantity ("how many", "what batch size", "by what factor"): an answer
+    without a number does not answer it, however well its passages support it."""
+    return bool(_NUMBER_ASKED.search(text))
 
 
 def single_part(question: str) -> Plan:

@@ -165,7 +165,7 @@ class VLLMServer(ManagedServer):
             str(self.max_model_len),
             "--served-model-name",
             self.model_name,
-            "--enable-prefix-caching",  # ReAct turns grow by appending to one prompt
+            "--enable-prefix-caching",  # every part answer shares the system prompt; research steps too
         ]
         return [*cmd, "--enforce-eager"] if self.enforce_eager else cmd
 
