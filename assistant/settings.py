@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 
 from assistant.agent.config import AgentSettings
+from assistant.llm.models import DEFAULT_MODEL
 from index.config import ChunkingConfig, EmbeddingConfig, RetrievalConfig
 
 DEFAULT_INDEX_DIR = Path(".ra/index")
@@ -41,7 +42,7 @@ class LLMSettings(BaseModel):
     """Which model answers. With `url` set, any OpenAI-compatible server is used (vLLM, llama.cpp, Ollama);
     otherwise the embedded llama.cpp server is started with `model` (a packaged name, a path or a hub id)."""
 
-    model: str = Field("qwen2.5-coder-0.5b", description="packaged name, local path, or Hugging Face id")
+    model: str = Field(DEFAULT_MODEL, description="packaged name, local path, or Hugging Face id")
     url: str | None = Field(None, description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
     api_key: str | None = None
     allow_download: bool = Field(False, description="allow fetching a Hugging Face model when online")

@@ -173,7 +173,7 @@ def test_eval_run_through_in_process_vllm(tmp_path: Path) -> None:
         {
             "index": {"dir": tmp_path / "index"},
             "agent": {"sandbox": False, "max_steps": 2, "part_max_tokens": 96},
-            "llm": {"max_model_len": 2048},
+            "llm": {"max_model_len": 2048, "model": "qwen2.5-coder-0.5b"},  # the small one on CPU vLLM
         }
     )
     engines: list[Batcher] = []

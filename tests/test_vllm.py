@@ -19,12 +19,13 @@ from assistant.agent.loop import part_schema, step_schema
 from assistant.cli import serve_cmd
 from assistant.llm import vllm_env
 from assistant.llm.client import ChatClient
-from assistant.llm.models import DEFAULT_MODEL, PACKAGED, ResolvedModel, resolve_model
+from assistant.llm.models import PACKAGED, ResolvedModel, resolve_model
 from assistant.llm.vllm_batch import VLLMBatch
 from assistant.llm.vllm_env import MARKER, VLLMServer, VLLMStartError, hf_dir_for, vllm_python
 from assistant.settings import load_settings
 from index.errors import UserFacingError
 
+DEFAULT_MODEL = "qwen2.5-coder-0.5b"  # the small packaged model: this is about the vLLM path on 2 CPU cores
 REACT_SCHEMA = step_schema(["search", "read", "give_up"])
 STEP_INSTRUCTION = {
     "role": "system",
