@@ -19,7 +19,13 @@ from pydantic_settings import (
 )
 
 from assistant.agent.config import AgentSettings
-from index.config import ChunkingConfig, EmbeddingConfig, RetrievalConfig
+from index.config import (
+    DEFAULT_LOCK_WAIT_S,
+    DEFAULT_MAX_FILE_MB,
+    ChunkingConfig,
+    EmbeddingConfig,
+    RetrievalConfig,
+)
 
 DEFAULT_INDEX_DIR = Path(".ra/index")
 
@@ -34,6 +40,12 @@ class IndexSettings(BaseModel):
     dir: Path = Field(DEFAULT_INDEX_DIR, description="index directory (created by `ra ingest`)")
     chunking: ChunkingConfig = ChunkingConfig()
     embedding: EmbeddingConfig = EmbeddingConfig()
+    max_file_mb: float = Field(
+        DEFAULT_MAX_FILE_MB, gt=0, description="larger files are skipped with a reason by `ra ingest`"
+    )
+    lock_wait_s: float = Field(
+        DEFAULT_LOCK_WAIT_S, ge=0, description="how long an ingest waits for another one writing the index"
+    )
 
 
 class LLMSettings(BaseModel):
