@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 
 from assistant.agent.config import AgentSettings
+from assistant.sandbox.models import SandboxLimits
 from index.config import (
     DEFAULT_LOCK_WAIT_S,
     DEFAULT_MAX_FILE_MB,
@@ -97,6 +98,9 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     agent: AgentSettings = AgentSettings()
     grounding: GroundingSettings = GroundingSettings()
+    sandbox: SandboxLimits = Field(
+        SandboxLimits(), description="limits of every sandboxed run (the agent's python tool, ra sandbox run)"
+    )
     ui: UISettings = UISettings()
     cache_dir: Path = Field(default_factory=default_cache_dir)
 
