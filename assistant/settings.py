@@ -27,6 +27,7 @@ from index.config import (
     EmbeddingConfig,
     RetrievalConfig,
 )
+from index.errors import UserFacingError
 
 DEFAULT_INDEX_DIR = Path(".ra/index")
 
@@ -113,14 +114,25 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = Path(os.environ.get("RA_CONFIG", "ra.toml"))
+        toml_file = config_path()
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
 
 
 def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
     """Build settings with CLI overrides on top; `overrides` is nested ({"retrieval": {"k": 5}}), None values ignored."""
     # pydantic-settings deep-merges nested init arguments over the env and file sources.
-    return Settings(**_drop_none(overrides or {}))
+    try:
+        return Settings(**_drop_none(overrides or {}))
+    except OSError as exc:  # e.g. RA_CONFIG names a file in a folder we may not enter
+        raise UserFacingError(
+            f"cannot read the settings file {exc.filename or config_path()} ({exc.strerror}): "
+            "check RA_CONFIG and the file's permissions"
+        ) from None
+
+
+def config_path() -> Path:
+    """The TOML file settings are read from: RA_CONFIG, else ./ra.toml."""
+    return Path(os.environ.get("RA_CONFIG", "ra.toml"))
 
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:

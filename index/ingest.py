@@ -38,6 +38,7 @@ from index.store import (
     FileEntry,
     Manifest,
     StoreWriter,
+    check_generation,
     create_chunk_db,
     sha256_file,
 )
@@ -295,6 +296,8 @@ def _apply(
     if not new_docs and not report.removed and prev.same_structures:
         return  # nothing changed: no embedding, no write
 
+    if old is not None and keep:
+        check_generation(index_dir, old, checksums=True)  # kept data is copied: never copy damage forward
     with writer.new_generation() as tmp:
         db = create_chunk_db(tmp / CHUNKS_DB)
         kept_rows = _copy_kept(db, index_dir, old, keep)

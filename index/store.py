@@ -124,7 +124,8 @@ class Manifest:
             dim=_typed(data["dim"], int),
             dense_kind=_typed(data["dense_kind"], str),
             artifacts={
-                _typed(k, str): Artifact(**_typed(v, dict)) for k, v in _typed(data["artifacts"], dict).items()
+                _typed(k, str): Artifact(**_typed(v, dict))
+                for k, v in _typed(data["artifacts"], dict).items()
             },
             files={
                 _typed(k, str): FileEntry(**_typed(v, dict)) for k, v in _typed(data["files"], dict).items()
@@ -165,10 +166,18 @@ def read_manifest(index_dir: Path) -> Manifest | None:
     if not path.exists():
         return None
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, ValueError) as exc:  # ValueError covers bad JSON and non-UTF-8 bytes
-        reason = exc.strerror if isinstance(exc, OSError) else " ".join(str(exc).split())
-        raise IndexDamaged(f"index manifest {path} is unreadable ({reason}): {rebuild_hint(index_dir)}") from None
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UserFacingError(
+            f"cannot read {path} ({exc.strerror}): check the index folder's permissions"
+        ) from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except ValueError as exc:  # bad JSON and non-UTF-8 bytes
+        reason = " ".join(str(exc).split())
+        raise IndexDamaged(
+            f"index manifest {path} is unreadable ({reason}): {rebuild_hint(index_dir)}"
+        ) from None
     version = data.get("format_version") if isinstance(data, dict) else None
     if isinstance(version, int) and version != FORMAT_VERSION:
         raise IndexIncompatible(
@@ -259,6 +268,9 @@ def write_json_atomic(path: Path, payload: Any) -> None:
     """Write JSON so that readers see either the old file or the whole new one, never a torn write."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # as readable as any other file of the index, not mkstemp's 0600
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(payload, fh, ensure_ascii=False, indent=1)
             fh.flush()
@@ -407,5 +419,7 @@ def open_chunk_db(path: Path) -> sqlite3.Connection:
         conn.execute("SELECT row FROM chunks LIMIT 1").fetchall()
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise IndexDamaged(f"index data {path} is damaged ({exc}): {rebuild_hint(path.parent.parent)}") from None
+        raise IndexDamaged(
+            f"index data {path} is damaged ({exc}): {rebuild_hint(path.parent.parent)}"
+        ) from None
     return conn

@@ -125,9 +125,18 @@ def search(
     for h in hits:
         c = h.chunk
         where = display_path(c.source) + (f" p.{c.page}" if c.page else "") + f" L{c.line_start}-{c.line_end}"
-        out.print(f"[bold]{h.rank}.[/] {escape(where)}  [dim]{h.score:.4f}  {c.chunk_id}[/]", highlight=False)
+        # soft_wrap: one line per hit and per snippet whatever the terminal width, so the output greps
+        out.print(
+            f"[bold]{h.rank}.[/] {escape(where)}  [dim]{h.score:.4f}  {c.chunk_id}[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
         snippet = " ".join(c.text.split())
-        out.print("   " + escape(snippet[:300] + ("…" if len(snippet) > 300 else "")), highlight=False)
+        out.print(
+            "   " + escape(snippet[:300] + ("…" if len(snippet) > 300 else "")),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 index_app = typer.Typer(help="Inspect the index.", no_args_is_help=True)
