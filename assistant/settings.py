@@ -61,7 +61,13 @@ class LLMSettings(BaseModel):
     context_size: int = Field(8192, ge=512, description="context window of the embedded server")
     temperature: float = 0.0
     max_tokens: int = Field(512, ge=16)
-    timeout_s: float = Field(300.0, gt=0)
+    timeout_s: float = Field(300.0, gt=0, description="longest wait for one whole answer")
+    first_token_timeout_s: float = Field(
+        90.0,
+        gt=0,
+        description="longest wait for a server's first byte (the model list, a stream's first token): "
+        "covers prompt processing of a full context on a CPU, and tells a hung server from a slow answer",
+    )
     vllm_python: Path | None = Field(
         None, description="python of the vLLM virtual env (default: .venv-vllm/bin/python of the project)"
     )
