@@ -57,7 +57,6 @@ def part(recorded: BuildSpec, wanted: BuildSpec, prefixes: tuple[str, ...] | str
     return not differences(recorded, wanted, prefixes if isinstance(prefixes, tuple) else (prefixes,))
 
 
-
 def check_embedding_spec(recorded: BuildSpec, wanted: BuildSpec, index_dir: object) -> None:
     """Stored vectors from another model (or backend) cannot be mixed with new ones or queried by them."""
     from index.errors import IndexIncompatible

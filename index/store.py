@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import sqlite3
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -155,7 +156,13 @@ def rebuild_hint(index_dir: Path) -> str:
 
 def check_index_dir(index_dir: Path) -> None:
     """`--index` must name a folder (or nothing yet): a file there would otherwise read as "no index"."""
-    if index_dir.exists() and not index_dir.is_dir():
+    try:
+        mode = index_dir.stat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:  # e.g. a parent folder we may not enter
+        raise UserFacingError(f"cannot open {index_dir} ({exc.strerror}): check its permissions") from None
+    if not stat.S_ISDIR(mode):
         raise UserFacingError(f"{index_dir} is a file, not an index folder: pass a folder to --index")
 
 
@@ -163,10 +170,10 @@ def read_manifest(index_dir: Path) -> Manifest | None:
     """The committed manifest, or None when the directory holds no index yet; any damage is one line."""
     check_index_dir(index_dir)
     path = manifest_path(index_dir)
-    if not path.exists():
-        return None
     try:
         raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
     except OSError as exc:
         raise UserFacingError(
             f"cannot read {path} ({exc.strerror}): check the index folder's permissions"
@@ -312,10 +319,12 @@ class StoreWriter:
         self.wait_s = wait_s
         self.on_wait = on_wait
         self._lock_fh: Any = None
+        self._created = False
 
     def __enter__(self) -> StoreWriter:
         try:
             check_index_dir(self.index_dir)
+            self._created = not self.index_dir.exists()
             self.index_dir.mkdir(parents=True, exist_ok=True)
             self._lock_fh = open(self.index_dir / ".lock", "a")  # held until __exit__
         except OSError as exc:
@@ -349,6 +358,8 @@ class StoreWriter:
     def __exit__(self, *exc: object) -> None:
         fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
         self._lock_fh.close()
+        if self._created and [p.name for p in self.index_dir.iterdir()] == [".lock"]:
+            shutil.rmtree(self.index_dir, ignore_errors=True)  # a failed first ingest leaves no empty index
 
     def current(self) -> Manifest | None:
         """The committed manifest (read under the lock, so no other writer can commit past it), with its

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 
 from assistant.index_access import index_config
 from assistant.settings import load_settings
-from eval.bench.corruption_cases import unprivileged
+from eval.bench.corruption_cases import remove_tree, unprivileged
 from index.loaders import iter_files, load_document
 
 
@@ -42,7 +41,7 @@ def shared_tmp() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="ra-walk-"))
     path.chmod(0o755)
     yield path
-    shutil.rmtree(path, ignore_errors=True)
+    remove_tree(path)
 
 
 def test_unreadable_file_and_folder_are_skipped_and_the_walk_goes_on(shared_tmp: Path) -> None:
@@ -60,7 +59,6 @@ def test_unreadable_file_and_folder_are_skipped_and_the_walk_goes_on(shared_tmp:
     assert found["a_good.txt"] is None and found["d_last.txt"] is None
     assert "unreadable" in (found["b_secret.txt"] or "") and "Permission denied" in found["b_secret.txt"]
     assert "unreadable folder" in (found["c_locked"] or "")
-    (shared_tmp / "c_locked").chmod(0o755)
 
 
 def test_file_over_the_size_limit_is_skipped_naming_the_setting(tmp_path: Path) -> None:

@@ -105,3 +105,9 @@ def test_real_cli_on_a_list_manifest_is_one_line(tmp_path: Path) -> None:
         f"error: index manifest {tmp_path / 'idx' / 'manifest.json'} is not a JSON object: rebuild it from "
         f"your documents with `ra ingest PATH --rebuild --index {tmp_path / 'idx'}`"
     ]
+
+
+def test_a_failed_first_ingest_leaves_no_index_folder_behind(tmp_path: Path) -> None:
+    run = run_cli("ingest", str(tmp_path / "no-such-dir"), "--index", str(tmp_path / "idx"))
+    assert run.one_line_error and "nothing to index" in run.stderr
+    assert not (tmp_path / "idx").exists()

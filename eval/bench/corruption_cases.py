@@ -163,9 +163,14 @@ def _read_only(index_dir: Path) -> None:
         path.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
+def _locked(index_dir: Path) -> None:
+    index_dir.chmod(0o000)
+
+
 SPECIAL_CASES = [
     Case("--index names a file", _replace_with_file, recovery="refused"),
     Case("index folder read-only", _read_only, readable=True, recovery="intact", unprivileged=True),
+    Case("index folder not readable", _locked, recovery="refused", unprivileged=True),
 ]
 
 
@@ -200,6 +205,9 @@ def run_case(case: Case, healthy: Path, docs: Path) -> CaseResult:
         case.damage(work / "index")
         if not case.unprivileged:
             return _run_commands(case, work / "index", work / "docs")
+        # Modules load lazily, and the interpreter's own may lie where nobody cannot read (e.g. under
+        # /root): load them while still privileged by running the same reads on the healthy index.
+        _run_commands(Case("warm-up", lambda _: None, readable=True, recovery="none"), healthy, docs)
         config = os.environ.get("RA_CONFIG")
         os.environ["RA_CONFIG"] = str(work / "none.toml")  # the caller's may lie where nobody cannot look
         try:
@@ -208,7 +216,17 @@ def run_case(case: Case, healthy: Path, docs: Path) -> CaseResult:
         finally:
             os.environ.pop("RA_CONFIG") if config is None else os.environ.update(RA_CONFIG=config)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)
+
+
+def remove_tree(root: Path) -> None:
+    """rmtree that first gives back the write and search permissions a case (or test) took away."""
+    for dirpath, dirnames, _ in os.walk(root):
+        for name in dirnames:
+            os.chmod(os.path.join(dirpath, name), 0o755)
+    if root.exists():
+        root.chmod(0o755)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def _run_commands(case: Case, index_dir: Path, docs: Path) -> CaseResult:
