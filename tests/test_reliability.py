@@ -98,7 +98,7 @@ def test_real_cli_on_a_list_manifest_is_one_line(tmp_path: Path) -> None:
         [sys.executable, "-m", "assistant", "search", "x", "--index", str(tmp_path / "idx")],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # a cold `ra` start on a loaded CI machine
     )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [
