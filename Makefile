@@ -73,7 +73,10 @@ bench: install checker
 	$(BIN)/python -m eval.bench.sandbox_overhead
 	$(BIN)/python -m eval.bench.checker
 	$(BIN)/ra ingest $(CORPUS)
-	$(BIN)/python -m eval.bench.qa_agent --data $(SHARED)/qa/seeds_dev.jsonl
+	$(BIN)/python -m eval.bench.qa_agent --data $(SHARED)/qa/seeds_dev.jsonl --out .ra/eval/bench-dev
+	$(BIN)/python -m eval.bench.stages .ra/eval/bench-dev
+	$(BIN)/python -m eval.bench.ask_latency --index .ra/index --data $(SHARED)/qa/seeds_dev.jsonl
+	$(BIN)/python -m eval.bench.injection
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) .ra .pytest_cache .cache

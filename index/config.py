@@ -11,6 +11,10 @@ from typing import Literal, get_args
 from pydantic import BaseModel, Field
 
 PACKAGED_MINILM = "all-MiniLM-L6-v2"
+# arXiv's own cap on a submission: a paper larger than this is almost certainly not one.
+DEFAULT_MAX_FILE_MB = 50
+# A second ingest waits this long for the writer lock (a PDF batch takes minutes), then is refused.
+DEFAULT_LOCK_WAIT_S = 600.0
 
 RetrievalMode = Literal["hybrid", "dense", "bm25"]
 RETRIEVAL_MODES: tuple[str, ...] = get_args(RetrievalMode)

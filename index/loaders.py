@@ -7,8 +7,10 @@ Anything that cannot be read raises `LoadError` with a one-line reason; a batch 
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
+import os
 import re
 import warnings
 from collections.abc import Iterable, Iterator
@@ -76,19 +78,49 @@ def _skip_reason(path: Path) -> str | None:
     return "binary file, not text" if _sniff_binary(head) else None
 
 
-def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str | None]]:
+def _too_large(path: Path, max_bytes: int | None) -> str | None:
+    if max_bytes is None:
+        return None
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        return f"unreadable: {_one_line(e.strerror or e)}"
+    if size <= max_bytes:
+        return None
+    return (
+        f"{size / 2**20:.1f} MB, larger than the {max_bytes / 2**20:g} MB limit per file "
+        "(setting index.max_file_mb)"
+    )
+
+
+def _missing_reason(path: Path) -> str:
+    """Why a path that is neither a file nor a folder cannot be followed (a loop, a dangling link...)."""
+    if not path.is_symlink():
+        return "no such file or folder"
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symbolic link loop: fix or remove the link"
+        return f"broken symbolic link ({_one_line(e.strerror or e)})"
+    return "not a regular file"
+
+
+def iter_files(paths: Iterable[Path], max_bytes: int | None = None) -> Iterator[tuple[Path, str | None]]:
     """Yield (file, None) for each loadable file and (file, reason) for each one to skip.
 
     Folders are walked recursively in sorted order so ingestion is deterministic; hidden entries
-    (.git, .ra, dotfiles) inside folders are skipped silently, as are files reached twice.
+    (.git, .ra, dotfiles) inside folders are skipped silently, as are files reached twice. Links that
+    loop, dangle or cannot be read, and files over `max_bytes`, are skipped with a reason: one bad entry
+    never ends the walk.
     """
     seen: set[Path] = set()
 
     def walk(path: Path) -> Iterator[tuple[Path, str | None]]:
         try:
             resolved = path.resolve()
-        except OSError as e:
-            yield path, f"unreadable: {_one_line(e)}"
+        except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+            yield path, _missing_reason(path)
             return
         if resolved in seen:
             return
@@ -103,9 +135,9 @@ def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str | None]]:
                 if not child.name.startswith("."):
                     yield from walk(child)
         elif path.is_file():
-            yield path, _skip_reason(path)
+            yield path, _too_large(path, max_bytes) or _skip_reason(path)
         elif not path.exists():
-            yield path, "no such file or folder"
+            yield path, _missing_reason(path)
         else:
             yield path, "not a regular file"
 
@@ -135,16 +167,25 @@ _ATX_H1 = re.compile(r"^ {0,3}#[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 
 
 def _decode(data: bytes) -> tuple[str, list[str]]:
+    """UTF-8, with each undecodable byte replaced by U+FFFD so one bad byte costs one character.
+
+    Only a file with no valid multi-byte UTF-8 at all but 8-bit bytes is taken as a legacy 8-bit
+    encoding (cp1252, else latin-1), since there every accented letter would otherwise be lost.
+    """
     try:
         return data.decode("utf-8-sig"), []
     except UnicodeDecodeError:
         pass
+    text = data.decode("utf-8-sig", errors="replace")
+    bad = text.count("\ufffd") - data.count("\ufffd".encode())
+    if any(ord(ch) > 0x7F and ch != "\ufffd" for ch in text):
+        return text, [f"not valid UTF-8: {bad} undecodable byte sequence(s) replaced with U+FFFD"]
     for enc in ("cp1252", "latin-1"):
         try:
-            text = data.decode(enc)
+            legacy = data.decode(enc)
         except UnicodeDecodeError:
             continue
-        return text, [f"not valid UTF-8; decoded as {enc} (some characters may be wrong)"]
+        return legacy, [f"not UTF-8; decoded as {enc} (some characters may be wrong)"]
     raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
 
 

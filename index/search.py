@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from index.build_spec import CHUNKING, check_search_spec, search_spec
 from index.config import EmbeddingConfig, RetrievalConfig, RetrievalMode
 from index.fusion import reciprocal_rank_fusion, weighted_score_fusion
 from index.ingest import row_to_chunk
@@ -20,7 +21,7 @@ from index.store import (
     BM25_DIR,
     CHUNKS_DB,
     DENSE,
-    check_embedding,
+    check_generation,
     open_chunk_db,
     require_manifest,
 )
@@ -38,7 +39,8 @@ class HybridIndex:
         self.embedding_config = embedding
         self.cache_dir = cache_dir
         self.manifest = require_manifest(index_dir)
-        check_embedding(self.manifest, embedding.model, index_dir)
+        check_search_spec(self.manifest.build, search_spec(embedding, retrieval), index_dir)
+        check_generation(index_dir, self.manifest)  # sizes only: a stat per file
         self.generation_dir = index_dir / self.manifest.generation
         self._db = open_chunk_db(self.generation_dir / CHUNKS_DB)
         self._lock = threading.Lock()
@@ -161,10 +163,10 @@ class HybridIndex:
             "files_by_kind": by_kind,
             "pages": sum(e.pages for e in m.files.values()),
             "chunks": len(self),
-            "embedding_model": m.embedding.get("model"),
-            "embedding_dim": m.embedding.get("dim"),
+            "embedding_model": m.embedding_model,
+            "embedding_dim": m.dim,
             "dense_index": m.dense_kind,
-            "chunking": m.chunking,
+            "chunking": {k.rsplit(".", 1)[1]: v for k, v in m.build.items() if k.startswith(CHUNKING)},
             "size_bytes": size,
             "updated": m.updated,
         }

@@ -101,8 +101,12 @@ def render(base: Settings) -> None:
     st.number_input(
         "Passages per search (top-k)", min_value=1, max_value=MAX_TOP_K, step=1, key=_KEY + "top_k"
     )
+    limits = base.sandbox
     st.toggle(
-        "Python sandbox", key=_KEY + "sandbox", help="Let the agent run code (isolated with bubblewrap)."
+        "Python sandbox",
+        key=_KEY + "sandbox",
+        help=f"Let the agent run code (isolated with bubblewrap; per run {limits.timeout_s:g} s, "
+        f"{limits.memory_mb} MB memory, {limits.tmp_mb} MB /tmp; settings `[sandbox]`).",
     )
     if problem := url_problem(current_choices(base)):
         st.error(problem)

@@ -99,7 +99,9 @@ def open_backend(settings: Settings) -> Iterator[OpenAIBackend]:
     `llm.model`, started here and stopped when the block ends."""
     llm = settings.llm
     if llm.url:
-        with ChatClient(llm.url, timeout=llm.timeout_s, api_key=llm.api_key) as client:
+        with ChatClient(
+            llm.url, timeout=llm.timeout_s, first_token_timeout=llm.first_token_timeout_s, api_key=llm.api_key
+        ) as client:
             yield OpenAIBackend(client, llm.temperature, client.context_tokens(default=llm.context_size))
         return
     from assistant.llm.llamacpp import LlamaCppServer
@@ -108,6 +110,11 @@ def open_backend(settings: Settings) -> Iterator[OpenAIBackend]:
     resolved = resolve_model(llm.model, settings.cache_dir, llm.allow_download)
     with (
         LlamaCppServer(resolved, n_ctx=llm.context_size) as server,
-        ChatClient(server.base_url, server.model_name, timeout=llm.timeout_s) as client,
+        ChatClient(
+            server.base_url,
+            server.model_name,
+            timeout=llm.timeout_s,
+            first_token_timeout=llm.first_token_timeout_s,
+        ) as client,
     ):
         yield OpenAIBackend(client, llm.temperature, llm.context_size)

@@ -47,6 +47,7 @@ def agent_with_checker(
         backend,
         index,
         settings.agent,
+        sandbox_limits=settings.sandbox,
         checker=checker,
         threshold=settings.grounding.threshold,
         weak_margin=settings.grounding.weak_margin,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,12 +41,16 @@ def settings_from_flags(index: Path | None = None, **retrieval: Any) -> Settings
     return load_settings({"index": {"dir": index}, "retrieval": retrieval})
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def display_path(path: str) -> str:
-    """Paths relative to the working directory when under it: shorter and still exact."""
-    if not os.path.isabs(path):
-        return path
-    rel = os.path.relpath(path)
-    return path if rel.startswith("..") else rel
+    """Paths relative to the working directory when under it: shorter and still exact. Control
+    characters (a newline in a file name) are shown escaped, so one result stays one line."""
+    if os.path.isabs(path):
+        rel = os.path.relpath(path)
+        path = path if rel.startswith("..") else rel
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], path)
 
 
 class RichIngestProgress:
@@ -82,6 +88,7 @@ def ingest(
             prune=prune,
             rebuild=rebuild,
             progress=RichIngestProgress(bar),
+            on_wait=lambda message: console.print(f"[dim]{escape(message)}…[/]", highlight=False),
         )
     if as_json:
         print_json(report.to_json())
@@ -126,9 +133,18 @@ def search(
     for h in hits:
         c = h.chunk
         where = display_path(c.source) + (f" p.{c.page}" if c.page else "") + f" L{c.line_start}-{c.line_end}"
-        out.print(f"[bold]{h.rank}.[/] {escape(where)}  [dim]{h.score:.4f}  {c.chunk_id}[/]", highlight=False)
+        # soft_wrap: one line per hit and per snippet whatever the terminal width, so the output greps
+        out.print(
+            f"[bold]{h.rank}.[/] {escape(where)}  [dim]{h.score:.4f}  {c.chunk_id}[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
         snippet = " ".join(c.text.split())
-        out.print("   " + escape(snippet[:300] + ("…" if len(snippet) > 300 else "")), highlight=False)
+        out.print(
+            "   " + escape(snippet[:300] + ("…" if len(snippet) > 300 else "")),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 index_app = typer.Typer(help="Inspect the index.", no_args_is_help=True)
@@ -137,7 +153,31 @@ index_app = typer.Typer(help="Inspect the index.", no_args_is_help=True)
 @index_app.command("stats")
 def stats(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     """Files, pages, chunks, embedding model and size of the index."""
-    print_report(open_index(settings_from_flags(index)).stats(), as_json)
+    report = open_index(settings_from_flags(index)).stats()
+    if not as_json:
+        report["updated"] = datetime.fromtimestamp(report["updated"], UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    print_report(report, as_json)
+
+
+@index_app.command("verify")
+def verify(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """Check every file of the committed generation against the sizes and checksums in its manifest."""
+    from index.store import check_generation, require_manifest
+
+    index_dir = settings_from_flags(index).index.dir
+    manifest = require_manifest(index_dir)
+    check_generation(index_dir, manifest, checksums=True)  # raises one line naming the damage and the fix
+    size = sum(a.size for a in manifest.artifacts.values())
+    print_report(
+        {
+            "index": str(index_dir),
+            "generation": manifest.generation,
+            "status": "ok",
+            "files_checked": len(manifest.artifacts),
+            "size_bytes": size,
+        },
+        as_json,
+    )
 
 
 def register(app: typer.Typer) -> None:

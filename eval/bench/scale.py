@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from index.config import PACKAGED_MINILM, ChunkingConfig, RetrievalConfig
+from index.build_spec import build_spec
+from index.config import PACKAGED_MINILM, ChunkingConfig, EmbeddingConfig, RetrievalConfig
 from index.ingest import build_structures
 from index.store import CHUNKS_DB, VECTORS, FileEntry, Manifest, StoreWriter, create_chunk_db
 from index.text import sentence_spans
@@ -102,8 +103,8 @@ def build(n: int, index_dir: Path, shared: Path, retrieval: RetrievalConfig) -> 
         dense_kind = build_structures(tmp, texts, vectors, retrieval)
         timings["bm25_and_dense_build_s"] = time.perf_counter() - t0
         manifest = Manifest(
-            embedding={"model": PACKAGED_MINILM, "dim": DIM},
-            chunking=ChunkingConfig().model_dump(),
+            build=build_spec(ChunkingConfig(), EmbeddingConfig(model=PACKAGED_MINILM), retrieval),
+            dim=DIM,
             files={f"syn://{f}": FileEntry("0" * 64, "txt", "synthetic", 1, per_file) for f in range(files)},
             dense_kind=dense_kind,
         )
