@@ -27,7 +27,8 @@ from typing import Any
 
 from index.errors import IndexIncompatible, IndexNotFound, UserFacingError
 
-FORMAT_VERSION = 1
+# 2: per-file document metadata (title, authors, year, DOI, arXiv) and chunk section roles
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 CHUNKS_DB = "chunks.sqlite"
 VECTORS = "vectors.npy"
@@ -65,6 +66,7 @@ class FileEntry:
     pages: int
     chunks: int
     warnings: list[str] = field(default_factory=list)
+    document: dict[str, Any] = field(default_factory=dict)  # DocumentMeta.to_json() of the file
 
 
 @dataclass

@@ -140,7 +140,17 @@ def _citation(ev: Evidence, claim: str) -> Citation:
         ev.chunk_id,
         passage=ev.text,
         passage_start=ev.start or 0,
+        document=ev.document,
+        lines=_quote_lines(ev, offset, len(quote)),
     )
+
+
+def _quote_lines(ev: Evidence, offset: int, length: int) -> tuple[int, int] | None:
+    """The quote's first and last document line, counted from the passage's first line."""
+    if ev.line_start is None:
+        return None
+    first = ev.line_start + ev.text.count("\n", 0, offset)
+    return first, first + ev.text.count("\n", offset, offset + max(length - 1, 0))
 
 
 def render(sentences: Iterable[Sentence]) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from index.documents import DocumentMeta
+
 ABSTAIN_MESSAGE = "The documents do not answer this question."
 
 
@@ -28,6 +30,8 @@ class Evidence:
     end: int | None = None
     chunk_id: str | None = None
     code: str | None = None
+    document: DocumentMeta | None = None  # the passage's document (title, authors, year, identifiers)
+    line_start: int | None = None  # 1-based line of the document where `text` starts
 
     def label(self) -> str:
         if self.kind == "computed":
@@ -51,6 +55,8 @@ class Citation:
     output: str | None = None
     passage: str = ""  # the whole evidence text the quote lies in (what a reader checks it against)
     passage_start: int | None = None  # document offset of `passage`; the quote is at start - passage_start
+    document: DocumentMeta | None = None  # what the source is, for "Title — Authors (year), p. N" and BibTeX
+    lines: tuple[int, int] | None = None  # 1-based first and last line of the quote in the document
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

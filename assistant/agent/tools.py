@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.tools import BaseTool, StructuredTool
 
@@ -45,16 +45,35 @@ class Evidences:
     _by_key: dict[str, int] = field(default_factory=dict)
 
     def add_passage(
-        self, key: str, source: str, page: int | None, start: int, end: int, text: str, chunk_id: str | None
+        self,
+        key: str,
+        source: str,
+        page: int | None,
+        start: int,
+        end: int,
+        text: str,
+        chunk_id: str | None,
+        **where: Any,
     ) -> Evidence:
+        """`where`: the passage's `document` and `line_start`, when known."""
         if key in self._by_key:
             return self.items[self._by_key[key]]
-        ev = Evidence(len(self.items) + 1, "passage", text, source, page, start, end, chunk_id)
+        ev = Evidence(len(self.items) + 1, "passage", text, source, page, start, end, chunk_id, **where)
         return self._store(key, ev)
 
     def add_chunk(self, chunk: Chunk) -> Evidence:
         c = chunk
-        return self.add_passage(c.chunk_id, c.source, c.page, c.start, c.end, c.text, c.chunk_id)
+        return self.add_passage(
+            c.chunk_id,
+            c.source,
+            c.page,
+            c.start,
+            c.end,
+            c.text,
+            c.chunk_id,
+            document=c.document,
+            line_start=c.line_start,
+        )
 
     def add_computed(self, code: str, output: str) -> Evidence:
         ev = Evidence(len(self.items) + 1, "computed", output, code=code)
@@ -175,7 +194,17 @@ class Toolbox:
         lo, hi = max(0, start - _READ_MARGIN), min(len(text), end + _READ_MARGIN)
         # PDF pages are joined with form feeds, so the page is one more than the form feeds before.
         page = text.count("\f", 0, lo) + 1 if "\f" in text else None
-        ev = self.evidence.add_passage(f"{source}#{lo}-{hi}", source, page, lo, hi, text[lo:hi], None)
+        ev = self.evidence.add_passage(
+            f"{source}#{lo}-{hi}",
+            source,
+            page,
+            lo,
+            hi,
+            text[lo:hi],
+            None,
+            document=self.index.document(source),
+            line_start=text.count("\n", 0, lo) + 1,
+        )
         return format_evidence(ev)
 
 

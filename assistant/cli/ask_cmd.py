@@ -19,7 +19,8 @@ from assistant.agent.records import (
     StepFinished,
 )
 from assistant.cli.common import console, fail, out, print_json
-from assistant.cli.index_cmds import IndexOpt, JsonOpt, display_path
+from assistant.cli.index_cmds import IndexOpt, JsonOpt
+from assistant.cli.sources import citation_label, citations_bibtex
 from assistant.index_access import open_index
 from assistant.settings import Settings, load_settings
 
@@ -32,6 +33,7 @@ URLOpt = Annotated[
 CheckerOpt = Annotated[
     str | None, typer.Option("--checker", help="grounding checker for support badges: minilm, llm or none")
 ]
+BibtexOpt = Annotated[bool, typer.Option("--bibtex", help="also print BibTeX entries of the cited documents")]
 TraceOpt = Annotated[
     bool, typer.Option("--trace", help="print each step: thought, action, observation, timings")
 ]
@@ -50,6 +52,7 @@ def ask(
     checker: CheckerOpt = None,
     as_json: JsonOpt = False,
     trace: TraceOpt = False,
+    bibtex: BibtexOpt = False,
 ) -> None:
     """Answer a question from the indexed documents, with numbered citations (or an honest abstention)."""
     from assistant.agent.backends import open_backend
@@ -63,7 +66,9 @@ def ask(
         agent = build_agent(settings, backend, idx, warn=_warn)
         answer = _show(agent.run(question), stream=not as_json, trace=trace)
     if as_json:
-        print_json(answer.to_json())
+        print_json(answer.to_json() | ({"bibtex": citations_bibtex(answer.citations)} if bibtex else {}))
+    elif bibtex and answer.citations and not answer.abstained:
+        out.print("\n" + citations_bibtex(answer.citations), markup=False, highlight=False, end="")
     if answer.error:
         fail(answer.error)
 
@@ -167,7 +172,5 @@ def _print_answer(answer: Answer, streamed: str) -> None:
     if answer.citations:
         out.print("\nSources:", highlight=False)
     for c in answer.citations:
-        where = "python (computed)" if c.kind == "computed" else display_path(c.source)
-        page = f" p.{c.page}" if c.page else ""
-        line = f"[{c.id}] {where}{page}: \u201c{c.quote}\u201d"
+        line = f"[{c.id}] {citation_label(c)}: \u201c{c.quote}\u201d"
         out.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,8 +10,10 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from assistant.cli.common import console, fail, out, print_json, print_report, progress_bar
+from assistant.cli.sources import chunk_label
 from assistant.index_access import index_config, open_index
 from assistant.settings import Settings, load_settings
+from index.documents import DocumentMeta, display_path
 
 IndexOpt = Annotated[
     Path | None, typer.Option("--index", help="index directory (default: settings index.dir)")
@@ -29,14 +30,6 @@ def settings_from_flags(index: Path | None = None, **retrieval: Any) -> Settings
     if mode is not None and mode not in ("hybrid", "dense", "bm25"):
         fail(f"unknown --mode '{mode}': use hybrid, dense or bm25", code=2)
     return load_settings({"index": {"dir": index}, "retrieval": retrieval})
-
-
-def display_path(path: str) -> str:
-    """Paths relative to the working directory when under it: shorter and still exact."""
-    if not os.path.isabs(path):
-        return path
-    rel = os.path.relpath(path)
-    return path if rel.startswith("..") else rel
 
 
 class RichIngestProgress:
@@ -60,12 +53,19 @@ def ingest(
     index: IndexOpt = None,
     prune: Annotated[bool, typer.Option("--prune", help="drop indexed files that no longer exist")] = False,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="start a fresh index from PATHS")] = False,
+    meta: Annotated[
+        Path | None,
+        typer.Option(
+            "--meta", help="title/authors/year/DOI/arXiv of the one file ingested, from a .bib or .json"
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest PDF, txt, md and html files into the hybrid index (incremental by content hash)."""
     from index.ingest import ingest_paths
 
     settings = settings_from_flags(index)
+    overrides = _meta_override(paths, meta) if meta is not None else None
     with progress_bar(as_json) as bar:
         report = ingest_paths(
             paths,
@@ -74,6 +74,7 @@ def ingest(
             prune=prune,
             rebuild=rebuild,
             progress=RichIngestProgress(bar),
+            meta=overrides,
         )
     if as_json:
         print_json(report.to_json())
@@ -94,6 +95,17 @@ def ingest(
         f"(embedded {report.chunks_embedded})  skipped {len(report.skipped)}  {report.seconds:.2f}s",
         highlight=False,
     )
+
+
+def _meta_override(paths: list[Path], meta_file: Path) -> dict[str, DocumentMeta]:
+    """`--meta FILE` names one document: exactly one file path must be given with it."""
+    from index.documents import read_meta_file
+
+    if len(paths) != 1 or not paths[0].is_file():
+        fail("--meta describes one document: give exactly one file (not a folder) with it", code=2)
+    if not meta_file.is_file():
+        fail(f"--meta file not found: {meta_file}", code=2)
+    return {str(paths[0].resolve()): read_meta_file(meta_file)}
 
 
 def search(
@@ -117,7 +129,7 @@ def search(
         out.print("no matching passages")
     for h in hits:
         c = h.chunk
-        where = display_path(c.source) + (f" p.{c.page}" if c.page else "") + f" L{c.line_start}-{c.line_end}"
+        where = chunk_label(c) + (f" · {c.section}" if c.section else "")
         out.print(f"[bold]{h.rank}.[/] {escape(where)}  [dim]{h.score:.4f}  {c.chunk_id}[/]", highlight=False)
         snippet = " ".join(c.text.split())
         out.print("   " + escape(snippet[:300] + ("…" if len(snippet) > 300 else "")), highlight=False)
