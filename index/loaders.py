@@ -204,7 +204,8 @@ def _text_title(text: str) -> str:
         m = _FIRST_SENTENCE.match(line)
         if m and len(m.group(1)) <= _TITLE_MAX:
             return m.group(1)
-        return line[: line.rfind(" ", 0, _TITLE_MAX - 1)].rstrip(",;:") + "…"
+        cut = line.rfind(" ", 0, _TITLE_MAX - 1)
+        return line[:cut].rstrip(",;:") + "…" if cut > 0 else ""
     return ""
 
 

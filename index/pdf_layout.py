@@ -38,9 +38,30 @@ class PageLayout:
     fragments: list[Fragment]
 
 
+def _width_of(font: Any, cache: dict[int, Any]) -> Any:
+    """A function giving a string's width in ems from the font's metrics (the /Widths array, or the
+    standard-14 metrics pypdf ships); half an em per character where the metrics cannot be read."""
+    key = id(font)
+    if key not in cache:
+        widths: dict[str, float] | None = None
+        try:  # pypdf's font model is internal; it is only an aid to measuring, so any failure is fine
+            from pypdf.generic._font import Font
+
+            widths = Font.from_font_resource(font).character_widths
+        except Exception:
+            widths = None
+        if not widths:
+            cache[key] = lambda text: 0.5 * len(text)
+        else:
+            default = float(widths.get("default", 500) or 500)
+            cache[key] = lambda text: sum(float(widths.get(ch, default)) for ch in text) / 1000.0
+    return cache[key]
+
+
 def read_page(page: Any, number: int) -> PageLayout:
     """pypdf's text of the page plus its upright fragments; columns put in order when interleaved."""
     frags: list[Fragment] = []
+    fonts: dict[int, Any] = {}
 
     def visit(text: str, cm: list[float], tm: list[float], font: Any, size: float) -> None:
         if not text.strip():
@@ -54,7 +75,8 @@ def read_page(page: Any, number: int) -> PageLayout:
         x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
         y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
         eff = size * math.hypot(c, d)
-        frags.append(Fragment(x, y, round(eff, 2), text, 0.5 * eff * len(text.rstrip("\n"))))
+        ems = _width_of(font, fonts)(text.rstrip("\n")) if font is not None else 0.5 * len(text)
+        frags.append(Fragment(x, y, round(eff, 2), text, ems * eff))
 
     text = page.extract_text(visitor_text=visit) or ""
     box = page.mediabox
