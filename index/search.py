@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 
 from index.config import EmbeddingConfig, RetrievalConfig
+from index.documents import DocumentMeta
 from index.fusion import reciprocal_rank_fusion, weighted_score_fusion
 from index.ingest import row_to_chunk
 from index.store import (
@@ -24,7 +25,6 @@ from index.store import (
     open_chunk_db,
     require_manifest,
 )
-from index.documents import DocumentMeta
 from index.types import Chunk, SearchHit
 
 Mode = Literal["hybrid", "dense", "bm25"]
