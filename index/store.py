@@ -224,7 +224,10 @@ class StoreWriter:
 
     def commit(self, tmp: Path, manifest: Manifest) -> None:
         """Make `tmp` the current generation: fsync, rename, then swap the manifest atomically."""
-        previous = read_manifest(self.index_dir)
+        try:
+            previous = read_manifest(self.index_dir)
+        except IndexIncompatible:
+            previous = None  # `--rebuild` over an older format: nothing of it is read or kept
         existing = [_generation_number(p.name) for p in self.index_dir.glob("gen-*")]
         name = f"gen-{max(existing, default=0) + 1:06d}"
         _fsync_tree(tmp)

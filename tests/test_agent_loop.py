@@ -53,6 +53,9 @@ class TinyIndex:
     def document_text(self, source: str) -> str | None:
         return DOCS.get(source)
 
+    def document(self, source: str) -> None:
+        return None  # no bibliographic metadata: sources are named by their path
+
 
 def step(action: str, arg: str, thought: str = "ok") -> str:
     return json.dumps({"thought": thought, "action": action, "input": arg})
