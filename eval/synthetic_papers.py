@@ -34,6 +34,7 @@ class PaperSpec:
     interleaved: bool = False  # two columns drawn row by row across the page
     info_metadata: bool = False  # write title/authors into the PDF Info dictionary too
     facts: list[str] = field(default_factory=list)  # body sentences a search must find outside references
+    table: list[list[str]] = field(default_factory=list)  # rows of a results table in the Experiments section
     hyphenated: list[str] = field(default_factory=list)  # words the generator broke at a line end
 
 
@@ -73,6 +74,11 @@ def paper_specs(n: int = 12, seed: int = 15) -> list[PaperSpec]:
             f"The {topic} estimator reduced the validation error to {11 + i}.{i % 10} percent on the held-out split.",
             f"Training the {topic} model took {3 + i} hours on {2 + i % 4} accelerators.",
         ]
+        table = [
+            ["Baseline", f"{40 + i}.1", f"{50 + i}.2", f"{0.5 + i / 100:.2f}"],
+            [topic.capitalize(), f"{60 + i}.3", f"{70 + i}.4", f"{0.8 + i / 100:.2f}"],
+            ["Ablation", f"{55 + i}.5", f"{65 + i}.6", f"{0.7 + i / 100:.2f}"],
+        ]
         specs.append(
             PaperSpec(
                 title=title,
@@ -85,6 +91,7 @@ def paper_specs(n: int = 12, seed: int = 15) -> list[PaperSpec]:
                 interleaved=i % 4 == 3,
                 info_metadata=i % 5 == 4,
                 facts=facts,
+                table=table,
             )
         )
     return specs
@@ -139,6 +146,9 @@ def _body(spec: PaperSpec, rng: random.Random) -> list[tuple[str, str]]:
             if name == "Experiments" and p == 1:
                 sentences.append(spec.facts[1])
             blocks.append(("para", " ".join(sentences)))
+            if name == "Experiments" and p == 0 and spec.table:
+                blocks.append(("caption", f"Table 1: Results of the {spec.topic} estimator."))
+                blocks += [("row", "\t".join(row)) for row in spec.table]
     blocks.append(("heading", "Acknowledgements"))
     blocks.append(
         ("para", f"We thank the {spec.topic} reading group for comments and our funders for support.")
@@ -212,6 +222,10 @@ def render_pdf(spec: PaperSpec, seed: int = 0) -> bytes:
     for kind, text in _body(spec, rng):
         if kind == "heading":
             lines += [("", ""), ("Helvetica-Bold", text)]
+        elif kind == "row":
+            lines.append(("row", text))
+        elif kind == "caption":
+            lines += [("Helvetica", text), ("", "")]
         else:
             size = 9.0 if kind == "ref" else BODY_SIZE
             lines += [("Helvetica", ln) for ln in _wrap(text.split(), col_w, size, spec)]
@@ -231,8 +245,15 @@ def render_pdf(spec: PaperSpec, seed: int = 0) -> bytes:
             if r >= len(columns[k]) or not columns[k][r][1]:
                 continue
             font, text = columns[k][r]
+            x0 = MARGIN + k * (col_w + GUTTER)
+            if font == "row":  # one string per cell, in fixed columns
+                c.setFont("Helvetica", BODY_SIZE)
+                cells = text.split("\t")
+                for j, cell in enumerate(cells):
+                    c.drawString(x0 + j * col_w / len(cells), top - r * LEADING, cell)
+                continue
             c.setFont(font, 11.0 if font == "Helvetica-Bold" else BODY_SIZE)
-            c.drawString(MARGIN + k * (col_w + GUTTER), top - r * LEADING, text)
+            c.drawString(x0, top - r * LEADING, text)
         page_no += 1
         c.setFont("Helvetica", 9)
         c.drawCentredString(PAGE_W / 2, 30, str(page_no))

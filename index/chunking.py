@@ -482,6 +482,20 @@ def _code_meta(text: str, blocks: list[_CodeBlock], start: int, end: int) -> lis
     return out
 
 
+def _tables_in(tables: tuple[dict[str, object], ...], text: str) -> list[dict[str, object]]:
+    """The page's tables this chunk shows: its caption is in the chunk, or most of its first row."""
+    flat = " ".join(text.split())
+    out = []
+    for table in tables:
+        caption = " ".join(str(table.get("caption") or "").split())
+        first = [" ".join(str(c).split()) for c in (table["rows"][0] if table.get("rows") else [])]  # type: ignore[index]
+        cells = [c for c in first if len(c) >= 3 and any(ch.isalnum() for ch in c)]
+        shown = sum(1 for cell in cells if cell in flat)
+        if (caption and caption[:60] in flat) or (shown >= 2 and shown * 2 > len(cells)):
+            out.append(table)
+    return out
+
+
 def chunk_document(doc: LoadedDocument, cfg: ChunkingConfig, doc_id: str) -> list[Chunk]:
     """Chunk a loaded document page by page; offsets are into doc.text, lines are 1-based inclusive."""
     full = doc.text
@@ -501,6 +515,8 @@ def chunk_document(doc: LoadedDocument, cfg: ChunkingConfig, doc_id: str) -> lis
             meta: dict[str, object] = {}
             if code_blocks and (code := _code_meta(text, code_blocks, span.start, span.end)):
                 meta["code"] = code
+            if page.tables and (tables := _tables_in(page.tables, full[start:end])):
+                meta["tables"] = tables
             named_by = _section_of(span)
             if named_by.role != "body":
                 meta["role"] = named_by.role

@@ -18,6 +18,7 @@ from pathlib import Path
 from index.documents import DocumentMeta, arxiv_year, read_meta_file, sidecar_for
 from index.errors import LoadError, UserFacingError
 from index.pdf_layout import PageLayout, document_headings, first_page_meta, pdf_info_meta, read_page
+from index.pdf_tables import page_tables
 from index.types import LoadedDocument, Page
 
 SUPPORTED_SUFFIXES: dict[str, str] = {
@@ -338,14 +339,17 @@ def _read_pdf(stream: io.BytesIO) -> tuple[list[Page], DocumentMeta, list[str]]:
         raise LoadError(f"corrupt or truncated PDF: {_one_line(e)}") from None
 
     layouts: list[PageLayout] = []
+    tables: dict[int, tuple[dict[str, object], ...]] = {}
     errors: list[str] = []
     for number, page in enumerate(raw_pages, start=1):
         try:
             layouts.append(read_page(page, number))
         except Exception as e:
             errors.append(f"page {number}: {_one_line(e)}")
+            continue
+        tables[number] = tuple(page_tables(page, layouts[-1].text))
     pages = [
-        Page(number=lay.number, text=text, headings=keys)
+        Page(number=lay.number, text=text, headings=keys, tables=tables[lay.number])
         for lay, keys in zip(layouts, document_headings(layouts), strict=True)
         if (text := _clean_pdf_text(lay.text))
     ]

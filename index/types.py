@@ -16,6 +16,8 @@ class Page:
     text: str
     # whitespace-free texts of lines the layout set as headings (larger font); PDFs only
     headings: frozenset[str] = frozenset()
+    # tables found on the page: {"caption": "Table 5: ...", "rows": [[cell, ...], ...]}; PDFs only
+    tables: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(slots=True)

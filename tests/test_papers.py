@@ -295,3 +295,20 @@ def test_cli_ingest_meta_file_and_old_format(tmp_path: Path) -> None:
     rebuilt = CliRunner().invoke(app, ["ingest", str(pdf), "--index", str(idx), "--rebuild"])
     assert rebuilt.exit_code == 0, rebuilt.output
     assert read_manifest(idx) is not None
+
+
+# -- tables ------------------------------------------------------------------------------------------
+
+
+def test_generated_table_rows_in_chunk_meta(tmp_path: Path) -> None:
+    for spec in (SPECS[0], SPECS[1], SPECS[3]):  # one column, two columns, interleaved
+        chunks = chunk_document(load_document(write_paper(tmp_path, spec)), ChunkingConfig(), "d")
+        tables = [t for c in chunks for t in c.meta.get("tables", [])]
+        assert tables and tables[0]["rows"] == spec.table
+        assert tables[0]["caption"] == f"Table 1: Results of the {spec.topic} estimator."
+
+
+def test_real_pdf_table_rows(shared: Path) -> None:
+    chunks = chunk_document(load_document(shared / "pdfs" / "paperqa_pasa.pdf"), ChunkingConfig(), "d")
+    [table] = [t for c in chunks for t in c.meta.get("tables", []) if t["caption"].startswith("Table 9:")][:1]
+    assert table["rows"][0] == ["w/o [Expand]", "0.3355", "0.1445", "0.2536", "0.3359", "0.6738", "0.2890"]
