@@ -70,6 +70,10 @@ class FusionConfig(BaseModel):
 class RetrievalConfig(BaseModel):
     mode: RetrievalMode = "hybrid"
     k: int = Field(8, ge=1)
+    include_references: bool = Field(
+        False,
+        description="also search reference lists/bibliographies (kept out by default: they match everything)",
+    )
     dense: DenseConfig = DenseConfig()
     bm25: BM25Config = BM25Config()
     fusion: FusionConfig = FusionConfig()

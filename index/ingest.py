@@ -28,8 +28,10 @@ from index.config import (
     EmbeddingConfig,
     RetrievalConfig,
 )
+from index.documents import DocumentMeta, is_sidecar, sidecar_for
 from index.errors import LoadError, UserFacingError
 from index.loaders import iter_files, load_document
+from index.search_text import search_text
 from index.store import (
     BM25_DIR,
     CHUNKS_DB,
@@ -125,9 +127,20 @@ def sha256_text(text: str) -> str:
 
 
 def indexed_text(chunk: Chunk) -> str:
-    """What embeddings and BM25 see: the passage with its title and section, which often carry the topic."""
+    """What embeddings and BM25 see: the passage with its title and section, which often carry the topic,
+    and without inline citation markers (a search-only copy: the chunk text itself stays exact)."""
     head = " / ".join(part for part in (chunk.title, chunk.section) if part and part not in chunk.text)
-    return f"{head}\n{chunk.text}" if head else chunk.text
+    text = search_text(chunk.text)
+    return f"{head}\n{text}" if head else text
+
+
+def _digest(path: Path) -> str:
+    """The file's hash, folded with its sidecar's (paper.pdf.bib), so edited metadata re-reads the file."""
+    digest = sha256_file(path)
+    sidecar = sidecar_for(path)
+    if sidecar is None:
+        return digest
+    return hashlib.sha256(digest.encode() + b"\0" + sidecar.read_bytes()).hexdigest()
 
 
 @dataclass
@@ -158,7 +171,7 @@ def _previous(writer: StoreWriter, config: IndexConfig, rebuild: bool = False) -
 
 def _hash_or_reason(path: Path) -> tuple[str | None, str | None]:
     try:
-        return sha256_file(path), None
+        return _digest(path), None
     except OSError as exc:
         return None, f"unreadable: {exc.strerror or exc}"
 
@@ -172,18 +185,23 @@ def ingest_paths(
     rebuild: bool = False,
     progress: Progress | None = None,
     on_wait: Callable[[str], None] | None = None,
+    meta: dict[str, DocumentMeta] | None = None,
 ) -> IngestReport:
     """Ingest files and folders; unreadable files are skipped with a reason and the batch goes on.
 
     Files indexed earlier but not under `paths` stay as they are; with `prune`, those deleted from disk go.
     A changed chunker re-reads every indexed file that still exists, since old chunks no longer match.
     `on_wait` hears once that another writer holds the index (this one waits up to `lock_wait_s`).
+    `meta` overrides the extracted metadata of files (by resolved path; such a file is re-read and keeps
+    the override until its content changes); sidecar files (paper.pdf.bib) are read with their document,
+    not reported as skipped.
     """
+    meta = meta or {}
     progress = progress or NullProgress()
     t0 = time.perf_counter()
     report = IngestReport(index_dir=str(index_dir))
     with StoreWriter(index_dir, config.lock_wait_s, on_wait) as writer:
-        _ingest_paths(writer, paths, config, prune, rebuild, progress, report)
+        _ingest_paths(writer, paths, config, prune, rebuild, progress, report, meta)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -196,6 +214,7 @@ def _ingest_paths(
     rebuild: bool,
     progress: Progress,
     report: IngestReport,
+    meta: dict[str, DocumentMeta],
 ) -> None:
     prev = _previous(writer, config, rebuild)
     old, same_chunking = prev.manifest, prev.same_chunking
@@ -204,7 +223,7 @@ def _ingest_paths(
     for path, reason in iter_files(paths, config.max_file_bytes):
         if reason is None:
             candidates[str(path.resolve())] = path
-        else:
+        elif not is_sidecar(path):
             report.skipped.append((str(path), reason))
     keep: set[str] = set()
     for key in old.files if old else ():
@@ -226,12 +245,12 @@ def _ingest_paths(
             report.skipped.append((key, unreadable or "unreadable"))
             if prev.reusable(key):
                 keep.add(key)
-        elif prev.unchanged(key, digest):
+        elif key not in meta and prev.unchanged(key, digest):
             keep.add(key)
             report.unchanged += 1
         else:
             try:
-                doc = load_document(path)
+                doc = load_document(path, meta.get(key))
             except LoadError as exc:
                 report.skipped.append((key, str(exc)))
                 if prev.reusable(key):
@@ -316,6 +335,7 @@ def _apply(
                 pages=len(sd.doc.pages),
                 chunks=len(chunks),
                 warnings=list(sd.doc.warnings),
+                document=sd.doc.meta.to_json(),
             )
             report.pages += len(sd.doc.pages)
             progress.advance()

@@ -36,7 +36,9 @@ from typing import Any
 
 from index.errors import IndexDamaged, IndexIncompatible, IndexNotFound, UserFacingError
 
-FORMAT_VERSION = 2  # 2: build spec and per-file sizes and checksums of the generation
+# 2: build spec, per-file sizes and checksums of the generation, per-file document metadata (title,
+# authors, year, DOI, arXiv) and chunk section roles
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 CHUNKS_DB = "chunks.sqlite"
 VECTORS = "vectors.npy"
@@ -74,6 +76,7 @@ class FileEntry:
     pages: int
     chunks: int
     warnings: list[str] = field(default_factory=list)
+    document: dict[str, Any] = field(default_factory=dict)  # DocumentMeta.to_json() of the file
 
 
 @dataclass

@@ -118,6 +118,9 @@ class TinyIndex:
     def document_text(self, source: str) -> str | None:
         return self.docs.get(source)
 
+    def document(self, source: str) -> None:
+        return None  # no bibliographic metadata: sources are named by their path
+
 
 class WordChecker:
     """Scores a claim by the share of its words found in the evidence (a stand-in for the NLI model)."""

@@ -185,7 +185,10 @@ def test_cli_ingest_search_stats_json(tmp_path: Path) -> None:
     assert found.returncode == 0, found.stderr
     hits = json.loads(found.stdout)
     assert len(hits) == 2
-    assert set(hits[0]) == {"chunk_id", "score", "text", "source", "page", "start", "end"}
+    assert set(hits[0]) == {
+        "chunk_id", "score", "text", "source", "page", "start", "end", "line_start", "line_end", "section", "document"
+    }  # fmt: skip
+    assert hits[0]["document"]["title"] == "Stanford Alpaca"
     assert hits[0]["source"].endswith("alpaca.txt")
 
     stats = json.loads(run_cli("index", "stats", "--index", str(idx), "--json", cwd=tmp_path).stdout)

@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 from assistant.agent.records import ABSTAIN_MESSAGE, Answer, Citation, Evidence, Sentence
 from assistant.index_access import index_config
 from assistant.settings import load_settings
+from index.documents import DocumentMeta
 from index.errors import UserFacingError
 from index.ingest import ingest_paths
 from ui import resources
@@ -103,7 +104,8 @@ def test_a_question_gets_a_streamed_answer_whose_citation_opens_its_highlighted_
     marker = answer.split('class="ra-cite" href="#', 1)[1].split('"', 1)[0]
     assert f'id="{marker}"' in sources  # the [n] marker links to its source card
     card = sources.split(f'id="{marker}"', 1)[1]
-    assert "alpaca.md" in card.split("</a>", 1)[0]
+    assert "alpaca.md" in card.split("</a>", 1)[0]  # the path is the card's tooltip
+    assert 'class="ra-doc">Alpaca, line 3</span>' in card  # the name is the document's title, with its line
     highlighted = card.split('<mark class="ra-hl">', 1)[1].split("</mark>", 1)[0]
     assert "52K" in highlighted  # the quoted span is marked inside the passage
     assert next(s.label for s in at.status).startswith("Research: 2 steps")  # search, answer
@@ -218,8 +220,9 @@ def test_an_upload_with_nothing_ingestible_says_so(tmp_path: Path, monkeypatch: 
 # -- support badges and export -----------------------------------------------------------------------------
 def _answer() -> Answer:
     passage = Evidence(
-        1, "passage", "Alpaca was fine-tuned on 52K demonstrations.", "/docs/alpaca.md", 2, 16, 60, "c1"
-    )
+        1, "passage", "Alpaca was fine-tuned on 52K demonstrations.", "/docs/alpaca.pdf", 2, 16, 60, "c1",
+        document=DocumentMeta("Alpaca: A Strong Model", ["Rohan Taori", "Ishaan Gulrajani"], 2023),
+    )  # fmt: skip
     cite = Citation(1, "52K demonstrations", 40, 58, passage)
     sentences = [Sentence("Alpaca used 52K demonstrations.", (1,)), Sentence("It is the best model.", ())]
     return Answer("q", "Alpaca used 52K demonstrations. [1] It is the best model.", False, sentences, [cite])
@@ -287,7 +290,12 @@ def test_the_export_lists_each_answer_with_its_numbered_sources() -> None:
     text = conversation_markdown([turn], "idx")
     assert "## 1. How many demonstrations?" in text
     assert "Alpaca used 52K demonstrations. [1]" in text
-    assert "1. `/docs/alpaca.md`, page 2: “52K demonstrations”" in text
+    assert "1. Alpaca: A Strong Model — Taori and Gulrajani (2023), p. 2: “52K demonstrations”" in text
+    bibtex = text.split("```bibtex\n", 1)[1].split("```", 1)[0]
+    assert (
+        bibtex.startswith("@misc{taori2023alpaca,")
+        and "author = {Rohan Taori and Ishaan Gulrajani}" in bibtex
+    )
 
 
 # -- evaluation page ---------------------------------------------------------------------------------------

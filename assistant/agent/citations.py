@@ -126,7 +126,15 @@ def _citation(ev: Evidence, claim: str) -> Citation:
         return Citation(ev.id, quote, None, None, ev)
     offset, quote = best_quote(ev.text, claim)
     start = (ev.start or 0) + offset
-    return Citation(ev.id, quote, start, start + len(quote), ev)
+    return Citation(ev.id, quote, start, start + len(quote), ev, _quote_lines(ev, offset, len(quote)))
+
+
+def _quote_lines(ev: Evidence, offset: int, length: int) -> tuple[int, int] | None:
+    """The quote's first and last document line, counted from the passage's first line."""
+    if ev.line_start is None:
+        return None
+    first = ev.line_start + ev.text.count("\n", 0, offset)
+    return first, first + ev.text.count("\n", offset, offset + max(length - 1, 0))
 
 
 def render(sentences: Iterable[Sentence]) -> str:

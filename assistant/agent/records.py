@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from index.documents import DocumentMeta
+
 ABSTAIN_MESSAGE = "The documents do not answer this question."
 
 EvidenceKind = Literal["passage", "computed"]
@@ -55,6 +57,8 @@ class Evidence:
     tool: str = "search"
     operands: tuple[Operand, ...] = ()
     sandboxed: bool = True
+    document: DocumentMeta | None = None  # the passage's document (title, authors, year, identifiers)
+    line_start: int | None = None  # 1-based line of the document where `text` starts
 
     def label(self) -> str:
         if self.kind == "computed":
@@ -64,6 +68,7 @@ class Evidence:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["operands"] = [o.to_json() for o in self.operands]
+        data["document"] = self.document.to_json() if self.document else None
         return data
 
 
@@ -77,6 +82,7 @@ class Citation:
     start: int | None
     end: int | None
     evidence: Evidence
+    lines: tuple[int, int] | None = None  # 1-based first and last line of the quote in the document
 
     @property
     def kind(self) -> EvidenceKind:
@@ -112,6 +118,11 @@ class Citation:
         """Document offset of `passage`; the quote sits at `start - passage_start` inside it."""
         return None if self.kind == "computed" else (self.evidence.start or 0)
 
+    @property
+    def document(self) -> DocumentMeta | None:
+        """What the source is, for "Title — Authors (year), p. N" and BibTeX."""
+        return self.evidence.document
+
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "id": self.id,
@@ -125,6 +136,8 @@ class Citation:
             "passage": self.passage,
             "passage_start": self.passage_start,
             "part": self.evidence.part,
+            "document": self.document.to_json() if self.document else None,
+            "lines": list(self.lines) if self.lines else None,
         }
         if self.kind == "computed":
             data["code"], data["output"] = self.code, self.output

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from assistant.agent.prompts import render
 from assistant.agent.records import Evidence, Operand
@@ -73,13 +73,16 @@ class Ledger:
                 part=part,
                 query=query,
                 tool=tool,
+                document=c.document,
+                line_start=c.line_start,
             ),
         )
 
     def add_span(
-        self, source: str, page: int | None, start: int, end: int, text: str, part: int | None
+        self, source: str, page: int | None, start: int, end: int, text: str, part: int | None, **where: Any
     ) -> Evidence:
-        ev = Evidence(len(self.items) + 1, "passage", text, source, page, start, end, part=part, tool="read")
+        """`where`: the span's `document` and `line_start`, when known."""
+        ev = Evidence(len(self.items) + 1, "passage", text, source, page, start, end, part=part, tool="read", **where)
         return self._add(f"{source}#{start}-{end}", ev)
 
     def add_computed(
@@ -227,7 +230,16 @@ class Toolbox:
         lo, hi = max(0, start - _READ_MARGIN), min(len(text), end + _READ_MARGIN)
         # PDF pages are joined with form feeds, so the page is one more than the form feeds before.
         page = text.count("\f", 0, lo) + 1 if "\f" in text else None
-        ev = self.ledger.add_span(source, page, lo, hi, text[lo:hi], part)
+        ev = self.ledger.add_span(
+            source,
+            page,
+            lo,
+            hi,
+            text[lo:hi],
+            part,
+            document=self.index.document(source),
+            line_start=text.count("\n", 0, lo) + 1,
+        )
         return ToolResult(format_evidence(ev), (ev,))
 
 

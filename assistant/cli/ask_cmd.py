@@ -24,8 +24,10 @@ from assistant.agent.records import (
     StepStarted,
 )
 from assistant.cli.common import console, fail, out, print_json
-from assistant.cli.index_cmds import IndexOpt, JsonOpt, display_path
+from assistant.cli.index_cmds import IndexOpt, JsonOpt
+from assistant.cli.sources import citation_label, citations_bibtex
 from assistant.settings import Settings, load_settings
+from index.documents import display_path
 
 LLMOpt = Annotated[
     str | None, typer.Option("--llm", help="model for the embedded server: packaged name, .gguf or hub id")
@@ -36,6 +38,7 @@ URLOpt = Annotated[
 CheckerOpt = Annotated[
     str | None, typer.Option("--checker", help="grounding checker for support badges: minilm, llm or none")
 ]
+BibtexOpt = Annotated[bool, typer.Option("--bibtex", help="also print BibTeX entries of the cited documents")]
 TraceOpt = Annotated[
     Path | None,
     typer.Option("--trace", help="write the run as JSON lines (plan, steps, evidence, parts) to this file"),
@@ -59,6 +62,7 @@ def ask(
     as_json: JsonOpt = False,
     trace: TraceOpt = None,
     steps: StepsOpt = False,
+    bibtex: BibtexOpt = False,
 ) -> None:
     """Answer a question from the indexed documents, with numbered citations (or an honest abstention)."""
     from assistant.agent.loop import QuestionTooLong, check_question
@@ -75,7 +79,9 @@ def ask(
     if trace is not None:
         write_trace(answer, trace)
     if as_json:
-        print_json(answer.to_json())
+        print_json(answer.to_json() | ({"bibtex": citations_bibtex(answer.citations)} if bibtex else {}))
+    elif bibtex and answer.citations and not answer.abstained:
+        out.print("\n" + citations_bibtex(answer.citations), markup=False, highlight=False, end="")
     if answer.error:
         fail(answer.error)
 
@@ -210,8 +216,7 @@ def _source_line(c: Citation) -> str:
         code = "\n".join("      " + line for line in (c.code or "").splitlines())
         where = "sandbox" if c.evidence.sandboxed else "in process (no sandbox here)"
         return f"[{c.id}] python ({where}), output {c.output!r}:\n{code}"
-    page = f" p.{c.page}" if c.page else ""
-    return f"[{c.id}] {display_path(c.source)}{page}: \u201c{c.quote}\u201d"
+    return f"[{c.id}] {citation_label(c)}: \u201c{c.quote}\u201d"
 
 
 def _where(ev: Evidence) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,9 +11,11 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from assistant.cli.common import console, fail, out, print_json, print_report, progress_bar
+from assistant.cli.sources import chunk_label
 from assistant.index_access import index_config, open_index
 from assistant.settings import Settings, load_settings
 from index.config import RETRIEVAL_MODES
+from index.documents import DocumentMeta, display_path
 
 IndexOpt = Annotated[
     Path | None, typer.Option("--index", help="index directory (default: settings index.dir)")
@@ -41,18 +41,6 @@ def settings_from_flags(index: Path | None = None, **retrieval: Any) -> Settings
     return load_settings({"index": {"dir": index}, "retrieval": retrieval})
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def display_path(path: str) -> str:
-    """Paths relative to the working directory when under it: shorter and still exact. Control
-    characters (a newline in a file name) are shown escaped, so one result stays one line."""
-    if os.path.isabs(path):
-        rel = os.path.relpath(path)
-        path = path if rel.startswith("..") else rel
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], path)
-
-
 class RichIngestProgress:
     """Renders ingest stages as one Rich progress bar per stage (on stderr, so --json stays clean)."""
 
@@ -74,12 +62,19 @@ def ingest(
     index: IndexOpt = None,
     prune: Annotated[bool, typer.Option("--prune", help="drop indexed files that no longer exist")] = False,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="start a fresh index from PATHS")] = False,
+    meta: Annotated[
+        Path | None,
+        typer.Option(
+            "--meta", help="title/authors/year/DOI/arXiv of the one file ingested, from a .bib or .json"
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest PDF, txt, md and html files into the hybrid index (incremental by content hash)."""
     from index.ingest import ingest_paths
 
     settings = settings_from_flags(index)
+    overrides = _meta_override(paths, meta) if meta is not None else None
     with progress_bar(as_json) as bar:
         report = ingest_paths(
             paths,
@@ -89,6 +84,7 @@ def ingest(
             rebuild=rebuild,
             progress=RichIngestProgress(bar),
             on_wait=lambda message: console.print(f"[dim]{escape(message)}…[/]", highlight=False),
+            meta=overrides,
         )
     if as_json:
         print_json(report.to_json())
@@ -109,6 +105,17 @@ def ingest(
         f"(embedded {report.chunks_embedded})  skipped {len(report.skipped)}  {report.seconds:.2f}s",
         highlight=False,
     )
+
+
+def _meta_override(paths: list[Path], meta_file: Path) -> dict[str, DocumentMeta]:
+    """`--meta FILE` names one document: exactly one file path must be given with it."""
+    from index.documents import read_meta_file
+
+    if len(paths) != 1 or not paths[0].is_file():
+        fail("--meta describes one document: give exactly one file (not a folder) with it", code=2)
+    if not meta_file.is_file():
+        fail(f"--meta file not found: {meta_file}", code=2)
+    return {str(paths[0].resolve()): read_meta_file(meta_file)}
 
 
 def search(
@@ -132,7 +139,7 @@ def search(
         out.print("no matching passages")
     for h in hits:
         c = h.chunk
-        where = display_path(c.source) + (f" p.{c.page}" if c.page else "") + f" L{c.line_start}-{c.line_end}"
+        where = chunk_label(c) + (f" · {c.section}" if c.section else "")
         # soft_wrap: one line per hit and per snippet whatever the terminal width, so the output greps
         out.print(
             f"[bold]{h.rank}.[/] {escape(where)}  [dim]{h.score:.4f}  {c.chunk_id}[/]",
