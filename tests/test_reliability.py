@@ -17,6 +17,7 @@ from assistant.index_access import index_config, open_index
 from assistant.settings import load_settings
 from eval.bench.corruption_cases import CASES, SPECIAL_CASES, Case, build_healthy, run_case, run_cli
 from eval.bench.writer_stress import run_stress
+from index.documents import display_path
 from index.errors import IndexIncompatible
 from index.ingest import ingest_paths
 
@@ -79,8 +80,10 @@ def test_newline_in_a_file_name_keeps_search_results_one_line_each(tmp_path: Pat
     found = run_cli("search", "capybaraword", "--index", str(tmp_path / "idx"), "--mode", "bm25")
     assert found.exit_code == 0
     first, snippet = found.stdout.splitlines()[:2]
-    assert first.startswith("1. ") and "two\\nlines.txt" in first
+    # the hit is named by its title (the first line); a name shown as a path escapes the newline
+    assert first.startswith("1. A note about the capybaraword., line 1")
     assert snippet.strip() == "A note about the capybaraword."
+    assert display_path(str(docs / "two\nlines.txt")).endswith("two\\nlines.txt")
 
 
 def test_stats_date_is_readable_and_verify_passes_on_a_healthy_index(healthy: tuple[Path, Path]) -> None:

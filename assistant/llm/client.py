@@ -102,7 +102,7 @@ class ChatClient:
     def context_tokens(self, default: int) -> int:
         """The served model's context window where the server reports it (vLLM's `max_model_len`),
         else `default` (the setting the user gave for a server that does not say)."""
-        data = self._request("GET", "/models").json().get("data") or [{}]
+        data = self._request("GET", "/models", timeout=self._waiting).json().get("data") or [{}]
         value = data[0].get("max_model_len") if isinstance(data[0], dict) else None
         return int(value) if isinstance(value, int) and value > 0 else default
 
