@@ -41,10 +41,6 @@ class Quantity:
     unit: str
     start: int
 
-    @property
-    def percent(self) -> bool:
-        return self.unit == "%"
-
 
 def find_quantities(text: str) -> list[Quantity]:
     """Every number in `text` with its scale and the word after it (what it counts)."""
@@ -58,12 +54,6 @@ def find_quantities(text: str) -> list[Quantity]:
             unit = w.group(1).lower()
         found.append(Quantity(m.group(), value, scale, unit, m.start()))
     return found
-
-
-def parse_number(text: str) -> Quantity | None:
-    """The first number of a short text such as a model's pick "363 billion"."""
-    found = find_quantities(text)
-    return found[0] if found else None
 
 
 def compute(operation: Operation, a: float, b: float) -> float:
@@ -81,7 +71,8 @@ def compute(operation: Operation, a: float, b: float) -> float:
 def display_scale(operation: Operation, a: Operand, b: Operand) -> tuple[str, float]:
     """The scale the result is shown in: the operands' shared scale for sums and differences
     (363 billion + 345 billion -> "708 billion"), none for ratios (units cancel)."""
-    if operation in ("sum", "difference") and a.scale and a.scale.lower() == b.scale.lower():
+    shared = a.scale and b.scale and SCALES[a.scale.lower()] == SCALES[b.scale.lower()]  # 52K, 12 thousand
+    if operation in ("sum", "difference") and shared:
         return a.scale, SCALES[a.scale.lower()]
     return "", 1.0
 
@@ -95,14 +86,6 @@ def result_unit(operation: Operation, a: Operand, b: Operand) -> str:
     return a.unit if a.unit == b.unit else ""
 
 
-def format_value(value: float) -> str:
-    """Four significant digits, no trailing zeros, no exponent for everyday sizes (3.444, 16, 708)."""
-    text = f"{value:.4g}"
-    if "e" in text:
-        text = f"{value:,.0f}"
-    return text
-
-
 def program(operation: Operation, a: Operand, b: Operand) -> str:
     """The Python that computes the answer from the operands (run in the sandbox, shown to the reader)."""
     scale, factor = display_scale(operation, a, b)
@@ -112,7 +95,7 @@ def program(operation: Operation, a: Operand, b: Operand) -> str:
         f"a = {a.value!r}  # {a.name}: {a.text} [{a.evidence_id}]\n"
         f"b = {b.value!r}  # {b.name}: {b.text} [{b.evidence_id}]\n"
         f"result = {expr}\n"
-        f'print(f"{{result / {factor!r}:.4g}}"{suffix})\n'
+        f'print(f"{{round(result / {factor!r}, 3):,.12g}}"{suffix})\n'
     )
 
 
@@ -120,4 +103,4 @@ def local_output(operation: Operation, a: Operand, b: Operand) -> str:
     """What `program` prints, computed here (used when no sandbox is available)."""
     scale, factor = display_scale(operation, a, b)
     value = compute(operation, a.value, b.value) / factor
-    return f"{value:.4g}" + (f" {scale}" if scale else "")
+    return f"{round(value, 3):,.12g}" + (f" {scale}" if scale else "")

@@ -82,7 +82,9 @@ class Ledger:
         self, source: str, page: int | None, start: int, end: int, text: str, part: int | None, **where: Any
     ) -> Evidence:
         """`where`: the span's `document` and `line_start`, when known."""
-        ev = Evidence(len(self.items) + 1, "passage", text, source, page, start, end, part=part, tool="read", **where)
+        ev = Evidence(
+            len(self.items) + 1, "passage", text, source, page, start, end, part=part, tool="read", **where
+        )
         return self._add(f"{source}#{start}-{end}", ev)
 
     def add_computed(
