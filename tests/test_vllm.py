@@ -315,7 +315,8 @@ def test_ra_ask_against_the_vllm_server_answers_a_two_part_question_with_both_pa
     assert len(answer["plan"]["parts"]) == 2 and not answer["abstained"]
     answer_steps = [s for s in answer["steps"] if s["action"] == "answer"]
     assert {s["part"] for s in answer_steps} == {1, 2}  # each part was answered from its own evidence
-    assert all(not s["error"] for s in answer["steps"])  # every reply valid JSON under xgrammar
+    model_steps = [s for s in answer["steps"] if s["action"] in ("answer", "think", "plan", "operands")]
+    assert model_steps and all(isinstance(json.loads(s["raw"]), dict) for s in model_steps)  # xgrammar JSON
     # the 0.5B (bf16 on vLLM) answers the Alpaca part; the seed-pool part comes out "not stated" there
     alpaca = answer["parts"][1]
     assert (
