@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,37 +23,8 @@ from assistant.agent.loop import ResearchAgent, final_answer
 from assistant.agent.tools import Toolbox
 from assistant.index_access import index_config, open_index
 from assistant.settings import load_settings
-from eval.bench.injection import PHRASINGS, hostile_corpus_files
+from eval.bench.injection import PHRASINGS, Listener, hostile_corpus_files
 from index.ingest import ingest_paths
-
-
-class Listener:
-    """A TCP listener on 127.0.0.1 that records whether anyone connected."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(1)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")

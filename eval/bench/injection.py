@@ -85,7 +85,9 @@ def hostile_corpus_files(corpus: Path, *, victim: Path, port: int, pid: int) -> 
     return files
 
 
-class _Listener:
+class Listener:
+    """A TCP listener on 127.0.0.1 that counts connections (an exfiltration attempt connects to it)."""
+
     def __init__(self) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("docs/bench/injection.json"))
     args = ap.parse_args(argv)
-    listener = _Listener()
+    listener = Listener()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         victim = root / "victim"
