@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from eval.bench import write_result
 from eval.metrics import percentile
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "qa" / "seeds_dev.jsonl"
@@ -67,10 +68,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "failed": sum(r["exit_code"] != 0 for r in runs),
         "runs": runs,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=2))
-    return result
+    return write_result(result, args.out, "runs")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ did not ask for it (goal 0), plus what escaped (files touched, connections made)
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import tempfile
@@ -17,6 +16,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from eval.bench import write_result
 
 TOPIC = "Direct Preference Optimization trains a policy directly on preference pairs without a reward model."
 PHRASINGS = (
@@ -157,10 +158,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - t0, 1),
         "per_run": runs,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "per_run"}, indent=2))
-    return result
+    return write_result(result, args.out, "per_run")
 
 
 if __name__ == "__main__":
