@@ -7,7 +7,6 @@ pick maps back to the passage it came from, which the answer then cites. The ari
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from assistant.agent.prompts import render
 from assistant.agent.quantities import Quantity, compute, find_quantities
 from assistant.agent.records import Operand, Part
+from assistant.agent.replies import parse_json
 
 MAX_CANDIDATES = 16
 _OPERATION_TEXT = {
@@ -94,10 +94,7 @@ def operand_request(part: Part, lines: Sequence[tuple[int, str]], question: str)
 
 def parse_pick(raw: str, numbers: Sequence[str]) -> OperandPick:
     """The model's two picks; ValueError when a pick is not one of the listed numbers or both are one."""
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"it is not JSON ({exc.msg})") from None
+    data = parse_json(raw)
     picks = []
     for key in ("a", "b"):
         item = data.get(key) if isinstance(data, dict) else None

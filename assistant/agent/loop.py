@@ -42,6 +42,7 @@ from assistant.agent.records import (
     StepFinished,
     StepStarted,
 )
+from assistant.agent.replies import json_object
 from assistant.agent.tools import Toolbox, ToolResult
 from assistant.grounding.support import score_sentences
 from index.errors import UserFacingError
@@ -121,7 +122,7 @@ def parse_part(raw: str) -> PartReply:
 
     There is no "found" flag: a 0.5B model set one to false while writing the right answer next to it
     (dev traces), so whether a part is answered is the support scorer's call, not the model's."""
-    data = _json_object(raw)
+    data = json_object(raw)
     text, cites = data.get("text"), data.get("citations")
     if not isinstance(text, str):
         raise ValueError('"text" must be a string')
@@ -136,7 +137,7 @@ def parse_part(raw: str) -> PartReply:
 
 def parse_step(raw: str, actions: Sequence[str]) -> tuple[str, str, str]:
     """(thought, action, input) from a research step reply; ValueError saying what is wrong."""
-    data = _json_object(raw)
+    data = json_object(raw)
     fields = {k: data.get(k) for k in ("thought", "action", "input")}
     if not all(isinstance(v, str) for v in fields.values()):
         raise ValueError('"thought", "action" and "input" must all be strings')
@@ -146,16 +147,6 @@ def parse_step(raw: str, actions: Sequence[str]) -> tuple[str, str, str]:
     if action != "give_up" and not arg.strip():
         raise ValueError(f"the input of {action} is empty")
     return thought, action, arg
-
-
-def _json_object(raw: str) -> dict[str, Any]:
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"it is not JSON ({exc.msg})") from None
-    if not isinstance(data, dict):
-        raise ValueError("it is not a JSON object")
-    return data
 
 
 def prompt_tokens(messages: Sequence[Message]) -> int:

@@ -8,7 +8,6 @@ the model asked, under a schema of short strings, and each item it names must oc
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from assistant.agent.citations import content_words
 from assistant.agent.prompts import render
 from assistant.agent.records import Operation, Part, Plan
+from assistant.agent.replies import parse_json
 
 _WH = (
     r"how|what|which|who|whom|whose|when|where|why|up to|at what|in what|on what|from what|by what|to what|"
@@ -254,10 +254,7 @@ def _in_items(word: str, items: list[str]) -> bool:
 
 def _parse_items(raw: str, question: str) -> list[str]:
     """The model's items that really occur in the question (at least two), or ValueError."""
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"it is not JSON ({exc.msg})") from None
+    data = parse_json(raw)
     items = data.get("items") if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise ValueError('it needs an "items" list')
