@@ -96,7 +96,7 @@ def test_other_embedding_model_is_refused(tmp_path: Path) -> None:
     settings = settings_for(tmp_path / "idx")
     ingest_paths([corpus], settings.index.dir, index_config(settings))
     other = load_settings({"index": {"dir": settings.index.dir, "embedding": {"model": str(tmp_path)}}})
-    with pytest.raises(IndexIncompatible, match="built with embedding model"):
+    with pytest.raises(IndexIncompatible, match=r"index\.embedding\.model"):
         open_index(other)
     with pytest.raises(IndexIncompatible):
         ingest_paths([corpus], other.index.dir, index_config(other))
@@ -185,7 +185,10 @@ def test_cli_ingest_search_stats_json(tmp_path: Path) -> None:
     assert found.returncode == 0, found.stderr
     hits = json.loads(found.stdout)
     assert len(hits) == 2
-    assert set(hits[0]) == {"chunk_id", "score", "text", "source", "page", "start", "end"}
+    assert set(hits[0]) == {
+        "chunk_id", "score", "text", "source", "page", "start", "end", "line_start", "line_end", "section", "document"
+    }  # fmt: skip
+    assert hits[0]["document"]["title"] == "Stanford Alpaca"
     assert hits[0]["source"].endswith("alpaca.txt")
 
     stats = json.loads(run_cli("index", "stats", "--index", str(idx), "--json", cwd=tmp_path).stdout)
