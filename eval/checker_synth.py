@@ -55,6 +55,13 @@ _STOP_NAMES = frozenset(
 )  # fmt: skip
 
 
+SOURCE_PREFIX = "synth"  # the source of every synthetic pair starts with it: "synth-name", "synth-pos-copy"
+
+
+def is_synthetic(source: str) -> bool:
+    return source.startswith(SOURCE_PREFIX)
+
+
 def change_number(claim: str, rng: random.Random) -> str | None:
     """One number replaced by a different, plausible one (a year moves by a few years)."""
     matches = list(_NUMBER.finditer(claim))

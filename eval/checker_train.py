@@ -92,17 +92,25 @@ def stratified_sample(pairs: Sequence[Pair], caps: dict[str, int], rng: random.R
     return taken
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2, iterations: int = 100) -> LogisticHead:
-    """Class-balanced, L2-penalised logistic regression on standardised features (Newton's method)."""
+def fit_logistic(
+    x: np.ndarray,
+    y: np.ndarray,
+    l2: float = L2,
+    iterations: int = 100,
+    offset: np.ndarray | None = None,
+) -> LogisticHead:
+    """Class-balanced, L2-penalised logistic regression on standardised features (Newton's method).
+    `offset`: a fixed logit added to every row (another head's), so this head learns only what is left."""
     mean = x.mean(axis=0)
     scale = np.where(x.std(axis=0) > 1e-9, x.std(axis=0), 1.0)
     z = np.c_[(x - mean) / scale, np.ones(len(x))]
+    fixed = np.zeros(len(x)) if offset is None else offset
     positive = y.mean()
     weight = np.where(y == 1, 0.5 / positive, 0.5 / (1 - positive))
     penalty = np.diag([l2] * x.shape[1] + [0.0])  # the bias is not penalised
     beta = np.zeros(z.shape[1])
     for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-(z @ beta)))
+        p = 1.0 / (1.0 + np.exp(-(z @ beta + fixed)))
         gradient = z.T @ (weight * (p - y)) + penalty @ beta
         hessian = (z * (weight * p * (1 - p))[:, None]).T @ z + penalty
         step = np.linalg.solve(hessian, gradient)

@@ -100,22 +100,22 @@ def test_unbuilt_align_says_how_to_build_it(tmp_path: Path) -> None:
     folder = align.artifact_dir(tmp_path)
     folder.mkdir(parents=True)
     (folder / align.ARTIFACT).write_text(json.dumps({"version": "old", "features": list(align.FEATURES)}))
-    (folder / align.WEIGHTS).write_bytes(b"")
     with pytest.raises(CheckerNotBuilt, match="--force"):
         open_checker(settings(tmp_path, checker="align"))
 
 
 def test_align_loads_its_model_and_threshold_without_touching_the_encoder(tmp_path: Path) -> None:
-    import numpy as np
-
     from assistant.grounding import align
 
     folder = align.artifact_dir(tmp_path)
     folder.mkdir(parents=True)
-    model = {"head": [1.0] * len(align.FEATURES), "bias": 0.0, "flag_weights": [0.0, 0.0, 0.0]}
+
+    def head(n: int) -> dict[str, object]:
+        return {"weights": [1.0] * n, "bias": 0.0, "mean": [0.0] * n, "scale": [1.0] * n}
+
+    model = {"alignment": head(len(align.ALIGNMENT)), "mismatch": head(len(align.MISMATCH))}
     report = {"version": align.VERSION, "features": list(align.FEATURES), "model": model, "threshold": 0.37}
     (folder / align.ARTIFACT).write_text(json.dumps(report))
-    np.savez(folder / align.WEIGHTS, importance=np.zeros(384, np.float32))
     checker = open_checker(settings(tmp_path, checker="align"))
     assert isinstance(checker, align.AlignChecker) and checker.threshold == 0.37
     assert open_checker(settings(tmp_path, checker="align", threshold=0.6)).threshold == 0.6  # type: ignore[union-attr]

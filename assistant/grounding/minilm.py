@@ -164,9 +164,11 @@ class LogisticHead:
     mean: np.ndarray
     scale: np.ndarray
 
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.scale) @ self.weights + self.bias
+
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        z = ((x - self.mean) / self.scale) @ self.weights + self.bias
-        return 1.0 / (1.0 + np.exp(-z))
+        return 1.0 / (1.0 + np.exp(-self.logits(x)))
 
     def to_json(self) -> dict[str, Any]:
         return {
