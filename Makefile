@@ -1,5 +1,8 @@
 # Two commands do all the set-up on a fresh machine: `make demo` and `make test` (see README.md).
 SHELL := /bin/bash
+# Independent set-up steps run side by side (the checker's training on the CPU while vLLM and the Debian
+# packages download); the lines of one recipe still run in order.
+MAKEFLAGS += --jobs=4
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin

@@ -84,6 +84,21 @@ def test_the_restored_checker_scores_wice_dev_as_its_build_did(checker: AlignChe
     assert accuracy == pytest.approx(report["wice_dev"]["balanced_accuracy"], abs=1e-3)
 
 
+def test_a_fresh_build_reproduces_the_scores_recorded_in_the_benchmarks() -> None:
+    """CI builds the checker from scratch (`make test-checker`); seeded, it must land on the numbers that
+    docs/bench/checker.json records (a little slack: int8 kernels differ between CPU generations)."""
+    bench = Path(__file__).resolve().parents[1] / "docs" / "bench" / "checker.json"
+    recorded = json.loads(bench.read_text(encoding="utf-8"))["align"]["build"]
+    built = json.loads((artifact_dir(load_settings().cache_dir) / ARTIFACT).read_text())
+    assert built["threshold"] == pytest.approx(recorded["threshold"], abs=0.01)
+    for key in ("balanced_accuracy", "auroc", "balanced_accuracy_2fold"):
+        assert built["wice_dev"][key] == pytest.approx(recorded["wice_dev"][key], abs=0.01), key
+    source = recorded["transfer_source"]
+    assert built["transfer"][source]["auroc"] == pytest.approx(
+        recorded["transfer"][source]["auroc"], abs=0.01
+    )
+
+
 def test_eval_checker_reports_auroc_confusion_and_sources(checker: AlignChecker, tmp_path: Path) -> None:
     def row(evidence: str, claim: str, label: str) -> dict[str, str]:
         source = "bridge" if evidence == PASSAGE else "alpaca"

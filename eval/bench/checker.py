@@ -8,7 +8,8 @@
   (800 characters); the training report (held-out material, sources never used for choosing anything, the
   aggregation choices for align).
 * llm: the judge with the embedded model (settings llm.model) on a seeded, stratified subset of WiCE dev
-  (a CPU judge takes seconds per pair), at 0.5 and at the threshold calibrated on that subset.
+  (a CPU judge takes seconds per pair), at its threshold; and on the same pairs align alone and the mean
+  of the two probabilities (the ensemble a served model makes possible).
 """
 
 from __future__ import annotations
@@ -84,7 +85,9 @@ def bench_align(wice: list[Pair], cache_dir: Path) -> dict[str, Any]:
     }
 
 
-def bench_llm(wice: list[Pair], limit: int) -> dict[str, Any]:
+def bench_llm(wice: list[Pair], limit: int, cache_dir: Path) -> dict[str, Any]:
+    """The judge on a stratified subset, and its ensemble with align on the same pairs (the mean of the
+    two probabilities), so whether the ensemble helps is measured, not assumed."""
     from assistant.agent.backends import open_backend
 
     settings = load_settings()
@@ -92,8 +95,20 @@ def bench_llm(wice: list[Pair], limit: int) -> dict[str, Any]:
     with open_backend(settings) as backend:
         judge = LLMJudge(backend.client)
         judge.scores([("The sky is blue.", "The sky is blue.")])  # warm the server up outside the timings
-        result = summarize(judge, subset, score_pairs(judge, subset))
-    return {"model": settings.llm.model, "subset_seed": SEED, **result}
+        scored = score_pairs(judge, subset)
+    checker = align.AlignChecker.load(cache_dir)
+    aligned = checker.scores([(p.evidence, p.claim) for p in subset])
+    labels = [bool(p.label) for p in subset]
+    mean = [(a + j) / 2 for a, j in zip(aligned, scored.scores, strict=True)]
+    return {
+        "model": settings.llm.model,
+        "subset_seed": SEED,
+        **summarize(judge, subset, scored),
+        "same_pairs": {
+            "align": label_metrics(labels, aligned, checker.threshold),
+            "mean_of_align_and_llm": label_metrics(labels, mean, (checker.threshold + judge.threshold) / 2),
+        },
+    }
 
 
 def main() -> None:
@@ -114,7 +129,7 @@ def main() -> None:
         "minilm": bench_minilm(wice, settings.cache_dir),
     }
     if not args.no_llm:
-        results["llm"] = bench_llm(wice, args.llm_limit)
+        results["llm"] = bench_llm(wice, args.llm_limit, settings.cache_dir)
     elif args.out.is_file() and "llm" in (previous := json.loads(args.out.read_text())):
         results["llm"] = {**previous["llm"], "rerun": False}  # kept from the last run that measured it
     args.out.parent.mkdir(parents=True, exist_ok=True)
