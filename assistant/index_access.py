@@ -19,6 +19,8 @@ def index_config(settings: Settings) -> IndexConfig:
         embedding=settings.index.embedding,
         retrieval=settings.retrieval,
         cache_dir=settings.cache_dir,
+        backend=settings.index.backend,
+        milvus=settings.index.milvus,
     )
 
 
@@ -26,4 +28,11 @@ def open_index(settings: Settings) -> HybridIndex:
     """Open the committed index named by the settings; raises IndexNotFound with how to build one."""
     from index.search import HybridIndex
 
-    return HybridIndex(settings.index.dir, settings.retrieval, settings.index.embedding, settings.cache_dir)
+    return HybridIndex(
+        settings.index.dir,
+        settings.retrieval,
+        settings.index.embedding,
+        settings.cache_dir,
+        backend=settings.index.backend,
+        milvus=settings.index.milvus,
+    )

@@ -19,7 +19,7 @@ from pydantic_settings import (
 )
 
 from assistant.agent.config import AgentSettings
-from index.config import ChunkingConfig, EmbeddingConfig, RetrievalConfig
+from index.config import BackendName, ChunkingConfig, EmbeddingConfig, MilvusConfig, RetrievalConfig
 
 DEFAULT_INDEX_DIR = Path(".ra/index")
 
@@ -34,6 +34,10 @@ class IndexSettings(BaseModel):
     dir: Path = Field(DEFAULT_INDEX_DIR, description="index directory (created by `ra ingest`)")
     chunking: ChunkingConfig = ChunkingConfig()
     embedding: EmbeddingConfig = EmbeddingConfig()
+    backend: BackendName = Field(
+        "local", description="local: FAISS + BM25 + SQLite in `dir`; milvus: a milvus-lite file or server"
+    )
+    milvus: MilvusConfig = MilvusConfig()
 
 
 class LLMSettings(BaseModel):

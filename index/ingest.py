@@ -17,8 +17,9 @@ from typing import Protocol
 
 import numpy as np
 
+from index.backends.base import check_backend
 from index.chunking import chunk_document
-from index.config import ChunkingConfig, EmbeddingConfig, RetrievalConfig
+from index.config import BackendName, ChunkingConfig, EmbeddingConfig, MilvusConfig, RetrievalConfig
 from index.errors import LoadError, UserFacingError
 from index.loaders import iter_files, load_document
 from index.store import (
@@ -103,6 +104,8 @@ class IndexConfig:
     embedding: EmbeddingConfig
     retrieval: RetrievalConfig
     cache_dir: Path
+    backend: BackendName = "local"
+    milvus: MilvusConfig = field(default_factory=MilvusConfig)
 
 
 def sha256_file(path: Path) -> str:
@@ -142,6 +145,7 @@ def _previous(index_dir: Path, config: IndexConfig, rebuild: bool = False) -> _P
     old = None if rebuild else read_manifest(index_dir)
     if old is not None:
         check_embedding(old, config.embedding.model, index_dir)
+        check_backend(index_dir, old.generation, config.backend)
     return _Previous(old, old is not None and old.chunking == config.chunking.model_dump())
 
 
@@ -254,43 +258,22 @@ def _apply(
         )
     if not new_docs and not report.removed:
         return  # nothing changed: no embedding, no write
+    if config.backend == "milvus":
+        _apply_milvus(index_dir, old, keep, new_docs, config, report, progress)
+        return
 
     with StoreWriter(index_dir) as writer, writer.new_generation() as tmp:
         db = create_chunk_db(tmp / CHUNKS_DB)
         kept_rows = _copy_kept(db, index_dir, old, keep)
         entries = {k: old_files[k] for k in keep}
 
-        chunk_lists: list[list[Chunk]] = []
-        progress.start("chunking", len(new_docs))
-        for sd in new_docs:
-            doc_id = hashlib.sha256(f"{sd.key}\0{sd.sha256}".encode()).hexdigest()[:12]
-            chunks = chunk_document(sd.doc, config.chunking, doc_id)
-            chunk_lists.append(chunks)
-            entries[sd.key] = FileEntry(
-                sha256=sd.sha256,
-                kind=sd.doc.kind,
-                title=sd.doc.title,
-                pages=len(sd.doc.pages),
-                chunks=len(chunks),
-                warnings=list(sd.doc.warnings),
-            )
-            report.pages += len(sd.doc.pages)
-            progress.advance()
+        chunk_lists = _chunk_new(new_docs, config, entries, report, progress)
         new_chunks = [c for chunks in chunk_lists for c in chunks]
         _insert_new(db, new_docs, chunk_lists, start_row=len(kept_rows))
         db.commit()
 
-        if new_chunks:
-            from index.embeddings import load_embedder  # heavy: only when there is something to embed
-
-            embedder = load_embedder(config.embedding, config.cache_dir)
-            progress.start("embedding", len(new_chunks))
-            new_vectors = embedder.embed_documents(
-                [indexed_text(c) for c in new_chunks], on_progress=progress.advance
-            )
-            dim = embedder.dim
-        else:
-            new_vectors, dim = None, int(old.embedding["dim"]) if old else 0
+        new_vectors, dim = _embed(new_chunks, config, progress) if new_chunks else (None, 0)
+        dim = dim or (int(old.embedding["dim"]) if old else 0)
         vectors = _gather_vectors(index_dir, old, kept_rows, new_vectors, dim)
         np.save(tmp / VECTORS, vectors)
 
@@ -311,6 +294,107 @@ def _apply(
         )
         writer.commit(tmp, manifest)
     report.chunks_total = len(texts)
+    report.chunks_embedded = len(new_chunks)
+    report.committed = True
+
+
+def _chunk_new(
+    new_docs: list[SourceDoc],
+    config: IndexConfig,
+    entries: dict[str, FileEntry],
+    report: IngestReport,
+    progress: Progress,
+) -> list[list[Chunk]]:
+    """Chunk each new document and record its manifest entry."""
+    chunk_lists: list[list[Chunk]] = []
+    progress.start("chunking", len(new_docs))
+    for sd in new_docs:
+        doc_id = hashlib.sha256(f"{sd.key}\0{sd.sha256}".encode()).hexdigest()[:12]
+        chunks = chunk_document(sd.doc, config.chunking, doc_id)
+        chunk_lists.append(chunks)
+        entries[sd.key] = FileEntry(
+            sha256=sd.sha256,
+            kind=sd.doc.kind,
+            title=sd.doc.title,
+            pages=len(sd.doc.pages),
+            chunks=len(chunks),
+            warnings=list(sd.doc.warnings),
+        )
+        report.pages += len(sd.doc.pages)
+        progress.advance()
+    return chunk_lists
+
+
+def _embed(chunks: list[Chunk], config: IndexConfig, progress: Progress) -> tuple[np.ndarray, int]:
+    from index.embeddings import load_embedder  # heavy: only when there is something to embed
+
+    embedder = load_embedder(config.embedding, config.cache_dir)
+    progress.start("embedding", len(chunks))
+    vectors = embedder.embed_documents([indexed_text(c) for c in chunks], on_progress=progress.advance)
+    return vectors, embedder.dim
+
+
+def _apply_milvus(
+    index_dir: Path,
+    old: Manifest | None,
+    keep: set[str],
+    new_docs: list[SourceDoc],
+    config: IndexConfig,
+    report: IngestReport,
+    progress: Progress,
+) -> None:
+    """Write changes to Milvus file by file, then commit a generation that records where they went.
+
+    Milvus is reached before anything is written (an unreachable URI fails with nothing changed); replace
+    and delete are idempotent, so a crash before the manifest commit is repaired by running ingest again.
+    """
+    from index.backends.base import BACKEND_FILE, DocumentChunks
+    from index.backends.milvus import MilvusBackend
+    from index.store import write_json_atomic
+
+    old_files = old.files if old else {}
+    store = MilvusBackend(config.milvus)
+    if old is not None:
+        store.require(int(old.embedding["dim"]))
+    with StoreWriter(index_dir) as writer, writer.new_generation() as tmp:
+        entries = {k: old_files[k] for k in keep}
+        chunk_lists = _chunk_new(new_docs, config, entries, report, progress)
+        new_chunks = [c for chunks in chunk_lists for c in chunks]
+        vectors, dim = _embed(new_chunks, config, progress) if new_chunks else (None, 0)
+        dim = dim or (int(old.embedding["dim"]) if old else 0)
+        total = sum(e.chunks for e in entries.values())
+        if total == 0:
+            raise UserFacingError(
+                f"nothing would be left in {index_dir}: to start over, delete it or use `ra ingest PATH --rebuild`"
+            )
+        if old is None:
+            store.create(dim, config.retrieval.bm25)  # a fresh index owns its collection
+        progress.start("indexing", len(new_docs))
+        offset = 0
+        for sd, chunks in zip(new_docs, chunk_lists, strict=True):
+            doc_vectors = (
+                vectors[offset : offset + len(chunks)] if vectors is not None else np.zeros((0, dim))
+            )
+            offset += len(chunks)
+            texts = [indexed_text(c) for c in chunks]
+            store.replace_documents(
+                [DocumentChunks(sd.key, sd.sha256, sd.doc.text, chunks, texts, doc_vectors)]
+            )
+            progress.advance()
+        store.delete_documents(report.removed)
+        write_json_atomic(
+            tmp / BACKEND_FILE, {"name": "milvus", "collection": config.milvus.collection, "dim": dim}
+        )
+        manifest = Manifest(
+            embedding={"model": config.embedding.model, "dim": dim},
+            chunking=config.chunking.model_dump(),
+            files=entries,
+            dense_kind="milvus",
+            created=old.created if old else time.time(),
+        )
+        writer.commit(tmp, manifest)
+    store.close()
+    report.chunks_total = total
     report.chunks_embedded = len(new_chunks)
     report.committed = True
 
