@@ -121,7 +121,7 @@ class MilvusBackend:
             return bool(self.client.has_collection(self.collection))
 
     def require(self, dim: int) -> None:
-        """Check the collection is there and holds vectors of `dim` (the manifest's)."""
+        """Check the collection is there and holds vectors of `dim` (the manifest's), and load it."""
         if not self.exists():
             raise IndexIncompatible(
                 f"Milvus collection '{self.collection}' at {self.cfg.uri} is missing: rebuild with "
@@ -129,6 +129,8 @@ class MilvusBackend:
             )
         with _errors(self.cfg.uri):
             fields = self.client.describe_collection(self.collection)["fields"]
+            for name in (self.collection, self.docs):  # a reopened milvus-lite file starts released
+                self.client.load_collection(name)
         have = next((f["params"].get("dim") for f in fields if f["name"] == "dense"), None)
         if have is not None and int(have) != dim:
             raise IndexIncompatible(
