@@ -45,7 +45,11 @@ class LLMSettings(BaseModel):
     otherwise the embedded llama.cpp server is started with `model` (a packaged name, a path or a hub id)."""
 
     model: str = Field("qwen2.5-coder-0.5b", description="packaged name, local path, or Hugging Face id")
-    url: str | None = Field(None, description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    url: str | None = Field(
+        None,
+        description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1; several replicas of one model "
+        "comma-separated (requests go to the least busy one)",
+    )
     api_key: str | None = None
     allow_download: bool = Field(False, description="allow fetching a Hugging Face model when online")
     context_size: int = Field(8192, ge=512, description="context window of the embedded server")

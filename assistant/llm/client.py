@@ -8,6 +8,7 @@ to one-line messages that say what to do.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from assistant.llm.replicas import ReplicaPool, split_urls
 from index.errors import UserFacingError
 
 Message = dict[str, Any]
@@ -42,6 +44,7 @@ class ChatResult:
     usage: dict[str, int]
     finish_reason: str | None
     logprobs: list[TokenLogprob] | None = None
+    replica: str = ""  # the base URL that answered
 
 
 def normalize_base_url(url: str) -> str:
@@ -56,7 +59,10 @@ def response_format(json_schema: dict[str, Any], name: str = "response") -> dict
 
 
 class ChatClient:
-    """Chat with the model served at `base_url`; `model=None` uses the first model the server lists."""
+    """Chat with the model served at `base_url`; `model=None` uses the first model the server lists.
+
+    `base_url` may list several replicas of one model, comma-separated: each request goes to the least busy
+    live one (see replicas.py), and one that refuses connections is skipped."""
 
     def __init__(
         self,
@@ -68,7 +74,8 @@ class ChatClient:
         api_key: str | None = None,
         http: httpx.Client | None = None,
     ) -> None:
-        self.base_url = normalize_base_url(base_url)
+        self.pool = ReplicaPool([normalize_base_url(u) for u in split_urls(base_url)])
+        self.base_url = ",".join(self.pool.urls)
         self._model = model
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = http or httpx.Client(
@@ -89,11 +96,14 @@ class ChatClient:
         return [m["id"] for m in data.get("data", [])]
 
     def health(self) -> bool:
-        """True when the server answers and has a model loaded (llama.cpp answers 503 while loading)."""
-        try:
-            return self._http.get(self.base_url + "/models", timeout=3.0).status_code == 200
-        except httpx.HTTPError:
-            return False
+        """True when a server answers and has a model loaded (llama.cpp answers 503 while loading)."""
+        for url in self.pool.urls:
+            try:
+                if self._http.get(url + "/models", timeout=3.0).status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                continue
+        return False
 
     def chat(
         self,
@@ -111,14 +121,17 @@ class ChatClient:
             body["logprobs"] = True
             if top_logprobs:
                 body["top_logprobs"] = top_logprobs
-        data = self._request("POST", "/chat/completions", json=body).json()
-        _raise_embedded_error(data, self.base_url)
+        resp = self._request("POST", "/chat/completions", json=body)
+        data = resp.json()
+        replica = str(resp.request.url).removesuffix("/chat/completions")
+        _raise_embedded_error(data, replica)
         choice = data["choices"][0]
         return ChatResult(
             text=choice["message"].get("content") or "",
             usage={k: v for k, v in (data.get("usage") or {}).items() if isinstance(v, int)},
             finish_reason=choice.get("finish_reason"),
             logprobs=_parse_logprobs(choice.get("logprobs")) if logprobs else None,
+            replica=replica,
         )
 
     def stream(
@@ -132,24 +145,33 @@ class ChatClient:
     ) -> Iterator[str]:
         """Yield the answer's text deltas as the server sends them (Server-Sent Events)."""
         body = self._body(messages, json_schema, max_tokens, temperature, stop) | {"stream": True}
-        try:
-            with self._http.stream("POST", self.base_url + "/chat/completions", json=body) as resp:
-                if resp.status_code >= 400:
-                    resp.read()
-                    raise _status_error(resp, self.base_url)
-                for line in resp.iter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
-                        return
-                    chunk = json.loads(payload)
-                    _raise_embedded_error(chunk, self.base_url)
-                    for choice in chunk.get("choices", []):
-                        if text := (choice.get("delta") or {}).get("content"):
-                            yield text
-        except httpx.HTTPError as exc:
-            raise _transport_error(exc, self.base_url) from None
+        tried: set[str] = set()
+        while True:
+            with self._replica(tried) as url:
+                started = False
+                try:
+                    with self._http.stream("POST", url + "/chat/completions", json=body) as resp:
+                        if resp.status_code >= 400:
+                            resp.read()
+                            raise _status_error(resp, url)
+                        for line in resp.iter_lines():
+                            if not line.startswith("data:"):
+                                continue
+                            payload = line[5:].strip()
+                            if payload == "[DONE]":
+                                self.pool.mark_served(url)
+                                return
+                            chunk = json.loads(payload)
+                            _raise_embedded_error(chunk, url)
+                            for choice in chunk.get("choices", []):
+                                if text := (choice.get("delta") or {}).get("content"):
+                                    started = True
+                                    yield text
+                    self.pool.mark_served(url)
+                    return
+                except httpx.HTTPError as exc:
+                    if started or not self._failover(exc, url, tried):
+                        raise _transport_error(exc, self._named(exc, url)) from None
 
     def _body(
         self,
@@ -172,13 +194,36 @@ class ChatClient:
         return body
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            resp = self._http.request(method, self.base_url + path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise _transport_error(exc, self.base_url) from None
-        if resp.status_code >= 400:
-            raise _status_error(resp, self.base_url)
-        return resp
+        tried: set[str] = set()
+        while True:
+            with self._replica(tried) as url:
+                try:
+                    resp = self._http.request(method, url + path, **kwargs)
+                except httpx.HTTPError as exc:
+                    if self._failover(exc, url, tried):
+                        continue
+                    raise _transport_error(exc, self._named(exc, url)) from None
+                if resp.status_code >= 400:
+                    raise _status_error(resp, url)
+                self.pool.mark_served(url)
+                return resp
+
+    @contextlib.contextmanager
+    def _replica(self, tried: set[str]) -> Iterator[str]:
+        with self.pool.lease(tried) as url:
+            tried.add(url)
+            yield url
+
+    def _failover(self, exc: httpx.HTTPError, url: str, tried: set[str]) -> bool:
+        """On a refused connection, cool `url` down; True when another replica is left to try."""
+        if not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            return False
+        self.pool.mark_down(url)
+        return len(tried) < len(self.pool.urls)
+
+    def _named(self, exc: httpx.HTTPError, url: str) -> str:
+        """Which URL an error names: all replicas when none could be reached, else the one that failed."""
+        return self.base_url if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) else url
 
     def close(self) -> None:
         self._http.close()
