@@ -10,10 +10,10 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from index.store import (
     read_manifest,
 )
 from index.types import Chunk, LoadedDocument
+
+if TYPE_CHECKING:
+    from index.ray_engine import Prepared
 
 
 class Progress(Protocol):
@@ -120,6 +123,11 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def doc_id(key: str, sha256: str) -> str:
+    """The prefix of a file version's chunk ids: a new version gets new ids."""
+    return hashlib.sha256(f"{key}\0{sha256}".encode()).hexdigest()[:12]
+
+
 def indexed_text(chunk: Chunk) -> str:
     """What embeddings and BM25 see: the passage with its title and section, which often carry the topic."""
     head = " / ".join(part for part in (chunk.title, chunk.section) if part and part not in chunk.text)
@@ -157,11 +165,15 @@ def ingest_paths(
     prune: bool = False,
     rebuild: bool = False,
     progress: Progress | None = None,
+    engine: Literal["local", "ray"] = "local",
+    ray_address: str | None = None,
 ) -> IngestReport:
     """Ingest files and folders; unreadable files are skipped with a reason and the batch goes on.
 
     Files indexed earlier but not under `paths` stay as they are; with `prune`, those deleted from disk go.
     A changed chunker re-reads every indexed file that still exists, since old chunks no longer match.
+    `engine="ray"` parses, chunks and embeds the changed files on Ray (index/ray_engine.py); the rest
+    (hashing, the manifest, the writes) is the same.
     """
     progress = progress or NullProgress()
     t0 = time.perf_counter()
@@ -188,25 +200,40 @@ def ingest_paths(
             candidates[key] = Path(key)
 
     new_docs: list[SourceDoc] = []
+
+    def take(key: str, digest: str, doc: LoadedDocument | None, error: str | None) -> None:
+        if doc is None:
+            report.skipped.append((key, str(error)))
+            if prev.reusable(key):
+                keep.add(key)  # a now-unreadable file keeps its last good version
+        else:
+            doc.source = key
+            report.warnings.extend((key, w) for w in doc.warnings)
+            new_docs.append(SourceDoc(key=key, sha256=digest, doc=doc))
+
+    to_load: list[tuple[str, Path, str]] = []
     progress.start("reading", len(candidates))
     for key, path in candidates.items():
         digest = sha256_file(path)
         if prev.unchanged(key, digest):
             keep.add(key)
             report.unchanged += 1
+        elif engine == "ray":
+            to_load.append((key, path, digest))  # parsed on Ray below
         else:
             try:
-                doc = load_document(path)
+                take(key, digest, load_document(path), None)
             except LoadError as exc:
-                report.skipped.append((key, str(exc)))
-                if prev.reusable(key):
-                    keep.add(key)  # a now-unreadable file keeps its last good version
-            else:
-                doc.source = key
-                report.warnings.extend((key, w) for w in doc.warnings)
-                new_docs.append(SourceDoc(key=key, sha256=digest, doc=doc))
+                take(key, digest, None, str(exc))
         progress.advance()
-    _apply(index_dir, old, keep, new_docs, config, report, progress)
+    prepared: dict = {}
+    if to_load:
+        from index.ray_engine import prepare
+
+        prepared = prepare(to_load, config, ray_address, progress)
+        for key, _, digest in to_load:
+            take(key, digest, prepared[key].doc, prepared[key].error)
+    _apply(index_dir, old, keep, new_docs, config, report, progress, prepared)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -244,8 +271,10 @@ def _apply(
     config: IndexConfig,
     report: IngestReport,
     progress: Progress,
+    prepared: Mapping[str, Prepared] | None = None,
 ) -> None:
-    """Write a new generation with the kept files copied and the new ones chunked and embedded."""
+    """Write a new generation with the kept files copied and the new ones chunked and embedded
+    (or taken from `prepared`, what the Ray engine already chunked and embedded)."""
     old_files = old.files if old else {}
     for sd in new_docs:
         (report.updated if sd.key in old_files else report.added).append(sd.key)
@@ -259,7 +288,7 @@ def _apply(
     if not new_docs and not report.removed:
         return  # nothing changed: no embedding, no write
     if config.backend == "milvus":
-        _apply_milvus(index_dir, old, keep, new_docs, config, report, progress)
+        _apply_milvus(index_dir, old, keep, new_docs, config, report, progress, prepared or {})
         return
 
     with StoreWriter(index_dir) as writer, writer.new_generation() as tmp:
@@ -267,12 +296,12 @@ def _apply(
         kept_rows = _copy_kept(db, index_dir, old, keep)
         entries = {k: old_files[k] for k in keep}
 
-        chunk_lists = _chunk_new(new_docs, config, entries, report, progress)
+        chunk_lists = _chunk_new(new_docs, config, entries, report, progress, prepared or {})
         new_chunks = [c for chunks in chunk_lists for c in chunks]
         _insert_new(db, new_docs, chunk_lists, start_row=len(kept_rows))
         db.commit()
 
-        new_vectors, dim = _embed(new_chunks, config, progress) if new_chunks else (None, 0)
+        new_vectors, dim = _embed(new_docs, new_chunks, config, progress, prepared or {})
         dim = dim or (int(old.embedding["dim"]) if old else 0)
         vectors = _gather_vectors(index_dir, old, kept_rows, new_vectors, dim)
         np.save(tmp / VECTORS, vectors)
@@ -304,13 +333,16 @@ def _chunk_new(
     entries: dict[str, FileEntry],
     report: IngestReport,
     progress: Progress,
+    prepared: Mapping[str, Prepared],
 ) -> list[list[Chunk]]:
-    """Chunk each new document and record its manifest entry."""
+    """Chunk each new document (unless prepared) and record its manifest entry."""
     chunk_lists: list[list[Chunk]] = []
     progress.start("chunking", len(new_docs))
     for sd in new_docs:
-        doc_id = hashlib.sha256(f"{sd.key}\0{sd.sha256}".encode()).hexdigest()[:12]
-        chunks = chunk_document(sd.doc, config.chunking, doc_id)
+        if sd.key in prepared:
+            chunks = prepared[sd.key].chunks
+        else:
+            chunks = chunk_document(sd.doc, config.chunking, doc_id(sd.key, sd.sha256))
         chunk_lists.append(chunks)
         entries[sd.key] = FileEntry(
             sha256=sd.sha256,
@@ -325,7 +357,19 @@ def _chunk_new(
     return chunk_lists
 
 
-def _embed(chunks: list[Chunk], config: IndexConfig, progress: Progress) -> tuple[np.ndarray, int]:
+def _embed(
+    new_docs: list[SourceDoc],
+    chunks: list[Chunk],
+    config: IndexConfig,
+    progress: Progress,
+    prepared: Mapping[str, Prepared],
+) -> tuple[np.ndarray | None, int]:
+    """Vectors of `chunks` (the new documents' chunks in order) and their dim; (None, 0) when none."""
+    if not chunks:
+        return None, 0
+    if prepared:
+        parts = [prepared[sd.key].vectors for sd in new_docs]
+        return np.concatenate(parts).astype(np.float32, copy=False), parts[0].shape[1]
     from index.embeddings import load_embedder  # heavy: only when there is something to embed
 
     embedder = load_embedder(config.embedding, config.cache_dir)
@@ -342,6 +386,7 @@ def _apply_milvus(
     config: IndexConfig,
     report: IngestReport,
     progress: Progress,
+    prepared: Mapping[str, Prepared],
 ) -> None:
     """Write changes to Milvus file by file, then commit a generation that records where they went.
 
@@ -358,9 +403,9 @@ def _apply_milvus(
         store.require(int(old.embedding["dim"]))
     with StoreWriter(index_dir) as writer, writer.new_generation() as tmp:
         entries = {k: old_files[k] for k in keep}
-        chunk_lists = _chunk_new(new_docs, config, entries, report, progress)
+        chunk_lists = _chunk_new(new_docs, config, entries, report, progress, prepared)
         new_chunks = [c for chunks in chunk_lists for c in chunks]
-        vectors, dim = _embed(new_chunks, config, progress) if new_chunks else (None, 0)
+        vectors, dim = _embed(new_docs, new_chunks, config, progress, prepared)
         dim = dim or (int(old.embedding["dim"]) if old else 0)
         total = sum(e.chunks for e in entries.values())
         if total == 0:

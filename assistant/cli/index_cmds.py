@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
@@ -61,10 +61,20 @@ def ingest(
     prune: Annotated[bool, typer.Option("--prune", help="drop indexed files that no longer exist")] = False,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="start a fresh index from PATHS")] = False,
     as_json: JsonOpt = False,
+    engine: Annotated[
+        Literal["local", "ray"],
+        typer.Option("--engine", help="ray: parse, chunk and embed changed files on Ray Data"),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="Ray cluster to join (host:6379); default: start a local Ray"),
+    ] = None,
 ) -> None:
     """Ingest PDF, txt, md and html files into the hybrid index (incremental by content hash)."""
     from index.ingest import ingest_paths
 
+    if ray_address and engine != "ray":
+        fail("--ray-address needs --engine ray", code=2)
     settings = settings_from_flags(index)
     with progress_bar(as_json) as bar:
         report = ingest_paths(
@@ -74,6 +84,8 @@ def ingest(
             prune=prune,
             rebuild=rebuild,
             progress=RichIngestProgress(bar),
+            engine=engine,
+            ray_address=ray_address,
         )
     if as_json:
         print_json(report.to_json())
