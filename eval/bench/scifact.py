@@ -198,6 +198,7 @@ def main() -> None:
 
 def sweep_fusion(hybrid: HybridIndex, sources: list[str], data: BeirData) -> list[dict]:
     tune, check = split_queries(data.queries)
+
     def split(ranked: list) -> tuple[list[int], list[float]]:
         return [r for r, _ in ranked], [sc for _, sc in ranked]
 
