@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,7 +88,24 @@ class _Embed:
         return {**batch, "vectors": np.array(out, dtype=object), "dim": np.full(len(out), self.embedder.dim)}
 
 
+def _check_reachable(address: str) -> None:
+    """Ray waits minutes on an address where nothing listens: fail in seconds instead."""
+    hostport = address.removeprefix("ray://")
+    host, _, port = hostport.rpartition(":")
+    if address == "auto" or not port.isdigit():
+        return  # "auto" and other forms are Ray's to resolve
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=3).close()
+    except OSError as exc:
+        raise UserFacingError(
+            f"cannot join the Ray cluster at {address} ({exc.strerror or exc}): start it with `ray start --head` "
+            "or drop --ray-address to run a local Ray"
+        ) from None
+
+
 def _start(address: str | None) -> Any:
+    if address:
+        _check_reachable(address)
     try:
         import ray
     except ImportError:
