@@ -378,6 +378,9 @@ def _embed(
     return vectors, embedder.dim
 
 
+MILVUS_BATCH_CHUNKS = 1024  # chunks per replace_documents call: round trips dominate small writes
+
+
 def _apply_milvus(
     index_dir: Path,
     old: Manifest | None,
@@ -415,17 +418,18 @@ def _apply_milvus(
         if old is None:
             store.create(dim, config.retrieval.bm25)  # a fresh index owns its collection
         progress.start("indexing", len(new_docs))
-        offset = 0
-        for sd, chunks in zip(new_docs, chunk_lists, strict=True):
+        offset, batch = 0, []
+        for i, (sd, chunks) in enumerate(zip(new_docs, chunk_lists, strict=True)):
             doc_vectors = (
                 vectors[offset : offset + len(chunks)] if vectors is not None else np.zeros((0, dim))
             )
             offset += len(chunks)
             texts = [indexed_text(c) for c in chunks]
-            store.replace_documents(
-                [DocumentChunks(sd.key, sd.sha256, sd.doc.text, chunks, texts, doc_vectors)]
-            )
-            progress.advance()
+            batch.append(DocumentChunks(sd.key, sd.sha256, sd.doc.text, chunks, texts, doc_vectors))
+            if sum(len(d.chunks) for d in batch) >= MILVUS_BATCH_CHUNKS or i == len(new_docs) - 1:
+                store.replace_documents(batch)
+                progress.advance(len(batch))
+                batch = []
         store.delete_documents(report.removed)
         write_json_atomic(
             tmp / BACKEND_FILE, {"name": "milvus", "collection": config.milvus.collection, "dim": dim}

@@ -114,6 +114,7 @@ class MilvusBackend:
         self.client = client if client is not None else connect(cfg)
         self.collection = cfg.collection
         self.docs = f"{cfg.collection}_docs"
+        self._fresh = False  # set by create(): nothing older to delete
 
     # -- schema ---------------------------------------------------------------------------------------
     def exists(self) -> bool:
@@ -194,52 +195,42 @@ class MilvusBackend:
             self.client.create_collection(
                 self.docs, schema=docs, index_params=doc_index, consistency_level="Strong"
             )
+        self._fresh = True
 
     # -- writes ---------------------------------------------------------------------------------------
     def replace_documents(self, docs: Sequence[DocumentChunks]) -> None:
-        """Upsert each file's new chunks, then drop its chunks of other versions: a reader never sees the
-        file missing, and a crash before the manifest commit leaves rows the redo overwrites."""
-        with _errors(self.cfg.uri):
-            for doc in docs:
-                rows = [
+        """Upsert the files' new chunks, then drop their chunks of other versions: a reader never sees a file
+        missing, and a crash before the manifest commit leaves rows the redo overwrites. A few calls per
+        batch of files, not per file: each Milvus call costs a round trip."""
+        rows: list[dict[str, Any]] = []
+        pieces: list[dict[str, Any]] = []
+        for doc in docs:
+            vectors = doc.vectors.astype(np.float32).tolist()
+            for i, (c, text, vec) in enumerate(zip(doc.chunks, doc.indexed_texts, vectors, strict=True)):
+                chunk = dataclasses.asdict(c)
+                rows.append(
+                    {"chunk_id": c.chunk_id, "file": doc.key, "sha256": doc.sha256, "ord": i}
+                    | {"text": _fit(text), "chunk": chunk, "dense": vec}
+                )
+            texts = [doc.text[i : i + DOC_PIECE_CHARS] for i in range(0, len(doc.text), DOC_PIECE_CHARS)]
+            for part, piece in enumerate(texts or [""]):
+                pieces.append(
                     {
-                        "chunk_id": c.chunk_id,
+                        "piece_id": f"{doc.sha256}:{part}:{doc.key}"[:4200],
                         "file": doc.key,
                         "sha256": doc.sha256,
-                        "ord": i,
-                        "text": _fit(text),
-                        "chunk": dataclasses.asdict(c),
-                        "dense": vec,
                     }
-                    for i, (c, text, vec) in enumerate(
-                        zip(
-                            doc.chunks,
-                            doc.indexed_texts,
-                            doc.vectors.astype(np.float32).tolist(),
-                            strict=True,
-                        )
-                    )
-                ]
-                for lo in range(0, len(rows), BATCH):
-                    self.client.upsert(self.collection, rows[lo : lo + BATCH])
-                pieces = [doc.text[i : i + DOC_PIECE_CHARS] for i in range(0, len(doc.text), DOC_PIECE_CHARS)]
-                self.client.upsert(
-                    self.docs,
-                    [
-                        {
-                            "piece_id": f"{doc.sha256}:{p}:{doc.key}"[:4200],
-                            "file": doc.key,
-                            "sha256": doc.sha256,
-                            "part": p,
-                            "text": piece,
-                            "v": [0.0, 0.0],
-                        }
-                        for p, piece in enumerate(pieces or [""])
-                    ],
+                    | {"part": part, "text": piece, "v": [0.0, 0.0]}
                 )
-                stale = f"file == {lit(doc.key)} and sha256 != {lit(doc.sha256)}"
-                self.client.delete(self.collection, filter=stale)
-                self.client.delete(self.docs, filter=stale)
+        with _errors(self.cfg.uri):
+            for name, batch in ((self.collection, rows), (self.docs, pieces)):
+                for lo in range(0, len(batch), BATCH):
+                    self.client.upsert(name, batch[lo : lo + BATCH])
+            if self._fresh or not docs:
+                return  # a collection created by this run holds no other versions
+            stale = " or ".join(f"(file == {lit(d.key)} and sha256 != {lit(d.sha256)})" for d in docs)
+            self.client.delete(self.collection, filter=stale)
+            self.client.delete(self.docs, filter=stale)
 
     def delete_documents(self, keys: Sequence[str]) -> None:
         if not keys:
