@@ -61,8 +61,13 @@ def connect(cfg: MilvusConfig) -> Any:
     """A MilvusClient for `cfg.uri`; fails with the URI and what to start when nothing answers there."""
     from pathlib import Path
 
-    from pymilvus import MilvusClient
-    from pymilvus.exceptions import MilvusException
+    try:
+        from pymilvus import MilvusClient
+        from pymilvus.exceptions import MilvusException
+    except ImportError:
+        raise UserFacingError(
+            "index.backend = milvus needs pymilvus: pip install 'research-assistant[milvus]'"
+        ) from None
 
     _quiet_pymilvus()
     uri = cfg.uri
