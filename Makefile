@@ -10,8 +10,10 @@ QUESTION ?= How many instruction-following demonstrations was Stanford's Alpaca 
 export RA_SHARED_DIR := $(SHARED)
 
 VLLM_VENV ?= .venv-vllm
+# The tests' own model cache (tests/conftest.py reads RA_TEST_CACHE_DIR): the user's cache stays untouched.
+TEST_CACHE ?= $(CURDIR)/.cache/research-assistant
 
-.PHONY: install system-deps vllm checker demo test test-quick lint bench clean
+.PHONY: install sandbox-deps system-deps vllm checker test-checker demo test test-quick lint bench clean
 
 $(BIN)/ra: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,14 +24,14 @@ $(BIN)/ra: pyproject.toml constraints.txt
 
 install: $(BIN)/ra
 
-# Debian packages the tests need (bubblewrap for the sandbox, chromium for the UI browser test); root or sudo.
-system-deps:
-	@command -v bwrap >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bubblewrap; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq bubblewrap; fi; }
-	@command -v chromium >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
+# Debian packages (root or sudo; without either a warning says what will not work and the rest goes on).
+# bubblewrap: the product's sandbox, so `make demo` installs it too.
+sandbox-deps:
+	@scripts/install-system-package.sh bwrap bubblewrap "the agent's python tool and \`ra sandbox run\`"
+
+# chromium: only the UI browser test needs it.
+system-deps: sandbox-deps
+	@scripts/install-system-package.sh chromium chromium "the UI browser test (tests/test_ui_browser.py)"
 
 # vLLM lives in its own venv (its pins clash with ours); on a GPU box: VLLM_PACKAGE=vllm make vllm
 vllm: $(VLLM_VENV)/bin/python
@@ -40,19 +42,23 @@ $(VLLM_VENV)/bin/python: scripts/install-vllm.sh constraints.txt
 # The local grounding checker (trained from the packaged MiniLM, minutes on 2 cores; a no-op once built).
 checker: install
 	@if [ -d "$(SHARED)/bench/faithfulness/train" ]; then $(BIN)/ra eval train-checker; \
-	else echo "no training data under $(SHARED): grounding checker not built (its tests skip)"; fi
+	else echo "no training data under $(SHARED): grounding checker not built (answers carry no support verdicts)"; fi
 
-demo: install checker
+# The same checker in the tests' cache (seeded, so it is the same model).
+test-checker: install
+	@$(MAKE) --no-print-directory checker RA_CACHE_DIR=$(TEST_CACHE)
+
+demo: install sandbox-deps checker
 	$(BIN)/ra ingest $(CORPUS)
 	$(BIN)/ra search "$(QUESTION)" -k 3
 	$(BIN)/ra ask "$(QUESTION)"
 
-test: install system-deps vllm checker
+test: install system-deps vllm test-checker
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q
+	RA_TEST_CACHE_DIR=$(TEST_CACHE) $(BIN)/pytest -q $(PYTEST_ARGS)
 
 test-quick: install
-	$(BIN)/pytest -q -m "not slow"
+	RA_TEST_CACHE_DIR=$(TEST_CACHE) $(BIN)/pytest -q -m "not slow"
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
@@ -67,7 +73,10 @@ bench: install checker
 	$(BIN)/python -m eval.bench.sandbox_overhead
 	$(BIN)/python -m eval.bench.checker
 	$(BIN)/ra ingest $(CORPUS)
-	$(BIN)/python -m eval.bench.qa_agent --data $(SHARED)/qa/seeds_dev.jsonl
+	$(BIN)/python -m eval.bench.qa_agent --data $(SHARED)/qa/seeds_dev.jsonl --out .ra/eval/bench-dev
+	$(BIN)/python -m eval.bench.stages .ra/eval/bench-dev
+	$(BIN)/python -m eval.bench.ask_latency --index .ra/index --data $(SHARED)/qa/seeds_dev.jsonl
+	$(BIN)/python -m eval.bench.injection
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) .ra .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) .ra .pytest_cache .cache

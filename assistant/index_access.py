@@ -19,6 +19,8 @@ def index_config(settings: Settings) -> IndexConfig:
         embedding=settings.index.embedding,
         retrieval=settings.retrieval,
         cache_dir=settings.cache_dir,
+        max_file_bytes=int(settings.index.max_file_mb * 2**20),
+        lock_wait_s=settings.index.lock_wait_s,
         backend=settings.index.backend,
         milvus=settings.index.milvus,
     )

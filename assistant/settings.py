@@ -19,9 +19,21 @@ from pydantic_settings import (
 )
 
 from assistant.agent.config import AgentSettings
-from index.config import BackendName, ChunkingConfig, EmbeddingConfig, MilvusConfig, RetrievalConfig
+from assistant.llm.models import DEFAULT_MODEL
+from assistant.sandbox.models import SandboxLimits
+from index.config import (
+    DEFAULT_LOCK_WAIT_S,
+    DEFAULT_MAX_FILE_MB,
+    BackendName,
+    ChunkingConfig,
+    EmbeddingConfig,
+    MilvusConfig,
+    RetrievalConfig,
+)
+from index.errors import UserFacingError
 
 DEFAULT_INDEX_DIR = Path(".ra/index")
+DEFAULT_MAX_MODEL_LEN = 4096  # vLLM's context length (`ra serve`, the in-process batch engine)
 
 
 def default_cache_dir() -> Path:
@@ -34,6 +46,12 @@ class IndexSettings(BaseModel):
     dir: Path = Field(DEFAULT_INDEX_DIR, description="index directory (created by `ra ingest`)")
     chunking: ChunkingConfig = ChunkingConfig()
     embedding: EmbeddingConfig = EmbeddingConfig()
+    max_file_mb: float = Field(
+        DEFAULT_MAX_FILE_MB, gt=0, description="larger files are skipped with a reason by `ra ingest`"
+    )
+    lock_wait_s: float = Field(
+        DEFAULT_LOCK_WAIT_S, ge=0, description="how long an ingest waits for another one writing the index"
+    )
     backend: BackendName = Field(
         "local", description="local: FAISS + BM25 + SQLite in `dir`; milvus: a milvus-lite file or server"
     )
@@ -72,7 +90,7 @@ class LLMSettings(BaseModel):
     """Which model answers. With `url` set, any OpenAI-compatible server is used (vLLM, llama.cpp, Ollama);
     otherwise the embedded llama.cpp server is started with `model` (a packaged name, a path or a hub id)."""
 
-    model: str = Field("qwen2.5-coder-0.5b", description="packaged name, local path, or Hugging Face id")
+    model: str = Field(DEFAULT_MODEL, description="packaged name, local path, or Hugging Face id")
     url: str | None = Field(
         None,
         description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1; several replicas of one model "
@@ -82,8 +100,13 @@ class LLMSettings(BaseModel):
     allow_download: bool = Field(False, description="allow fetching a Hugging Face model when online")
     context_size: int = Field(8192, ge=512, description="context window of the embedded server")
     temperature: float = 0.0
-    max_tokens: int = Field(512, ge=16)
-    timeout_s: float = Field(300.0, gt=0)
+    timeout_s: float = Field(300.0, gt=0, description="longest wait for one whole answer")
+    first_token_timeout_s: float = Field(
+        90.0,
+        gt=0,
+        description="longest wait for a server's first byte (the model list, a stream's first token): "
+        "covers prompt processing of a full context on a CPU, and tells a hung server from a slow answer",
+    )
     vllm_python: Path | None = Field(
         None, description="python of the vLLM virtual env (default: .venv-vllm/bin/python of the project)"
     )
@@ -91,7 +114,7 @@ class LLMSettings(BaseModel):
     serve_host: str = Field(
         "127.0.0.1", description="address `ra serve` binds; 0.0.0.0 serves other machines"
     )
-    max_model_len: int = 4096
+    max_model_len: int = Field(DEFAULT_MAX_MODEL_LEN, ge=512, description="context length vLLM serves")
     parallel: VLLMParallel = VLLMParallel()
 
 
@@ -125,6 +148,9 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     agent: AgentSettings = AgentSettings()
     grounding: GroundingSettings = GroundingSettings()
+    sandbox: SandboxLimits = Field(
+        SandboxLimits(), description="limits of every sandboxed run (the agent's python tool, ra sandbox run)"
+    )
     ui: UISettings = UISettings()
     cache_dir: Path = Field(default_factory=default_cache_dir)
 
@@ -137,14 +163,25 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = Path(os.environ.get("RA_CONFIG", "ra.toml"))
+        toml_file = config_path()
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
 
 
 def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
     """Build settings with CLI overrides on top; `overrides` is nested ({"retrieval": {"k": 5}}), None values ignored."""
     # pydantic-settings deep-merges nested init arguments over the env and file sources.
-    return Settings(**_drop_none(overrides or {}))
+    try:
+        return Settings(**_drop_none(overrides or {}))
+    except OSError as exc:  # e.g. RA_CONFIG names a file in a folder we may not enter
+        raise UserFacingError(
+            f"cannot read the settings file {exc.filename or config_path()} ({exc.strerror}): "
+            "check RA_CONFIG and the file's permissions"
+        ) from None
+
+
+def config_path() -> Path:
+    """The TOML file settings are read from: RA_CONFIG, else ./ra.toml."""
+    return Path(os.environ.get("RA_CONFIG", "ra.toml"))
 
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:

@@ -6,8 +6,7 @@ into one `generate` gives batches up to N wide without changing the agent. The e
 batches in one worker process (`VLLMBatchSession`): starting it per call would cost minutes each time.
 
 A batch is sent when it is full (`max_batch` callers waiting) or when no new call arrived for `linger_s`
-(the other agents are busy in a tool or done). Streaming is not batched: `stream` yields the whole reply at
-once, so time-to-first-token in this mode measures batch turnaround, not interactive latency.
+(the other agents are busy in a tool or done); time-to-first-token in this mode measures batch turnaround.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from assistant.agent.backends import Completion
 from assistant.llm.client import Message
 
 if TYPE_CHECKING:
@@ -109,25 +109,21 @@ class Batcher:
 class BatchingBackend:
     """A `ChatBackend` whose calls go through a `Batcher` (one per agent thread is not needed: share it)."""
 
-    def __init__(self, batcher: Batcher, temperature: float = 0.0) -> None:
+    def __init__(self, batcher: Batcher, temperature: float, context_tokens: int) -> None:
         self.batcher = batcher
         self.temperature = temperature
+        self.context_tokens = context_tokens
 
     def complete(
-        self, messages: Sequence[Message], json_schema: dict[str, Any] | None = None, *, max_tokens: int = 512
-    ) -> str:
+        self, messages: Sequence[Message], json_schema: dict[str, Any] | None = None, *, max_tokens: int
+    ) -> Completion:
         request = {
             "messages": list(messages),
             "json_schema": json_schema,
             "max_tokens": max_tokens,
             "temperature": self.temperature,
         }
-        return self.batcher.submit(request)
-
-    def stream(
-        self, messages: Sequence[Message], json_schema: dict[str, Any] | None = None, *, max_tokens: int = 512
-    ) -> Iterator[str]:
-        yield self.complete(messages, json_schema, max_tokens=max_tokens)
+        return Completion(self.batcher.submit(request))
 
 
 @contextmanager
@@ -143,4 +139,4 @@ def open_vllm_batch(settings: Settings, width: int) -> Iterator[BatchingBackend]
     source = hf_dir_for(resolved, settings.cache_dir, python)
     session = VLLMBatchSession(source, python=python, max_model_len=llm.max_model_len)
     with session, Batcher(session.run, width) as batcher:
-        yield BatchingBackend(batcher, llm.temperature)
+        yield BatchingBackend(batcher, llm.temperature, llm.max_model_len)

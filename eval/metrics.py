@@ -14,9 +14,11 @@ and is left out of every mean. The definitions:
   text of some of the passages the sentence cites, joined. A subset "entails" the sentence when its score
   reaches the checker's threshold.
 * faithfulness (RAGAS's "share of claims supported", but judged per citation rather than against all the
-  retrieved context): the share of answer sentences whose support - the best score of any single cited
-  passage or of all its cited passages together - reaches the threshold. A sentence without citations is
-  an unsupported claim.
+  retrieved context): the share of answer sentences whose verdict is "supported". The verdict is the one
+  the agent acted on, from the one support scorer (`assistant.grounding.support.score_sentences`: the best
+  score of any single cited passage or of all of them together; a computed sentence when its operands are
+  verbatim in the passages it cites). A sentence without citations is an unsupported claim; the "the
+  documents do not answer this part" sentences of a partial answer claim nothing and are left out.
 * citation_recall (ALCE): the share of sentences entailed by the concatenation of their citations; a
   sentence without citations counts 0.
 * citation_precision (ALCE): the share of citations that are relevant. A citation is irrelevant when its
@@ -117,18 +119,11 @@ def support_subsets(citations: Sequence[int]) -> list[Subset]:
     return list(dict.fromkeys(subsets))
 
 
-def sentence_support(s: ScoredSentence) -> float | None:
-    """The best score of a single cited passage or of all of them together; None without citations."""
-    if not s.citations:
+def faithfulness(verdicts: Sequence[str | None]) -> float | None:
+    """Share of claiming sentences whose verdict is supported (None when there are none)."""
+    if not verdicts:
         return None
-    return max(s.scores[sub] for sub in [*((c,) for c in s.citations), s.citations])
-
-
-def faithfulness(sentences: Sequence[ScoredSentence], threshold: float) -> float | None:
-    if not sentences:
-        return None
-    supported = [(sentence_support(s) or 0.0) >= threshold if s.citations else False for s in sentences]
-    return sum(supported) / len(sentences)
+    return sum(v == "supported" for v in verdicts) / len(verdicts)
 
 
 def citation_recall(sentences: Sequence[ScoredSentence], threshold: float) -> float | None:

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from assistant.cli.ask_cmd import LLMOpt, URLOpt
 from assistant.cli.common import console, fail, out, print_json, progress_bar
-from assistant.cli.index_cmds import IndexOpt, JsonOpt, ModeOpt, RichIngestProgress
+from assistant.cli.index_cmds import IndexOpt, JsonOpt, ModeOpt, RichIngestProgress, check_mode
 from assistant.settings import load_settings
 from eval.report import COUNTS, LABELS, fmt
 
@@ -80,8 +80,7 @@ def qa(
         fail("--llm and --llm-url exclude each other: pick the embedded model or a server URL", code=2)
     if llm_backend not in LLM_BACKENDS:
         fail(f"unknown --llm-backend '{llm_backend}': use {' or '.join(LLM_BACKENDS)}", code=2)
-    if mode is not None and mode not in ("hybrid", "dense", "bm25"):
-        fail(f"unknown --mode '{mode}': use hybrid, dense or bm25", code=2)
+    check_mode(mode)
     settings = load_settings(
         {
             "index": {"dir": index},

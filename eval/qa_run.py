@@ -17,8 +17,9 @@ Output folder (`--out`; default `.ra/eval/<data name>-<config fingerprint>`):
     summary.json   {"config", "n", "metrics": {means}, "by_kind": {kind: {means}},
                     "latency": {"first_token_p50", "first_token_p95", "total_p50", "total_p95"}}
     report.html    one self-contained page (eval/report.py)
-Metric definitions: eval/metrics.py. A sentence's `support` is the checker's score of its best single cited
-passage or of all of them together; `verdict` is supported / weak / unsupported under the threshold.
+    traces/<id>.jsonl  each question's run (plan, steps with raw replies, evidence, parts): assistant/agent/trace.py
+Metric definitions: eval/metrics.py. A sentence's `support` and `verdict` are the agent's own, from the one
+support scorer (assistant/grounding/support.py).
 
 Resuming: a crash or Ctrl-C keeps every finished line; the same command again skips the questions whose id
 and text already have a line, and a question edited in the data file is answered again.
@@ -29,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -38,8 +40,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assistant.agent.prompts import render
-from assistant.agent.records import Answer, Citation
-from assistant.grounding.base import GroundingChecker, verdict
+from assistant.agent.records import Answer, Sentence
+from assistant.grounding.base import GroundingChecker
+from assistant.grounding.support import evidence_text
 from assistant.index_access import open_index
 from eval.metrics import (
     ScoredSentence,
@@ -50,7 +53,6 @@ from eval.metrics import (
     evidence_recall,
     faithfulness,
     keyword_hit,
-    sentence_support,
     summarise,
     support_subsets,
 )
@@ -62,7 +64,13 @@ if TYPE_CHECKING:
     from assistant.settings import Settings
     from index.search import HybridIndex
 
-RESULTS, SUMMARY, REPORT, CONFIG = "results.jsonl", "summary.json", "report.html", "config.json"
+RESULTS, SUMMARY, REPORT, CONFIG, TRACES = (
+    "results.jsonl",
+    "summary.json",
+    "report.html",
+    "config.json",
+    "traces",
+)
 LLM_BACKENDS = ("server", "vllm-batch")
 JUDGE_SCHEMA = {
     "type": "object",
@@ -267,37 +275,31 @@ class Scorer:
     """Turns an item and the agent's answer into a results.jsonl row."""
 
     index: HybridIndex
-    checker: GroundingChecker | None = None
-    threshold: float = 0.5
-    weak_margin: float = 0.15
-    judge: ChatBackend | None = None
-    retrieval_k: int = 8
+    checker: GroundingChecker | None
+    threshold: float
+    judge: ChatBackend | None
+    retrieval_k: int
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def row(self, item: QAItem, answer: Answer) -> dict[str, Any]:
-        scored = self._support(answer)
-        sentences = [s.to_json() for s in answer.sentences]
-        for sentence, sc in zip(sentences, scored or [], strict=False):
-            support = sentence_support(sc)
-            sentence["support"] = _round(support)
-            sentence["verdict"] = (
-                "unsupported" if support is None else verdict(support, self.threshold, self.weak_margin)
-            )
+        claims = [s for s in answer.sentences if s.kind != "not_stated"]
+        scored = self._support(answer, claims)
         citations = [c.to_json() for c in answer.citations]
         text = "" if answer.abstained else (" ".join(s.text for s in answer.sentences) or answer.text)
-        seen = [s.observation for s in answer.steps if s.action in ("search", "read")]
+        seen = [e.text for e in answer.evidence if e.kind == "passage"]
         retrieved = (
             [h.chunk.text for h in self.index.search(item.question, k=self.retrieval_k)]
             if item.quotes
             else []
         )
+        judged = scored is not None and not answer.abstained
         metrics = {
             "keyword_hit": keyword_hit(text, item.keywords),
             "abstention_correct": abstention_correct(answer.abstained, item.unanswerable),
             "judge_correct": self._judge(item, answer, text),
-            "faithfulness": None if scored is None else faithfulness(scored, self.threshold),
-            "citation_recall": None if scored is None else citation_recall(scored, self.threshold),
-            "citation_precision": None if scored is None else citation_precision(scored, self.threshold),
+            "faithfulness": faithfulness([s.verdict for s in claims]) if judged else None,
+            "citation_recall": citation_recall(scored, self.threshold) if judged and scored else None,
+            "citation_precision": citation_precision(scored, self.threshold) if judged and scored else None,
             "invalid_citations": answer.invalid_citations,
             "citations_resolve": citations_resolve(citations, self.index.document_text, self._chunk_span),
             "evidence_recall": evidence_recall(item.quotes, seen),
@@ -311,34 +313,41 @@ class Scorer:
             "gold_answer": item.answer,
             "answer": answer.text,
             "abstained": answer.abstained,
+            "abstain_reason": answer.abstain_reason,
             "citations": citations,
-            "sentences": sentences,
+            "sentences": [s.to_json() for s in answer.sentences],
+            "parts": [p.to_json() for p in answer.parts],
             "metrics": {k: _round(v) if isinstance(v, float) else v for k, v in metrics.items()},
             "timings": {k: round(v, 3) for k, v in answer.timings.items()},
             "actions": [s.action for s in answer.steps],
             "error": answer.error,
         }
 
-    def _support(self, answer: Answer) -> list[ScoredSentence] | None:
-        """Each sentence with the checker's scores of the citation subsets the metrics need (one batched
-        call per answer); None when no checker runs."""
+    def _support(self, answer: Answer, claims: list[Sentence]) -> list[ScoredSentence] | None:
+        """Each claiming sentence with the checker's scores of the citation subsets ALCE's recall and
+        precision need (one batched call per answer); None when no checker runs. A computed sentence's
+        subsets all carry its support from the one scorer (code checked it; a checker cannot)."""
         if self.checker is None:
             return None
-        by_id = {c.id: c for c in answer.citations}
-        plans: list[tuple[tuple[int, ...], list[tuple[tuple[int, ...], tuple[str, str]]]]] = []
+        evidence = {e.id: e for e in answer.evidence}
+        plans: list[tuple[tuple[int, ...], list[tuple[tuple[int, ...], tuple[str, str] | float]]]] = []
         pairs: dict[tuple[str, str], int] = {}  # distinct (evidence, claim) -> position in the batch
-        for s in answer.sentences:
-            ids = tuple(c for c in dict.fromkeys(s.citations) if c in by_id)
-            keyed = []
+        for s in claims:
+            ids = tuple(c for c in dict.fromkeys(s.citations) if c in evidence)
+            keyed: list[tuple[tuple[int, ...], tuple[str, str] | float]] = []
             for sub in support_subsets(ids):
-                pair = ("\n\n".join(evidence_text(by_id[c]) for c in sub), s.text)
+                if s.kind == "computed":
+                    keyed.append((sub, s.support or 0.0))
+                    continue
+                pair = ("\n\n".join(evidence_text(evidence[c]) for c in sub), s.text)
                 pairs.setdefault(pair, len(pairs))
                 keyed.append((sub, pair))
             plans.append((ids, keyed))
         with self._lock:  # a checker holds one model; answers finish in several threads
             scores = self.checker.scores(list(pairs)) if pairs else []
         return [
-            ScoredSentence(ids, {sub: scores[pairs[pair]] for sub, pair in keyed}) for ids, keyed in plans
+            ScoredSentence(ids, {sub: p if isinstance(p, float) else scores[pairs[p]] for sub, p in keyed})
+            for ids, keyed in plans
         ]
 
     def _judge(self, item: QAItem, answer: Answer, text: str) -> bool | None:
@@ -349,7 +358,7 @@ class Scorer:
         if answer.abstained:
             return False
         prompt = render("judge_correctness.md", question=item.question, reference=item.answer, candidate=text)
-        raw = self.judge.complete([{"role": "user", "content": prompt}], JUDGE_SCHEMA, max_tokens=32)
+        raw = self.judge.complete([{"role": "user", "content": prompt}], JUDGE_SCHEMA, max_tokens=32).text
         try:
             value = json.loads(raw).get("correct")
         except (ValueError, AttributeError):
@@ -361,11 +370,9 @@ class Scorer:
         return None if chunk is None else (chunk.start, chunk.end)
 
 
-def evidence_text(c: Citation) -> str:
-    """What a citation is checked against: the whole passage, or a computation's code and output."""
-    if c.kind == "computed":
-        return f"Python code:\n{c.code or ''}\nIts output:\n{c.output or c.passage}"
-    return c.passage or c.quote
+def _safe_name(item_id: str) -> str:
+    """A question id as a file name (ids are free text in QA files)."""
+    return re.sub(r"[^\w.-]", "_", item_id)[:100] or "item"
 
 
 def _round(value: float | None) -> float | None:
@@ -463,7 +470,7 @@ def _judge_backend(
         from assistant.llm.client import ChatClient
 
         with ChatClient(options.judge_url, timeout=settings.llm.timeout_s) as client:
-            yield OpenAIBackend(client)
+            yield OpenAIBackend(client, 0.0, client.context_tokens(default=settings.llm.context_size))
     else:
         yield backend if options.judge else None
 
@@ -480,6 +487,7 @@ def evaluate(
     The factories default to `open_eval_backend` and `open_checker` (tests pass scripted ones)."""
     from assistant.agent.build import agent_with_checker
     from assistant.agent.loop import final_answer
+    from assistant.agent.trace import write_trace
     from eval.report import write_report
 
     progress = progress or NullProgress()
@@ -509,14 +517,15 @@ def evaluate(
                 index,
                 checker,
                 threshold if threshold is not None else (checker.threshold if checker else 0.5),
-                settings.grounding.weak_margin,
                 judge_backend,
                 settings.retrieval.k,
             )
             agent = agent_with_checker(settings, backend, index, checker)
 
             def work(item: QAItem) -> dict[str, Any]:
-                return scorer.row(item, final_answer(agent.run(item.question)))
+                answer = final_answer(agent.run(item.question))
+                write_trace(answer, store.out / TRACES / f"{_safe_name(item.id)}.jsonl")
+                return scorer.row(item, answer)
 
             def save(row: dict[str, Any]) -> None:
                 store.append(row)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from index.config import ChunkingConfig
+from index.text import sentence_spans
 from index.types import Chunk, LoadedDocument
 
 # unit kinds; a whole code block may fill 2*size, a piece of a longer one only size
@@ -29,6 +30,7 @@ class _Unit:
     kind: str
     section: str
     splittable: bool = False  # a text unit with several sentences, for sentence-level overlap
+    role: str = "body"  # the section's role: body | references | acknowledgements | appendix
 
 
 @dataclass(slots=True)
@@ -80,6 +82,41 @@ _PDF_SECTION_NAMES = frozenset(
 _TITLE_END_PUNCT = ".,;:!?"
 
 
+_REFERENCES = frozenset(
+    {"references", "reference", "bibliography", "literature cited", "works cited", "references and notes"}
+)
+_NUMBERING = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*\.?|[IVX]{1,5}\.|[A-H](?:\.\d{1,2})*\.?)\s+")
+_APPENDIX = re.compile(
+    r"^(?:appendix|appendices|supplementary|supplemental)\b|^[A-H](?:\.\d{1,2})*\.?\s+[A-Z]", re.I
+)
+
+
+def section_role(heading: str, current: str) -> str:
+    """What a heading starts: "references" (kept out of search by default), "acknowledgements",
+    "appendix" or "body". Inside a reference list only an appendix heading ends it, since numbered
+    entries can look like headings."""
+    name = _NUMBERING.sub("", heading.strip()).strip(" .:").lower()
+    if name in _REFERENCES:
+        return "references"
+    if name.startswith(("acknowledg", "funding")):
+        return "acknowledgements"
+    if _APPENDIX.match(heading.strip()) and (
+        current in ("references", "appendix") or name.startswith("append")
+    ):
+        return "appendix"
+    if current in ("references", "appendix"):
+        return current
+    return "body"
+
+
+def _is_font_heading(line: str, nxt: str, headings: frozenset[str]) -> bool:
+    """A line the PDF set in a larger font, when it also reads like a heading (no sentence going on)."""
+    s = line.strip()
+    if not headings or re.sub(r"\s+", "", s) not in headings:
+        return False
+    return bool(s) and s[-1] not in ".,;" and "@" not in s and not nxt[:1].islower()
+
+
 def _is_title_like(line: str, prev: str, nxt: str, pdf: bool) -> bool:
     """Heuristic heading for text without markup: a short standalone line that does not read as prose."""
     s = line.strip()
@@ -108,11 +145,11 @@ def _lines(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def _blocks(text: str, kind: str, title_lines: bool) -> list[_Block]:
+def _blocks(text: str, kind: str, title_lines: bool, headings: frozenset[str] = frozenset()) -> list[_Block]:
     """Split a page into headings, fenced code blocks and paragraphs (blank-line separated).
 
     Block spans are stripped of surrounding whitespace so chunks start and end on text."""
-    return [_strip_block(text, b) for b in _raw_blocks(text, kind, title_lines)]
+    return [_strip_block(text, b) for b in _raw_blocks(text, kind, title_lines, headings)]
 
 
 def _strip_block(text: str, b: _Block) -> _Block:
@@ -122,7 +159,7 @@ def _strip_block(text: str, b: _Block) -> _Block:
     return _Block(start, _rstrip(text, start, b.end), b.kind, b.heading, b.code)
 
 
-def _raw_blocks(text: str, kind: str, title_lines: bool) -> list[_Block]:
+def _raw_blocks(text: str, kind: str, title_lines: bool, headings: frozenset[str]) -> list[_Block]:
     lines = _lines(text)
     blocks: list[_Block] = []
     para_start = -1
@@ -173,7 +210,9 @@ def _raw_blocks(text: str, kind: str, title_lines: bool) -> list[_Block]:
         ):
             blocks.append(_Block(s, lines[i + 1][1], _HEADING, heading=line.strip()))
             i += 1
-        elif (title_lines or pdf) and not _BULLET.match(line) and _is_title_like(line, prev, nxt, pdf):
+        elif ((title_lines or pdf) and not _BULLET.match(line) and _is_title_like(line, prev, nxt, pdf)) or (
+            pdf and _is_font_heading(line, nxt, headings)
+        ):
             close_para()
             blocks.append(_Block(s, e, _HEADING, heading=line.strip()))
         else:
@@ -187,51 +226,9 @@ def _raw_blocks(text: str, kind: str, title_lines: bool) -> list[_Block]:
 
 # --- splitting into units ---------------------------------------------------------------------------
 
-_SENTENCE_END = re.compile(r"([.!?…]+[\"'”’)\]]*)\s+")
-# Outside PDFs a line break is written on purpose: before a capitalised line it ends a sentence too.
-_SENTENCE_OR_LINE_END = re.compile(r"([.!?…]+[\"'”’)\]]*)\s+|(\S)[ \t]*\n\s*")
-_ABBREVIATIONS = frozenset(
-    {
-        "e.g", "i.e", "al", "fig", "figs", "eq", "eqs", "vs", "cf", "sec", "secs", "ch",
-        "tab", "ref", "refs", "vol", "pp", "approx", "dr", "mr", "mrs", "ms", "prof", "st", "jr", "sr",
-        "inc", "ltd", "dept", "ca", "resp", "viz", "u.s", "et", "ibid",
-    }
-)  # fmt: skip
-_WORD_BEFORE = re.compile(r"([\w.]+)$")
 _WORD = re.compile(r"\S+")
 _CLAUSE_START = re.compile(r"[,;:—]\s+(?=\S)")
 _LIST_LINE = re.compile(r"^" + _LIST_ITEM.pattern, re.MULTILINE)
-
-
-def _is_abbreviation(text: str, lo: int, dot: int) -> bool:
-    """True when the full stop at `dot` ends an abbreviation or an initial, not a sentence."""
-    if text[dot] != ".":
-        return False
-    m = _WORD_BEFORE.search(text, max(lo, dot - 16), dot)
-    if not m:
-        return False
-    word = m.group(1)
-    return word.lower() in _ABBREVIATIONS or (len(word) == 1 and word.isupper())
-
-
-def sentence_spans(text: str, start: int, end: int, lines: bool = False) -> Iterator[tuple[int, int]]:
-    """Sentences of text[start:end] as stripped spans; keeps "e.g.", "et al.", "Fig. 3", "3.14" intact.
-
-    With `lines`, a line break before a line that does not start in lower case also ends a sentence."""
-    pos = start
-    for m in (_SENTENCE_OR_LINE_END if lines else _SENTENCE_END).finditer(text, start, end):
-        nxt = m.end()
-        if nxt >= end or text[nxt].islower():
-            continue
-        if m.group(1) is None:
-            yield pos, m.end(2)
-        elif _is_abbreviation(text, pos, m.start(1)):
-            continue
-        else:
-            yield pos, m.end(1)
-        pos = nxt
-    if pos < end:
-        yield pos, end
 
 
 def _word_pieces(text: str, start: int, end: int, size: int) -> Iterator[tuple[int, int]]:
@@ -280,6 +277,13 @@ def _text_units(text: str, start: int, end: int, size: int, section: str, lines:
                     yield _Unit(w_start, w_end, _TEXT, section)
 
 
+def _with_role(units: Iterator[_Unit] | list[_Unit], role: str) -> list[_Unit]:
+    out = list(units)
+    for u in out:
+        u.role = role
+    return out
+
+
 def _code_units(text: str, block: _Block, size: int, section: str) -> Iterator[_Unit]:
     """A code block is one unit up to 2*size; longer ones split at line ends, then words."""
     if block.end - block.start <= 2 * size:
@@ -307,21 +311,24 @@ def _code_units(text: str, block: _Block, size: int, section: str) -> Iterator[_
         yield _Unit(piece_start, piece_end, _CODE_PART, section)
 
 
-def _units(text: str, blocks: list[_Block], size: int, section: str, lines: bool) -> tuple[list[_Unit], str]:
-    """All units of a page, each tagged with the heading in effect; returns the section at the end."""
+def _units(
+    text: str, blocks: list[_Block], size: int, section: str, role: str, lines: bool
+) -> tuple[list[_Unit], str, str]:
+    """All units of a page, each tagged with the heading in effect and its role; returns the section and
+    role at the end of the page."""
     units: list[_Unit] = []
     for b in blocks:
         if b.kind == _HEADING:
-            section = b.heading
+            section, role = b.heading, section_role(b.heading, role)
             if b.end - b.start <= size:
-                units.append(_Unit(b.start, b.end, _HEADING, section))
+                units.append(_Unit(b.start, b.end, _HEADING, section, role=role))
             else:  # an absurdly long heading is still text to be found
-                units.extend(_text_units(text, b.start, b.end, size, section, lines))
+                units.extend(_with_role(_text_units(text, b.start, b.end, size, section, lines), role))
         elif b.kind == _CODE:
-            units.extend(_code_units(text, b, size, section))
+            units.extend(_with_role(_code_units(text, b, size, section), role))
         else:
-            units.extend(_text_units(text, b.start, b.end, size, section, lines))
-    return units, section
+            units.extend(_with_role(_text_units(text, b.start, b.end, size, section, lines), role))
+    return units, section, role
 
 
 # --- packing ----------------------------------------------------------------------------------------
@@ -415,11 +422,10 @@ def _pack(text: str, units: list[_Unit], cfg: ChunkingConfig, lines: bool) -> li
 # --- public API -------------------------------------------------------------------------------------
 
 
-def _section_of(span: _Span) -> str:
-    """The heading in effect at the chunk's first own content (a leading heading names the chunk)."""
+def _section_of(span: _Span) -> _Unit:
+    """The unit whose heading names the chunk: its first own content (a leading heading names it)."""
     own = [u for u in span.units if u.start >= span.new_from] or span.units
-    body = next((u for u in own if u.kind != _HEADING), own[-1])
-    return body.section
+    return next((u for u in own if u.kind != _HEADING), own[-1])
 
 
 def _code_meta(text: str, blocks: list[_CodeBlock], start: int, end: int) -> list[dict[str, object]]:
@@ -435,6 +441,20 @@ def _code_meta(text: str, blocks: list[_CodeBlock], start: int, end: int) -> lis
     return out
 
 
+def _tables_in(tables: tuple[dict[str, object], ...], text: str) -> list[dict[str, object]]:
+    """The page's tables this chunk shows: its caption is in the chunk, or most of its first row."""
+    flat = " ".join(text.split())
+    out = []
+    for table in tables:
+        caption = " ".join(str(table.get("caption") or "").split())
+        first = [" ".join(str(c).split()) for c in (table["rows"][0] if table.get("rows") else [])]  # type: ignore[index]
+        cells = [c for c in first if len(c) >= 3 and any(ch.isalnum() for ch in c)]
+        shown = sum(1 for cell in cells if cell in flat)
+        if (caption and caption[:60] in flat) or (shown >= 2 and shown * 2 > len(cells)):
+            out.append(table)
+    return out
+
+
 def chunk_document(doc: LoadedDocument, cfg: ChunkingConfig, doc_id: str) -> list[Chunk]:
     """Chunk a loaded document page by page; offsets are into doc.text, lines are 1-based inclusive."""
     full = doc.text
@@ -443,17 +463,22 @@ def chunk_document(doc: LoadedDocument, cfg: ChunkingConfig, doc_id: str) -> lis
     title_lines = doc.kind == "txt" and not re.search(r"^ {0,3}#{1,6}[ \t]+\S", full, re.MULTILINE)
     lines = doc.kind != "pdf"  # PDF line breaks are just the column edge
     chunks: list[Chunk] = []
-    section = ""
+    section, role = "", "body"
     for page, base in zip(doc.pages, doc.page_starts, strict=True):
         text = page.text
-        blocks = _blocks(text, doc.kind, title_lines)
-        units, section = _units(text, blocks, cfg.size, section, lines)
+        blocks = _blocks(text, doc.kind, title_lines, page.headings)
+        units, section, role = _units(text, blocks, cfg.size, section, role, lines)
         code_blocks = [b.code for b in blocks if b.code is not None]
         for span in _pack(text, units, cfg, lines):
             start, end = base + span.start, base + span.end
             meta: dict[str, object] = {}
             if code_blocks and (code := _code_meta(text, code_blocks, span.start, span.end)):
                 meta["code"] = code
+            if page.tables and (tables := _tables_in(page.tables, full[start:end])):
+                meta["tables"] = tables
+            named_by = _section_of(span)
+            if named_by.role != "body":
+                meta["role"] = named_by.role
             chunks.append(
                 Chunk(
                     chunk_id=f"{doc_id}:{len(chunks):05d}",
@@ -465,7 +490,7 @@ def chunk_document(doc: LoadedDocument, cfg: ChunkingConfig, doc_id: str) -> lis
                     line_start=bisect_left(newlines, start) + 1,
                     line_end=bisect_left(newlines, end - 1) + 1,
                     text=full[start:end],
-                    section=_section_of(span),
+                    section=named_by.section,
                     meta=meta,
                 )
             )

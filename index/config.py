@@ -6,11 +6,18 @@ stays independent of `assistant`.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
 PACKAGED_MINILM = "all-MiniLM-L6-v2"
+# arXiv's own cap on a submission: a paper larger than this is almost certainly not one.
+DEFAULT_MAX_FILE_MB = 50
+# A second ingest waits this long for the writer lock (a PDF batch takes minutes), then is refused.
+DEFAULT_LOCK_WAIT_S = 600.0
+
+RetrievalMode = Literal["hybrid", "dense", "bm25"]
+RETRIEVAL_MODES: tuple[str, ...] = get_args(RetrievalMode)
 
 
 class ChunkingConfig(BaseModel):
@@ -61,8 +68,12 @@ class FusionConfig(BaseModel):
 
 
 class RetrievalConfig(BaseModel):
-    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    mode: RetrievalMode = "hybrid"
     k: int = Field(8, ge=1)
+    include_references: bool = Field(
+        False,
+        description="also search reference lists/bibliographies (kept out by default: they match everything)",
+    )
     dense: DenseConfig = DenseConfig()
     bm25: BM25Config = BM25Config()
     fusion: FusionConfig = FusionConfig()

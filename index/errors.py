@@ -15,3 +15,7 @@ class IndexIncompatible(UserFacingError):
 
 class LoadError(UserFacingError):
     """A file could not be turned into text; the batch goes on without it."""
+
+
+class IndexDamaged(UserFacingError):
+    """A committed generation's files are not what the manifest recorded (truncated, edited, missing)."""

@@ -17,9 +17,9 @@ if TYPE_CHECKING:
 
 
 def reciprocal_rank_fusion(
-    rankings: Sequence[Sequence[int]], k: int = 60, weights: Sequence[float] | None = None
+    rankings: Sequence[Sequence[int]], k: int, weights: Sequence[float] | None = None
 ) -> list[tuple[int, float]]:
-    """Score each id by sum_i w_i / (k + rank_i), rank 1-based.
+    """Score each id by sum_i w_i / (k + rank_i), rank 1-based (k: `FusionConfig.rrf_k`).
 
     An id repeated within one list counts once, at its best rank.
     """

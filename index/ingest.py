@@ -2,6 +2,10 @@
 
 Incremental by content hash: an unchanged file costs a hash and nothing else (no parse, no embedding); its
 chunks and vectors are copied from the previous generation. Nothing is written when nothing changed.
+The writer lock is held from reading the previous manifest to the commit, so concurrent ingests (CLI, UI
+uploads, benchmarks) run one after another and none builds on a generation another has replaced.
+The chunks go to the configured backend: `local` files in the generation, or a Milvus collection (then the
+generation records where, and the manifest stays the authority on which files and versions are indexed).
 """
 
 from __future__ import annotations
@@ -10,18 +14,29 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
-from index.backends.base import check_backend
+from index.backends.base import DocumentChunks
+from index.build_spec import CHUNKING, STRUCTURES, build_spec, check_embedding_spec, part
 from index.chunking import chunk_document
-from index.config import BackendName, ChunkingConfig, EmbeddingConfig, MilvusConfig, RetrievalConfig
-from index.errors import LoadError, UserFacingError
+from index.config import (
+    DEFAULT_LOCK_WAIT_S,
+    DEFAULT_MAX_FILE_MB,
+    BackendName,
+    ChunkingConfig,
+    EmbeddingConfig,
+    MilvusConfig,
+    RetrievalConfig,
+)
+from index.documents import DocumentMeta, is_sidecar, sidecar_for
+from index.errors import IndexIncompatible, LoadError, UserFacingError
 from index.loaders import iter_files, load_document
+from index.search_text import search_text
 from index.store import (
     BM25_DIR,
     CHUNKS_DB,
@@ -30,9 +45,10 @@ from index.store import (
     FileEntry,
     Manifest,
     StoreWriter,
-    check_embedding,
+    check_generation,
     create_chunk_db,
-    read_manifest,
+    sha256_file,
+    write_json_atomic,
 )
 from index.types import Chunk, LoadedDocument
 
@@ -107,16 +123,14 @@ class IndexConfig:
     embedding: EmbeddingConfig
     retrieval: RetrievalConfig
     cache_dir: Path
+    max_file_bytes: int = DEFAULT_MAX_FILE_MB * 2**20
+    lock_wait_s: float = DEFAULT_LOCK_WAIT_S
     backend: BackendName = "local"
     milvus: MilvusConfig = field(default_factory=MilvusConfig)
 
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    @property
+    def spec(self) -> dict[str, object]:
+        return build_spec(self.chunking, self.embedding, self.retrieval, self.backend, self.milvus)
 
 
 def sha256_text(text: str) -> str:
@@ -129,9 +143,20 @@ def doc_id(key: str, sha256: str) -> str:
 
 
 def indexed_text(chunk: Chunk) -> str:
-    """What embeddings and BM25 see: the passage with its title and section, which often carry the topic."""
+    """What embeddings and BM25 see: the passage with its title and section, which often carry the topic,
+    and without inline citation markers (a search-only copy: the chunk text itself stays exact)."""
     head = " / ".join(part for part in (chunk.title, chunk.section) if part and part not in chunk.text)
-    return f"{head}\n{chunk.text}" if head else chunk.text
+    text = search_text(chunk.text)
+    return f"{head}\n{text}" if head else text
+
+
+def _digest(path: Path) -> str:
+    """The file's hash, folded with its sidecar's (paper.pdf.bib), so edited metadata re-reads the file."""
+    digest = sha256_file(path)
+    sidecar = sidecar_for(path)
+    if sidecar is None:
+        return digest
+    return hashlib.sha256(digest.encode() + b"\0" + sidecar.read_bytes()).hexdigest()
 
 
 @dataclass
@@ -140,6 +165,7 @@ class _Previous:
 
     manifest: Manifest | None
     same_chunking: bool
+    same_structures: bool
 
     def reusable(self, key: str) -> bool:
         """The file's chunks and vectors can be copied (it was indexed with the current chunker)."""
@@ -149,12 +175,21 @@ class _Previous:
         return self.reusable(key) and self.manifest.files[key].sha256 == sha256  # type: ignore[union-attr]
 
 
-def _previous(index_dir: Path, config: IndexConfig, rebuild: bool = False) -> _Previous:
-    old = None if rebuild else read_manifest(index_dir)
-    if old is not None:
-        check_embedding(old, config.embedding.model, index_dir)
-        check_backend(index_dir, old.generation, config.backend)
-    return _Previous(old, old is not None and old.chunking == config.chunking.model_dump())
+def _previous(writer: StoreWriter, config: IndexConfig, rebuild: bool = False) -> _Previous:
+    """Read under the writer lock; `rebuild` never reads the old manifest, so it recovers a damaged one."""
+    old = None if rebuild else writer.current()
+    if old is None:
+        return _Previous(None, False, False)
+    spec = config.spec
+    check_embedding_spec(old.build, spec, writer.index_dir)
+    return _Previous(old, part(old.build, spec, CHUNKING), part(old.build, spec, STRUCTURES))
+
+
+def _hash_or_reason(path: Path) -> tuple[str | None, str | None]:
+    try:
+        return _digest(path), None
+    except OSError as exc:
+        return None, f"unreadable: {exc.strerror or exc}"
 
 
 def ingest_paths(
@@ -165,6 +200,8 @@ def ingest_paths(
     prune: bool = False,
     rebuild: bool = False,
     progress: Progress | None = None,
+    on_wait: Callable[[str], None] | None = None,
+    meta: dict[str, DocumentMeta] | None = None,
     engine: Literal["local", "ray"] = "local",
     ray_address: str | None = None,
 ) -> IngestReport:
@@ -172,20 +209,43 @@ def ingest_paths(
 
     Files indexed earlier but not under `paths` stay as they are; with `prune`, those deleted from disk go.
     A changed chunker re-reads every indexed file that still exists, since old chunks no longer match.
+    `on_wait` hears once that another writer holds the index (this one waits up to `lock_wait_s`).
+    `meta` overrides the extracted metadata of files (by resolved path; such a file is re-read and keeps
+    the override until its content changes); sidecar files (paper.pdf.bib) are read with their document,
+    not reported as skipped.
     `engine="ray"` parses, chunks and embeds the changed files on Ray (index/ray_engine.py); the rest
-    (hashing, the manifest, the writes) is the same.
+    (hashing, the lock, the manifest, the writes) is the same.
     """
+    meta = meta or {}
     progress = progress or NullProgress()
     t0 = time.perf_counter()
     report = IngestReport(index_dir=str(index_dir))
-    prev = _previous(index_dir, config, rebuild)
+    with StoreWriter(index_dir, config.lock_wait_s, on_wait) as writer:
+        _ingest_paths(writer, paths, config, prune, rebuild, progress, report, meta, engine, ray_address)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _ingest_paths(
+    writer: StoreWriter,
+    paths: Sequence[Path],
+    config: IndexConfig,
+    prune: bool,
+    rebuild: bool,
+    progress: Progress,
+    report: IngestReport,
+    meta: dict[str, DocumentMeta],
+    engine: Literal["local", "ray"],
+    ray_address: str | None,
+) -> None:
+    prev = _previous(writer, config, rebuild)
     old, same_chunking = prev.manifest, prev.same_chunking
 
     candidates: dict[str, Path] = {}
-    for path, reason in iter_files(paths):
+    for path, reason in iter_files(paths, config.max_file_bytes):
         if reason is None:
             candidates[str(path.resolve())] = path
-        else:
+        elif not is_sidecar(path):
             report.skipped.append((str(path), reason))
     keep: set[str] = set()
     for key in old.files if old else ():
@@ -214,28 +274,30 @@ def ingest_paths(
     to_load: list[tuple[str, Path, str]] = []
     progress.start("reading", len(candidates))
     for key, path in candidates.items():
-        digest = sha256_file(path)
-        if prev.unchanged(key, digest):
+        digest, unreadable = _hash_or_reason(path)
+        if digest is None:
+            report.skipped.append((key, unreadable or "unreadable"))
+            if prev.reusable(key):
+                keep.add(key)
+        elif key not in meta and prev.unchanged(key, digest):
             keep.add(key)
             report.unchanged += 1
         elif engine == "ray":
             to_load.append((key, path, digest))  # parsed on Ray below
         else:
             try:
-                take(key, digest, load_document(path), None)
+                take(key, digest, load_document(path, meta.get(key)), None)
             except LoadError as exc:
                 take(key, digest, None, str(exc))
         progress.advance()
-    prepared: dict = {}
+    prepared: dict[str, Prepared] = {}
     if to_load:
         from index.ray_engine import prepare
 
-        prepared = prepare(to_load, config, ray_address, progress)
+        prepared = prepare(to_load, config, ray_address, progress, meta)
         for key, _, digest in to_load:
             take(key, digest, prepared[key].doc, prepared[key].error)
-    _apply(index_dir, old, keep, new_docs, config, report, progress, prepared)
-    report.seconds = time.perf_counter() - t0
-    return report
+    _apply(writer, prev, keep, new_docs, config, report, progress, prepared)
 
 
 def ingest_documents(
@@ -249,23 +311,24 @@ def ingest_documents(
     progress = progress or NullProgress()
     t0 = time.perf_counter()
     report = IngestReport(index_dir=str(index_dir))
-    prev = _previous(index_dir, config)
-    keep: set[str] = set()
-    new_docs: list[SourceDoc] = []
-    for sd in docs:
-        if prev.unchanged(sd.key, sd.sha256):
-            keep.add(sd.key)
-            report.unchanged += 1
-        else:
-            new_docs.append(sd)
-    _apply(index_dir, prev.manifest, keep, new_docs, config, report, progress)
+    with StoreWriter(index_dir, config.lock_wait_s) as writer:
+        prev = _previous(writer, config)
+        keep: set[str] = set()
+        new_docs: list[SourceDoc] = []
+        for sd in docs:
+            if prev.unchanged(sd.key, sd.sha256):
+                keep.add(sd.key)
+                report.unchanged += 1
+            else:
+                new_docs.append(sd)
+        _apply(writer, prev, keep, new_docs, config, report, progress)
     report.seconds = time.perf_counter() - t0
     return report
 
 
 def _apply(
-    index_dir: Path,
-    old: Manifest | None,
+    writer: StoreWriter,
+    prev: _Previous,
     keep: set[str],
     new_docs: list[SourceDoc],
     config: IndexConfig,
@@ -273,8 +336,11 @@ def _apply(
     progress: Progress,
     prepared: Mapping[str, Prepared] | None = None,
 ) -> None:
-    """Write a new generation with the kept files copied and the new ones chunked and embedded
-    (or taken from `prepared`, what the Ray engine already chunked and embedded)."""
+    """Write a new generation with the kept files copied and the new ones chunked and embedded (or taken
+    from `prepared`, what the Ray engine already chunked and embedded).
+
+    Also written when only the BM25 or dense settings changed, so that they take effect."""
+    index_dir, old = writer.index_dir, prev.manifest
     old_files = old.files if old else {}
     for sd in new_docs:
         (report.updated if sd.key in old_files else report.added).append(sd.key)
@@ -285,13 +351,15 @@ def _apply(
         raise UserFacingError(
             "nothing to index: no readable pdf, txt, md or html files were found (see the skipped list)"
         )
-    if not new_docs and not report.removed:
+    if not new_docs and not report.removed and prev.same_structures:
         return  # nothing changed: no embedding, no write
     if config.backend == "milvus":
-        _apply_milvus(index_dir, old, keep, new_docs, config, report, progress, prepared or {})
+        _apply_milvus(writer, prev, keep, new_docs, config, report, progress, prepared or {})
         return
 
-    with StoreWriter(index_dir) as writer, writer.new_generation() as tmp:
+    if old is not None and keep:
+        check_generation(index_dir, old, checksums=True)  # kept data is copied: never copy damage forward
+    with writer.new_generation() as tmp:
         db = create_chunk_db(tmp / CHUNKS_DB)
         kept_rows = _copy_kept(db, index_dir, old, keep)
         entries = {k: old_files[k] for k in keep}
@@ -302,7 +370,7 @@ def _apply(
         db.commit()
 
         new_vectors, dim = _embed(new_docs, new_chunks, config, progress, prepared or {})
-        dim = dim or (int(old.embedding["dim"]) if old else 0)
+        dim = dim or (old.dim if old else 0)
         vectors = _gather_vectors(index_dir, old, kept_rows, new_vectors, dim)
         np.save(tmp / VECTORS, vectors)
 
@@ -315,8 +383,8 @@ def _apply(
             )
         dense_kind = build_structures(tmp, texts, vectors, config.retrieval)
         manifest = Manifest(
-            embedding={"model": config.embedding.model, "dim": dim},
-            chunking=config.chunking.model_dump(),
+            build=config.spec,
+            dim=dim,
             files=entries,
             dense_kind=dense_kind,
             created=old.created if old else time.time(),
@@ -351,6 +419,7 @@ def _chunk_new(
             pages=len(sd.doc.pages),
             chunks=len(chunks),
             warnings=list(sd.doc.warnings),
+            document=sd.doc.meta.to_json(),
         )
         report.pages += len(sd.doc.pages)
         progress.advance()
@@ -382,8 +451,8 @@ MILVUS_BATCH_CHUNKS = 1024  # chunks per replace_documents call: round trips dom
 
 
 def _apply_milvus(
-    index_dir: Path,
-    old: Manifest | None,
+    writer: StoreWriter,
+    prev: _Previous,
     keep: set[str],
     new_docs: list[SourceDoc],
     config: IndexConfig,
@@ -391,25 +460,32 @@ def _apply_milvus(
     progress: Progress,
     prepared: Mapping[str, Prepared],
 ) -> None:
-    """Write changes to Milvus file by file, then commit a generation that records where they went.
+    """Write changes to Milvus in batches of files, then commit a generation that records where they went.
 
+    All of it under the writer lock `writer` holds, so two ingests never interleave their Milvus writes.
     Milvus is reached before anything is written (an unreachable URI fails with nothing changed); replace
-    and delete are idempotent, so a crash before the manifest commit is repaired by running ingest again.
+    and delete are idempotent and the manifest is committed last, so a crash before the commit leaves the
+    old manifest in charge and the next ingest (which re-reads every file the manifest does not list at its
+    current hash) writes the same rows again.
     """
-    from index.backends.base import BACKEND_FILE, DocumentChunks
-    from index.backends.milvus import MilvusBackend
-    from index.store import write_json_atomic
+    from index.backends.milvus import MILVUS_FILE, MilvusBackend, milvus_record
 
+    index_dir, old = writer.index_dir, prev.manifest
     old_files = old.files if old else {}
+    if old is not None and not prev.same_structures:
+        raise IndexIncompatible(
+            f"index at {index_dir} keeps BM25 settings fixed in its Milvus collection, the settings changed "
+            f"them: run `ra ingest PATH --rebuild --index {index_dir}` or set them back"
+        )
     store = MilvusBackend(config.milvus)
     if old is not None:
-        store.require(int(old.embedding["dim"]))
-    with StoreWriter(index_dir) as writer, writer.new_generation() as tmp:
+        store.require(old.dim)
+    with writer.new_generation() as tmp:
         entries = {k: old_files[k] for k in keep}
         chunk_lists = _chunk_new(new_docs, config, entries, report, progress, prepared)
         new_chunks = [c for chunks in chunk_lists for c in chunks]
         vectors, dim = _embed(new_docs, new_chunks, config, progress, prepared)
-        dim = dim or (int(old.embedding["dim"]) if old else 0)
+        dim = dim or (old.dim if old else 0)
         total = sum(e.chunks for e in entries.values())
         if total == 0:
             raise UserFacingError(
@@ -431,12 +507,10 @@ def _apply_milvus(
                 progress.advance(len(batch))
                 batch = []
         store.delete_documents(report.removed)
-        write_json_atomic(
-            tmp / BACKEND_FILE, {"name": "milvus", "collection": config.milvus.collection, "dim": dim}
-        )
+        write_json_atomic(tmp / MILVUS_FILE, milvus_record(config.milvus, total))
         manifest = Manifest(
-            embedding={"model": config.embedding.model, "dim": dim},
-            chunking=config.chunking.model_dump(),
+            build=config.spec,
+            dim=dim,
             files=entries,
             dense_kind="milvus",
             created=old.created if old else time.time(),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
+from index.config import RetrievalMode
 from index.search import HybridIndex
 from index.types import SearchHit
 
@@ -42,8 +43,8 @@ class HybridRetriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     index: HybridIndex
-    k: int = 8
-    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    k: int | None = None  # None: the index's retrieval settings decide, as for `ra search`
+    mode: RetrievalMode | None = None
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any

@@ -7,14 +7,20 @@ Anything that cannot be read raises `LoadError` with a one-line reason; a batch 
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
+import os
 import re
 import warnings
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
-from index.errors import LoadError
+from index.documents import DocumentMeta, arxiv_year, read_meta_file, sidecar_for
+from index.errors import LoadError, UserFacingError
+from index.pdf_layout import PageLayout, document_headings, first_page_meta, pdf_info_meta, read_page
+from index.pdf_tables import page_tables
 from index.types import LoadedDocument, Page
 
 SUPPORTED_SUFFIXES: dict[str, str] = {
@@ -76,19 +82,49 @@ def _skip_reason(path: Path) -> str | None:
     return "binary file, not text" if _sniff_binary(head) else None
 
 
-def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str | None]]:
+def _too_large(path: Path, max_bytes: int | None) -> str | None:
+    if max_bytes is None:
+        return None
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        return f"unreadable: {_one_line(e.strerror or e)}"
+    if size <= max_bytes:
+        return None
+    return (
+        f"{size / 2**20:.1f} MB, larger than the {max_bytes / 2**20:g} MB limit per file "
+        "(setting index.max_file_mb)"
+    )
+
+
+def _missing_reason(path: Path) -> str:
+    """Why a path that is neither a file nor a folder cannot be followed (a loop, a dangling link...)."""
+    if not path.is_symlink():
+        return "no such file or folder"
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symbolic link loop: fix or remove the link"
+        return f"broken symbolic link ({_one_line(e.strerror or e)})"
+    return "not a regular file"
+
+
+def iter_files(paths: Iterable[Path], max_bytes: int | None = None) -> Iterator[tuple[Path, str | None]]:
     """Yield (file, None) for each loadable file and (file, reason) for each one to skip.
 
     Folders are walked recursively in sorted order so ingestion is deterministic; hidden entries
-    (.git, .ra, dotfiles) inside folders are skipped silently, as are files reached twice.
+    (.git, .ra, dotfiles) inside folders are skipped silently, as are files reached twice. Links that
+    loop, dangle or cannot be read, and files over `max_bytes`, are skipped with a reason: one bad entry
+    never ends the walk.
     """
     seen: set[Path] = set()
 
     def walk(path: Path) -> Iterator[tuple[Path, str | None]]:
         try:
             resolved = path.resolve()
-        except OSError as e:
-            yield path, f"unreadable: {_one_line(e)}"
+        except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+            yield path, _missing_reason(path)
             return
         if resolved in seen:
             return
@@ -103,9 +139,9 @@ def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str | None]]:
                 if not child.name.startswith("."):
                     yield from walk(child)
         elif path.is_file():
-            yield path, _skip_reason(path)
+            yield path, _too_large(path, max_bytes) or _skip_reason(path)
         elif not path.exists():
-            yield path, "no such file or folder"
+            yield path, _missing_reason(path)
         else:
             yield path, "not a regular file"
 
@@ -113,9 +149,24 @@ def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str | None]]:
         yield from walk(Path(p))
 
 
-def load_document(path: Path) -> LoadedDocument:
-    """Load one file by its suffix; raises LoadError (one line) for anything that should be skipped."""
+def load_document(path: Path, meta: DocumentMeta | None = None) -> LoadedDocument:
+    """Load one file by its suffix; raises LoadError (one line) for anything that should be skipped.
+
+    The document's own metadata is overridden by a sidecar (`paper.pdf.bib` / `.json`), then by `meta`."""
     path = Path(path)
+    doc = _load_by_kind(path)
+    if sidecar := sidecar_for(path):
+        try:
+            doc.meta = doc.meta.merged(read_meta_file(sidecar))
+        except UserFacingError as exc:
+            doc.warnings.append(f"sidecar ignored: {exc}")
+    if meta is not None:
+        doc.meta = doc.meta.merged(meta)
+    doc.title = doc.meta.title or doc.title
+    return doc
+
+
+def _load_by_kind(path: Path) -> LoadedDocument:
     kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise LoadError(_skip_reason(path) or "unsupported file type")
@@ -132,19 +183,29 @@ def load_document(path: Path) -> LoadedDocument:
 # --- plain text and Markdown ------------------------------------------------------------------------
 
 _ATX_H1 = re.compile(r"^ {0,3}#[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+_ATX_ANY = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 
 
 def _decode(data: bytes) -> tuple[str, list[str]]:
+    """UTF-8, with each undecodable byte replaced by U+FFFD so one bad byte costs one character.
+
+    Only a file with no valid multi-byte UTF-8 at all but 8-bit bytes is taken as a legacy 8-bit
+    encoding (cp1252, else latin-1), since there every accented letter would otherwise be lost.
+    """
     try:
         return data.decode("utf-8-sig"), []
     except UnicodeDecodeError:
         pass
+    text = data.decode("utf-8-sig", errors="replace")
+    bad = text.count("\ufffd") - data.count("\ufffd".encode())
+    if any(ord(ch) > 0x7F and ch != "\ufffd" for ch in text):
+        return text, [f"not valid UTF-8: {bad} undecodable byte sequence(s) replaced with U+FFFD"]
     for enc in ("cp1252", "latin-1"):
         try:
-            text = data.decode(enc)
+            legacy = data.decode(enc)
         except UnicodeDecodeError:
             continue
-        return text, [f"not valid UTF-8; decoded as {enc} (some characters may be wrong)"]
+        return legacy, [f"not UTF-8; decoded as {enc} (some characters may be wrong)"]
     raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
 
 
@@ -153,21 +214,41 @@ def _load_text(path: Path, data: bytes, kind: str) -> LoadedDocument:
     text = text.replace("\r\n", "\n")
     if not text.strip():
         raise LoadError("empty file")
-    title = ""
-    if kind == "md":
-        m = _ATX_H1.search(text)
+    if kind == "md":  # the first-level heading, else the first heading of any level
+        m = _ATX_H1.search(text) or _ATX_ANY.search(text)
         title = m.group(1).strip() if m else ""
     else:
-        first = next(line.strip() for line in text.splitlines() if line.strip())
-        first = first.lstrip("#").strip() if first.startswith("# ") else first
-        title = first if len(first) <= _TITLE_MAX else ""
+        title = _text_title(text)
     return LoadedDocument(
         source=str(path),
         title=title or path.stem,
         kind=kind,
         pages=[Page(number=None, text=text)],
         warnings=notes,
+        meta=DocumentMeta(title=title),
     )
+
+
+_NOT_A_TITLE = re.compile(r"^(?:#\w+(?:\s+#\w+)*|[-=_*~]{3,}|(?:link|url|source):.*|https?://\S+)$", re.I)
+_FIRST_SENTENCE = re.compile(r"^(.{12,}?[.!?])\s")
+
+
+def _text_title(text: str) -> str:
+    """The first heading or first line that can name the document: tags, rules and bare links are
+    passed over; a long first line gives its first sentence, or its first words and an ellipsis."""
+    for line in text.splitlines()[:20]:
+        line = line.strip()
+        if not line or _NOT_A_TITLE.match(line):
+            continue
+        line = line.lstrip("#").strip() if line.startswith("# ") else line
+        if len(line) <= _TITLE_MAX:
+            return line
+        m = _FIRST_SENTENCE.match(line)
+        if m and len(m.group(1)) <= _TITLE_MAX:
+            return m.group(1)
+        cut = line.rfind(" ", 0, _TITLE_MAX - 1)
+        return line[:cut].rstrip(",;:") + "…" if cut > 0 else ""
+    return ""
 
 
 # --- PDF --------------------------------------------------------------------------------------------
@@ -177,25 +258,62 @@ _LIGATURES = str.maketrans({"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi",
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u00ad]")
 # "atten-\ntion" -> "attention\n": the rest of the broken word moves up so line structure survives.
 _HYPHEN_BREAK = re.compile(r"([a-z])-\n([a-z]\S*)[ \t]*\n?")
+# "GPT-\n4o", "Vision-\nLanguage": a hyphen that belongs to the word stays, the line break goes.
+_COMPOUND_BREAK = re.compile(r"([A-Za-z0-9])-\n([A-Z0-9]\S*)[ \t]*\n?")
 _HSPACE = re.compile(r"[^\S\n]+")
 _MANY_BREAKS = re.compile(r"\n{3,}")
-_META_TITLE_JUNK = re.compile(r"^(untitled|microsoft word|document\d*$)|\.(pdf|docx?|tex|dvi|ps)$", re.I)
+_PAGE_NUMBER_LINE = re.compile(r"\n\d{1,4}$")
+_PAGE_END_HYPHEN = re.compile(r"[a-z]-$")
+_PAGE_START_WORD = re.compile(r"[a-z]\S*[ \t]*\n?")
 
 
 def _clean_pdf_text(text: str) -> str:
-    """Undo pypdf artefacts: ligatures, hyphenated line breaks, whitespace runs; keep paragraph breaks."""
+    """Undo pypdf artefacts: ligatures, hyphenated line breaks, whitespace runs, the page number line."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_LIGATURES)
     text = _CONTROL.sub(lambda m: "" if m.group() == "\u00ad" else " ", text)
     text = _HSPACE.sub(" ", text)
     text = re.sub(r" ?\n ?", "\n", text)
     text = _HYPHEN_BREAK.sub(r"\1\2\n", text)
-    return _MANY_BREAKS.sub("\n\n", text).strip()
+    text = _COMPOUND_BREAK.sub(r"\1-\2\n", text)
+    text = _MANY_BREAKS.sub("\n\n", text).strip()
+    return _PAGE_NUMBER_LINE.sub("", text)
 
 
-def _pdf_title(meta_title: object, first_page: str) -> str:
-    title = " ".join(str(meta_title or "").split())
-    if len(title) >= 4 and not _META_TITLE_JUNK.search(title):
-        return title
+def _join_page_hyphens(pages: list[Page]) -> list[Page]:
+    """A word hyphenated across a page break ("probabil-" | "ity") is completed on the first page."""
+    out = list(pages)
+    for i in range(len(out) - 1):
+        head, tail = out[i], out[i + 1]
+        m = _PAGE_START_WORD.match(tail.text)
+        if tail.number == (head.number or 0) + 1 and _PAGE_END_HYPHEN.search(head.text) and m:
+            word = m.group().strip()
+            rest = tail.text[m.end() :]
+            out[i] = replace(head, text=head.text[:-1] + word)
+            out[i + 1] = replace(tail, text=rest or word)
+    return [p for p in out if p.text.strip()]
+
+
+def _pdf_meta(reader: object, layouts: list[PageLayout], first_text: str) -> DocumentMeta:
+    """The Info dictionary where it says something, the first page's layout for the rest; the creation
+    date's year when nothing on the page gives one."""
+    try:
+        info = reader.metadata  # type: ignore[attr-defined]
+    except Exception:
+        info = None
+    meta = first_page_meta(layouts[0], first_text) if layouts and layouts[0].number == 1 else DocumentMeta()
+    meta = meta.merged(pdf_info_meta(info))
+    if not meta.title:
+        meta.title = _first_line_title(first_text)
+    if meta.year is None:
+        try:
+            created = info.creation_date if info else None  # type: ignore[union-attr]
+        except Exception:
+            created = None
+        meta.year = created.year if created else None
+    return meta
+
+
+def _first_line_title(first_page: str) -> str:
     for line in first_page.splitlines():
         line = line.strip()
         letters = sum(c.isalpha() for c in line)
@@ -223,7 +341,7 @@ def _load_pdf(path: Path, data: bytes) -> LoadedDocument:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            pages, title, page_errors = _read_pdf(io.BytesIO(data))
+            pages, meta, page_errors = _read_pdf(io.BytesIO(data))
     finally:
         logger.removeHandler(collector)
         logger.propagate = old_propagate
@@ -234,15 +352,16 @@ def _load_pdf(path: Path, data: bytes) -> LoadedDocument:
         raise LoadError("no extractable text (scanned PDF? run OCR first)")
     return LoadedDocument(
         source=str(path),
-        title=title or path.stem,
+        title=meta.title or path.stem,
         kind="pdf",
         pages=pages,
         warnings=list(dict.fromkeys(notes))[:_MAX_PDF_WARNINGS],
+        meta=meta,
     )
 
 
-def _read_pdf(stream: io.BytesIO) -> tuple[list[Page], str, list[str]]:
-    """Parse the PDF; returns (non-empty pages, title, per-page errors). Raises LoadError."""
+def _read_pdf(stream: io.BytesIO) -> tuple[list[Page], DocumentMeta, list[str]]:
+    """Parse the PDF; returns (non-empty pages, metadata, per-page errors). Raises LoadError."""
     from pypdf import PasswordType, PdfReader  # lazy: text-only ingestion need not pay for it
 
     try:
@@ -260,22 +379,24 @@ def _read_pdf(stream: io.BytesIO) -> tuple[list[Page], str, list[str]]:
     except Exception as e:  # pypdf raises many types on damaged files
         raise LoadError(f"corrupt or truncated PDF: {_one_line(e)}") from None
 
-    pages: list[Page] = []
+    layouts: list[PageLayout] = []
+    tables: dict[int, tuple[dict[str, object], ...]] = {}
     errors: list[str] = []
     for number, page in enumerate(raw_pages, start=1):
         try:
-            text = _clean_pdf_text(page.extract_text() or "")
+            layouts.append(read_page(page, number))
         except Exception as e:
             errors.append(f"page {number}: {_one_line(e)}")
             continue
-        if text:
-            pages.append(Page(number=number, text=text))
-    try:
-        meta_title = reader.metadata.title if reader.metadata else None
-    except Exception:
-        meta_title = None
+        tables[number] = tuple(page_tables(page, layouts[-1].text))
+    pages = [
+        Page(number=lay.number, text=text, headings=keys, tables=tables[lay.number])
+        for lay, keys in zip(layouts, document_headings(layouts), strict=True)
+        if (text := _clean_pdf_text(lay.text))
+    ]
+    pages = _join_page_hyphens(pages)
     first = pages[0].text if pages and pages[0].number == 1 else ""
-    return pages, _pdf_title(meta_title, first), errors
+    return pages, _pdf_meta(reader, layouts, first), errors
 
 
 # --- HTML -------------------------------------------------------------------------------------------
@@ -395,10 +516,8 @@ def _load_html(path: Path, data: bytes) -> LoadedDocument:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # bs4 warns about markup that looks like a filename/URL
         soup = BeautifulSoup(data, "html.parser")
-    title_tag = soup.find("title")
-    title = " ".join(title_tag.get_text(" ").split()) if title_tag else ""
-    if not title and (h1 := soup.find("h1")):
-        title = " ".join(h1.get_text(" ").split())
+    meta = _html_meta(soup)
+    title = meta.title
     for tag in soup.find_all(_DROP_TAGS):
         tag.decompose()
     renderer = _HtmlRenderer()
@@ -410,5 +529,34 @@ def _load_html(path: Path, data: bytes) -> LoadedDocument:
     if not text.strip():
         raise LoadError("no readable text in HTML (empty page or all script?)")
     return LoadedDocument(
-        source=str(path), title=title or path.stem, kind="html", pages=[Page(number=None, text=text)]
+        source=str(path),
+        title=title or path.stem,
+        kind="html",
+        pages=[Page(number=None, text=text)],
+        meta=meta,
+    )
+
+
+def _html_meta(soup: object) -> DocumentMeta:
+    """Scholarly <meta name="citation_*"> tags (Highwire, as journals and arXiv write them) first, then
+    <title>, then the first <h1>."""
+
+    def tags(name: str) -> list[str]:
+        found = soup.find_all("meta", attrs={"name": name})  # type: ignore[attr-defined]
+        return [" ".join(str(t.get("content") or "").split()) for t in found if t.get("content")]
+
+    title = next(iter(tags("citation_title") + tags("dc.title")), "")
+    if not title and (title_tag := soup.find("title")):  # type: ignore[attr-defined]
+        title = " ".join(title_tag.get_text(" ").split())
+    if not title and (h1 := soup.find("h1")):  # type: ignore[attr-defined]
+        title = " ".join(h1.get_text(" ").split())
+    dates = tags("citation_publication_date") + tags("citation_date") + tags("dc.date")
+    year = next((int(m.group()) for d in dates if (m := re.search(r"\b(19|20)\d\d\b", d))), None)
+    arxiv = next(iter(tags("citation_arxiv_id")), "")
+    return DocumentMeta(
+        title=title,
+        authors=tags("citation_author") or tags("dc.creator"),
+        year=year or (arxiv_year(arxiv) if arxiv else None),
+        doi=next(iter(tags("citation_doi")), ""),
+        arxiv=arxiv,
     )

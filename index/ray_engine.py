@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from index.documents import DocumentMeta
 from index.errors import LoadError, UserFacingError
 from index.types import Chunk, LoadedDocument, Page
 
@@ -49,14 +50,16 @@ def _parse_and_chunk(row: dict[str, Any], chunking: dict[str, Any]) -> dict[str,
     from index.ingest import doc_id, indexed_text
     from index.loaders import load_document
 
+    override = DocumentMeta.from_json(json.loads(row["meta"])) if row["meta"] else None
     try:
-        doc = load_document(Path(row["path"]))
+        doc = load_document(Path(row["path"]), override)
     except LoadError as exc:
         return {**row, "error": str(exc), "doc": "", "chunks": "[]", "texts": "[]"}
     doc.source = row["key"]
     chunks = chunk_document(doc, ChunkingConfig(**chunking), doc_id(row["key"], row["sha256"]))
     record = {"source": doc.source, "title": doc.title, "kind": doc.kind, "warnings": doc.warnings}
-    record["pages"] = [[p.number, p.text] for p in doc.pages]
+    record["pages"] = [[p.number, p.text] for p in doc.pages]  # the driver needs the text, not the layout
+    record["meta"] = doc.meta.to_json()
     return {
         **row,
         "error": "",
@@ -138,8 +141,10 @@ def prepare(
     config: IndexConfig,
     address: str | None = None,
     progress: Progress | None = None,
+    meta: dict[str, DocumentMeta] | None = None,
 ) -> dict[str, Prepared]:
-    """Parse, chunk and embed `files` ((key, path, sha256) each) on Ray; keyed by manifest key."""
+    """Parse, chunk and embed `files` ((key, path, sha256) each) on Ray; keyed by manifest key.
+    `meta` overrides extracted metadata by key, as in `ingest_paths`."""
     if not files:
         return {}
     ray = _start(address)
@@ -150,7 +155,16 @@ def prepare(
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        items = [{"key": k, "path": str(p), "sha256": s} for k, p, s in files]
+        meta = meta or {}
+        items = [
+            {
+                "key": k,
+                "path": str(p),
+                "sha256": s,
+                "meta": json.dumps(meta[k].to_json()) if k in meta else "",
+            }
+            for k, p, s in files
+        ]
         ds = ray.data.from_items(
             items, override_num_blocks=max(1, min(len(items) // FILES_PER_BLOCK, 4 * cpus))
         )
@@ -189,6 +203,7 @@ def _prepared(row: dict[str, Any]) -> Prepared:
         kind=record["kind"],
         pages=[Page(n, t) for n, t in record["pages"]],
         warnings=record["warnings"],
+        meta=DocumentMeta.from_json(record["meta"]),
     )
     chunks = [Chunk(**c) for c in json.loads(row["chunks"])]
     vectors = np.frombuffer(row["vectors"], dtype=np.float32).reshape(len(chunks), dim)

@@ -1,45 +1,43 @@
 """Query side of the index: open a committed generation and search it (hybrid, dense or BM25).
 
 The chunks live in a backend (index/backends/: `local` files or `milvus`); this class adds what every
-backend shares: the manifest and its embedding-model guard, query embedding (the model, seconds to import,
-loads only for dense or hybrid queries) and turning ranked refs into hits.
+backend shares: the manifest and its build-spec guard, the documents' records, query embedding (the model,
+seconds to import, loads only for dense or hybrid queries) and turning ranked refs into hits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from index.backends.base import SearchBackend, check_backend
-from index.config import BackendName, EmbeddingConfig, MilvusConfig, RetrievalConfig
-from index.errors import IndexIncompatible
-from index.store import check_embedding, require_manifest
+from index.backends.base import SKIPPED_ROLES, SearchBackend
+from index.build_spec import CHUNKING, check_search_spec, search_spec
+from index.config import BackendName, EmbeddingConfig, MilvusConfig, RetrievalConfig, RetrievalMode
+from index.documents import DocumentMeta
+from index.store import Manifest, check_generation, require_manifest
 from index.types import Chunk, SearchHit
-
-Mode = Literal["hybrid", "dense", "bm25"]
 
 
 def open_backend(
-    index_dir: Path, generation_dir: Path, backend: BackendName, milvus: MilvusConfig | None
+    generation_dir: Path,
+    manifest: Manifest,
+    backend: BackendName,
+    milvus: MilvusConfig | None,
+    skip_roles: frozenset[str],
+    documents: Mapping[str, DocumentMeta],
 ) -> SearchBackend:
-    """The backend the settings name, after checking the index was built with it."""
-    recorded = check_backend(index_dir, generation_dir.name, backend)
+    """The backend the settings name (the build spec check has made sure the index was built with it)."""
     if backend == "milvus":
         from index.backends.milvus import MilvusBackend
 
-        cfg = milvus or MilvusConfig()
-        if recorded.get("collection") != cfg.collection:
-            raise IndexIncompatible(
-                f"index at {index_dir} lives in Milvus collection '{recorded.get('collection')}', the settings "
-                f"name '{cfg.collection}': set index.milvus.collection to match, or rebuild"
-            )
-        store = MilvusBackend(cfg)
-        store.require(int(recorded["dim"]))
+        store = MilvusBackend(milvus or MilvusConfig(), skip_roles=skip_roles, documents=documents)
+        store.require(manifest.dim)
         return store
     from index.backends.local import LocalBackend
 
-    return LocalBackend(generation_dir)
+    return LocalBackend(generation_dir, skip_roles, documents)
 
 
 class HybridIndex:
@@ -60,9 +58,11 @@ class HybridIndex:
         self.embedding_config = embedding
         self.cache_dir = cache_dir
         self.manifest = require_manifest(index_dir)
-        check_embedding(self.manifest, embedding.model, index_dir)
+        check_search_spec(self.manifest.build, search_spec(embedding, retrieval, backend, milvus), index_dir)
+        check_generation(index_dir, self.manifest)  # sizes only: a stat per file
         self.generation_dir = index_dir / self.manifest.generation
-        self.backend = open_backend(index_dir, self.generation_dir, backend, milvus)
+        skip = frozenset() if retrieval.include_references else SKIPPED_ROLES
+        self.backend = open_backend(self.generation_dir, self.manifest, backend, milvus, skip, self.documents)
 
     @cached_property
     def embedder(self) -> Any:
@@ -74,7 +74,7 @@ class HybridIndex:
         return self.backend.count()
 
     # -- ranking ------------------------------------------------------------------------------------
-    def rank(self, query: str, k: int, mode: Mode | None = None) -> list[tuple[Any, float]]:
+    def rank(self, query: str, k: int, mode: RetrievalMode | None = None) -> list[tuple[Any, float]]:
         """(chunk ref, score) pairs, best first; hybrid fuses the two rankings as configured."""
         mode = mode or self.retrieval.mode
         if mode == "bm25":
@@ -84,7 +84,7 @@ class HybridIndex:
             return self.backend.dense_search(vector, k)
         return self.backend.hybrid_search(query, vector, k, self.retrieval.fusion)
 
-    def search(self, query: str, k: int | None = None, mode: Mode | None = None) -> list[SearchHit]:
+    def search(self, query: str, k: int | None = None, mode: RetrievalMode | None = None) -> list[SearchHit]:
         k = k or self.retrieval.k
         ranked = self.rank(query, k, mode)
         chunks = self.backend.fetch([ref for ref, _ in ranked])
@@ -95,6 +95,15 @@ class HybridIndex:
         ]
 
     # -- chunk access -------------------------------------------------------------------------------
+    @cached_property
+    def documents(self) -> dict[str, DocumentMeta]:
+        """Each indexed file's metadata (by manifest key), as the manifest stores it."""
+        return {key: DocumentMeta.from_json(e.document) for key, e in self.manifest.files.items()}
+
+    def document(self, source: str) -> DocumentMeta | None:
+        """The metadata of a file by manifest key or chunk source (they are the same for ingested files)."""
+        return self.documents.get(source)
+
     def all_chunks(self) -> list[Chunk]:
         """Every chunk (local: in row order, the order of the dense and BM25 rows); for benchmarks."""
         return self.backend.all_chunks()
@@ -122,10 +131,10 @@ class HybridIndex:
             "files_by_kind": by_kind,
             "pages": sum(e.pages for e in m.files.values()),
             "chunks": len(self),
-            "embedding_model": m.embedding.get("model"),
-            "embedding_dim": m.embedding.get("dim"),
+            "embedding_model": m.embedding_model,
+            "embedding_dim": m.dim,
             "dense_index": m.dense_kind,
-            "chunking": m.chunking,
+            "chunking": {k.rsplit(".", 1)[1]: v for k, v in m.build.items() if k.startswith(CHUNKING)},
             **self.backend.stats(),
             "updated": m.updated,
         }

@@ -22,23 +22,7 @@ import Stemmer
 
 from index.config import BM25Config
 from index.errors import IndexIncompatible, IndexNotFound
-
-# The classic 127-word NLTK English list: common enough to carry no ranking signal.
-# fmt: off
-STOPWORDS_EN = frozenset({
-    "i", "me", "my", "myself", "we", "our", "ours", "ourselves", "you", "your", "yours", "yourself",
-    "yourselves", "he", "him", "his", "himself", "she", "her", "hers", "herself", "it", "its", "itself",
-    "they", "them", "their", "theirs", "themselves", "what", "which", "who", "whom", "this", "that",
-    "these", "those", "am", "is", "are", "was", "were", "be", "been", "being", "have", "has", "had",
-    "having", "do", "does", "did", "doing", "a", "an", "the", "and", "but", "if", "or", "because", "as",
-    "until", "while", "of", "at", "by", "for", "with", "about", "against", "between", "into", "through",
-    "during", "before", "after", "above", "below", "to", "from", "up", "down", "in", "out", "on", "off",
-    "over", "under", "again", "further", "then", "once", "here", "there", "when", "where", "why", "how",
-    "all", "any", "both", "each", "few", "more", "most", "other", "some", "such", "no", "nor", "not",
-    "only", "own", "same", "so", "than", "too", "very", "s", "t", "can", "will", "just", "don", "should",
-    "now"
-})
-# fmt: on
+from index.text import STOPWORDS
 
 # Decimal numbers stay whole ("3.5", "0.05"); everything else splits on non-alphanumerics, so
 # "gpt-4" -> "gpt", "4" and "il_6" -> "il", "6", which lets "GPT 4" in a query match either spelling.
@@ -63,7 +47,7 @@ class Tokenizer:
         self._cache: dict[str, str] = {}
 
     def tokenize(self, text: str) -> list[str]:
-        words = [w for w in _TOKEN_RE.findall(text.lower()) if w not in STOPWORDS_EN]
+        words = [w for w in _TOKEN_RE.findall(text.lower()) if w not in STOPWORDS]
         if self._stemmer is None:
             return words
         cache = self._cache

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from index.documents import DocumentMeta
+
 
 @dataclass(frozen=True, slots=True)
 class Page:
@@ -12,6 +14,10 @@ class Page:
 
     number: int | None
     text: str
+    # whitespace-free texts of lines the layout set as headings (larger font); PDFs only
+    headings: frozenset[str] = frozenset()
+    # tables found on the page: {"caption": "Table 5: ...", "rows": [[cell, ...], ...]}; PDFs only
+    tables: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(slots=True)
@@ -27,6 +33,7 @@ class LoadedDocument:
     kind: str  # "pdf" | "txt" | "md" | "html"
     pages: list[Page]
     warnings: list[str] = field(default_factory=list)
+    meta: DocumentMeta = field(default_factory=DocumentMeta)
 
     PAGE_SEPARATOR = "\n\f\n"
 
@@ -61,7 +68,8 @@ class Chunk:
     line_end: int
     text: str
     section: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)  # code blocks, tables, section role
+    document: DocumentMeta | None = None  # the document's record, attached when read from an index
 
 
 @dataclass(slots=True)
@@ -82,4 +90,8 @@ class SearchHit:
             "page": c.page,
             "start": c.start,
             "end": c.end,
+            "line_start": c.line_start,
+            "line_end": c.line_end,
+            "section": c.section,
+            "document": (c.document or DocumentMeta(title=c.title)).to_json(),
         }

@@ -1,10 +1,8 @@
-"""Quotes, spans and the streamed view of the answer JSON."""
+"""Quotes, spans, rendering and the citations resolved from the evidence ledger."""
 
 from __future__ import annotations
 
-import json
-
-from assistant.agent.citations import best_quote, key_sentences, render, resolve_citations, visible_text
+from assistant.agent.citations import best_quote, key_sentences, render, resolve_citations
 from assistant.agent.records import Evidence, Sentence
 
 PASSAGE = (
@@ -34,17 +32,21 @@ def test_spans_are_offsets_into_the_document() -> None:
     assert PASSAGE[cite.start - 1000 : cite.end - 1000] == cite.quote == "It cost little to train."
 
 
-def test_visible_text_grows_monotonically_while_the_json_streams() -> None:
-    sentences = [Sentence('GELU is x\u03a6(x), "smooth".', (2,)), Sentence("Second.", (1, 3))]
-    raw = json.dumps(
-        {"abstain": False, "sentences": [{"text": s.text, "citations": list(s.citations)} for s in sentences]}
+def test_render_puts_each_sentences_markers_after_it_and_drops_empty_ones() -> None:
+    sentences = [
+        Sentence('GELU is x\u03a6(x), "smooth".', (2,)),
+        Sentence("  ", (4,)),
+        Sentence("Second.", (1, 3)),
+    ]
+    assert render(sentences) == 'GELU is x\u03a6(x), "smooth". [2] Second. [1][3]'
+
+
+def test_unseen_citations_are_dropped_and_counted_and_a_sentence_keeps_its_kind() -> None:
+    ev = Evidence(1, "passage", PASSAGE, "a.md", None, 0, len(PASSAGE), "c:1")
+    kept, cites, invalid = resolve_citations(
+        [Sentence("52K demonstrations.", (1, 7), kind="answer", part=2)], {1: ev}
     )
-    shown = ""
-    for end in range(len(raw) + 1):
-        now = visible_text(raw[:end])
-        assert now.startswith(shown)
-        shown = now
-    assert shown == render(sentences) == 'GELU is x\u03a6(x), "smooth". [2] Second. [1][3]'
+    assert invalid == 1 and kept[0].citations == (1,) and kept[0].part == 2 and [c.id for c in cites] == [1]
 
 
 def test_key_sentences_prefer_rare_question_words_and_bring_the_next_sentence() -> None:

@@ -1,4 +1,5 @@
-"""`ra ask` / `ra chat`: usage errors, JSON output with a scripted model, and (slow) real index and model."""
+"""`ra ask` / `ra chat`: usage errors, JSON, streaming and traces with a scripted model (enforcing its
+schemas), and (slow) a real index with the packaged model."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
-from langchain_core.language_models import FakeListChatModel
-from test_agent_loop import DOCS, TinyIndex, answer, step
+from fakes import ScriptedBackend, TinyIndex, part_reply
 from typer.testing import CliRunner
 
-from assistant.agent.backends import LangChainBackend
+from assistant.agent.config import AgentSettings
 from assistant.agent.loop import ResearchAgent, final_answer
 from assistant.cli import ask_cmd
 from assistant.index_access import index_config, open_index
@@ -26,6 +27,12 @@ from index.errors import IndexNotFound
 from index.ingest import ingest_paths
 
 REPO = Path(__file__).resolve().parents[1]
+DOCS = {
+    "docs/glide.md": "GLIDE compares two guidance strategies. Human evaluators preferred classifier-free "
+    "guidance for photorealism and caption similarity. CLIP guidance was preferred less often.",
+    "docs/alpaca.md": "Alpaca is a small model. Stanford's Alpaca 7B was fine-tuned on 52K "
+    "instruction-following demonstrations. It cost little to train.",
+}
 
 
 @pytest.fixture
@@ -35,15 +42,28 @@ def app() -> typer.Typer:
     return app
 
 
-def scripted(monkeypatch: pytest.MonkeyPatch, replies: list[str]) -> None:
+def first_line_cited(text: str, extra: list[int] | None = None) -> Any:
+    """A part answer citing the first passage line of the prompt (plus `extra` ids)."""
+
+    def reply(messages: list[dict[str, Any]], schema: dict[str, Any] | None) -> str:
+        enum = schema["properties"]["citations"]["items"]["enum"] if schema else [1]
+        return part_reply(text, [enum[0], *(extra or [])][:2])
+
+    return reply
+
+
+def scripted(monkeypatch: pytest.MonkeyPatch, replies: list[Any], *, enforce: bool = True) -> ScriptedBackend:
     """Run the CLI over the tiny index with a scripted model instead of a server."""
+    backend = ScriptedBackend(replies, enforce=enforce)
 
     @contextmanager
-    def fake_backend(settings: object) -> Iterator[LangChainBackend]:
-        yield LangChainBackend(FakeListChatModel(responses=replies))
+    def fake_backend(settings: object) -> Iterator[ScriptedBackend]:
+        yield backend
 
-    monkeypatch.setattr("assistant.agent.backends.open_backend", fake_backend)
-    monkeypatch.setattr(ask_cmd, "open_index", lambda settings: TinyIndex())
+    monkeypatch.setattr("assistant.agent.startup.open_backend", fake_backend)
+    monkeypatch.setattr("assistant.agent.startup.open_index", lambda settings: TinyIndex(DOCS))
+    monkeypatch.setattr("assistant.agent.startup.warm", lambda index: index)
+    return backend
 
 
 def test_empty_question_is_a_usage_error(app: typer.Typer) -> None:
@@ -64,42 +84,70 @@ def test_missing_index_says_how_to_build_one(app: typer.Typer, tmp_path: Path) -
 def test_unreachable_llm_names_the_url_and_ra_serve(
     app: typer.Typer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ask_cmd, "open_index", lambda settings: TinyIndex())
-    result = CliRunner().invoke(app, ["ask", "Which guidance?", "--llm-url", "http://127.0.0.1:9"])
+    monkeypatch.setattr("assistant.agent.startup.open_index", lambda settings: TinyIndex(DOCS))
+    monkeypatch.setattr("assistant.agent.startup.warm", lambda index: index)
+    result = CliRunner().invoke(
+        app, ["ask", "Which guidance?", "--llm-url", "http://127.0.0.1:9", "--checker", "none"]
+    )
     assert isinstance(result.exception, LLMUnavailable)
     assert "127.0.0.1:9" in str(result.exception) and "ra serve" in str(result.exception)
 
 
-def test_ask_json_reports_answer_citations_steps_and_timings(
+def test_an_over_long_question_is_a_usage_error_before_anything_starts(app: typer.Typer) -> None:
+    result = CliRunner().invoke(app, ["ask", "why " * 1000])
+    assert result.exit_code == 2 and "agent.max_question_chars" in result.output
+
+
+def test_ask_json_reports_answer_citations_parts_evidence_and_timings(
     app: typer.Typer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # a server that ignores schemas could send an unseen number: it is dropped and counted
     scripted(
-        monkeypatch, [step("finish", ""), answer(("Evaluators preferred classifier-free guidance.", [1, 9]))]
+        monkeypatch, [first_line_cited("Evaluators preferred classifier-free guidance.", [9])], enforce=False
     )
-    result = CliRunner().invoke(app, ["ask", "Which guidance did evaluators prefer?", "--json"])
+    result = CliRunner().invoke(
+        app, ["ask", "Which guidance did evaluators prefer?", "--json", "--checker", "none"]
+    )
 
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["answer"] == "Evaluators preferred classifier-free guidance. [1]"
     assert data["abstained"] is False and data["invalid_citations"] == 1
     [cite] = data["citations"]
-    assert set(cite) >= {"id", "source", "page", "start", "end", "quote", "chunk_id"}
+    assert set(cite) >= {"id", "source", "page", "start", "end", "quote", "chunk_id", "part"}
     assert DOCS[cite["source"]][cite["start"] : cite["end"]] == cite["quote"]
-    assert [s["action"] for s in data["steps"]] == ["search", "finish"] and "total_s" in data["timings"]
-
-
-def test_ask_streams_the_answer_then_the_sources_and_traces_steps(
-    app: typer.Typer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    scripted(
-        monkeypatch, [step("finish", "", thought="enough"), answer(("Alpaca used 52K demonstrations.", [1]))]
+    assert [s["action"] for s in data["steps"]] == ["search", "answer"] and "total_s" in data["timings"]
+    assert [p["status"] for p in data["parts"]] == ["answered"] and data["plan"]["source"] == "rules"
+    [seen] = data["evidence"]  # the ledger: everything the agent saw (the one passage sharing words)
+    assert (
+        seen["source"] == "docs/glide.md" and seen["part"] == 1 and seen["query"].startswith("Which guidance")
     )
-    result = CliRunner().invoke(app, ["ask", "How many demonstrations for Alpaca?", "--trace"])
+
+
+def test_ask_shows_sources_found_then_streams_the_answer_and_writes_a_trace(
+    app: typer.Typer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    scripted(monkeypatch, [first_line_cited("Alpaca used 52K demonstrations.")])
+    trace = tmp_path / "run.jsonl"
+    args = [
+        "ask",
+        "How many demonstrations for Alpaca?",
+        "--trace",
+        str(trace),
+        "--steps",
+        "--checker",
+        "none",
+    ]
+    result = CliRunner().invoke(app, args)
 
     assert result.exit_code == 0, result.output
     assert "Alpaca used 52K demonstrations. [1]" in result.stdout
     assert "Sources:" in result.stdout and "[1] docs/alpaca.md" in result.stdout
-    assert "thought: enough" in result.output and "timings" in result.output
+    assert result.output.index("found [1] docs/alpaca.md") < result.output.index("Alpaca used 52K")
+    assert "action: answer" in result.output and "timings" in result.output
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert [r["type"] for r in records][:3] == ["question", "plan", "step"]
+    assert next(r for r in records if r["type"] == "step" and r["action"] == "answer")["raw"].startswith("{")
 
 
 def test_chat_keeps_history_and_handles_new_and_exit(
@@ -108,15 +156,13 @@ def test_chat_keeps_history_and_handles_new_and_exit(
     scripted(
         monkeypatch,
         [
-            step("finish", ""),
-            answer(("Alpaca 7B was fine-tuned on 52K demonstrations.", [1])),
+            first_line_cited("Alpaca 7B was fine-tuned on 52K demonstrations."),
             json.dumps({"query": "Which guidance did GLIDE evaluators prefer?"}),
-            step("finish", ""),
-            answer(("They preferred classifier-free guidance.", [1])),
+            first_line_cited("They preferred classifier-free guidance."),
         ],
     )
     lines = "How many demonstrations for Alpaca?\nand for GLIDE?\n/new\n/exit\n"
-    result = CliRunner().invoke(app, ["chat"], input=lines)
+    result = CliRunner().invoke(app, ["chat", "--checker", "none"], input=lines)
 
     assert result.exit_code == 0, result.output
     assert "searching for: Which guidance did GLIDE evaluators prefer?" in result.output
@@ -140,15 +186,9 @@ def real_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 def test_citations_resolve_to_spans_of_a_real_index(real_index: Path) -> None:
     index = open_index(load_settings({"index": {"dir": real_index}, "retrieval": {"mode": "bm25"}}))
-    model = FakeListChatModel(
-        responses=[
-            step("finish", ""),
-            answer(("Human evaluators preferred classifier-free guidance.", [1, 2])),
-        ]
-    )
-    result = final_answer(
-        ResearchAgent(LangChainBackend(model), index).run("GLIDE guidance human evaluators")
-    )
+    backend = ScriptedBackend([first_line_cited("Human evaluators preferred classifier-free guidance.")])
+    agent = ResearchAgent(backend, index, AgentSettings(sandbox=False), weak_margin=0.15)
+    result = final_answer(agent.run("GLIDE guidance human evaluators"))
 
     assert result.citations and not result.abstained
     for c in result.citations:
@@ -160,7 +200,7 @@ def test_citations_resolve_to_spans_of_a_real_index(real_index: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.integration
 def test_ra_ask_json_with_the_embedded_model(real_index: Path, tmp_path: Path) -> None:
-    """End to end: the real CLI, the packaged llama.cpp model, a cited (or abstaining) answer."""
+    """End to end: the real CLI, the packaged llama.cpp model and checker, a cited right answer."""
     pytest.importorskip("xllamacpp")
     env = {**os.environ, "RA_CONFIG": str(tmp_path / "none.toml")}
     question = "Which guidance did GLIDE's human evaluators prefer?"
@@ -174,7 +214,8 @@ def test_ra_ask_json_with_the_embedded_model(real_index: Path, tmp_path: Path) -
     )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert data["abstained"] or data["citations"]
+    assert not data["abstained"] and "classifier-free" in data["answer"].lower()
+    assert data["citations"] and all(c["source"].endswith("glide.md") for c in data["citations"])
     index = open_index(load_settings({"index": {"dir": real_index}}))
     for c in data["citations"]:
         assert index.document_text(c["source"])[c["start"] : c["end"]] == c["quote"]

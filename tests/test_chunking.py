@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from index.chunking import chunk_document, sentence_spans
+from index.chunking import chunk_document
 from index.config import ChunkingConfig
+from index.text import sentence_spans
 from index.types import Chunk, LoadedDocument, Page
 
 SHARED = Path(os.environ.get("RA_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from assistant.settings import load_settings
 from index import embeddings
 from index.config import PACKAGED_MINILM, EmbeddingConfig
 from index.embeddings import (
@@ -67,8 +68,9 @@ def test_probe_texts_cover_short_and_truncated_inputs() -> None:
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("embed-cache")
+def cache_dir() -> Path:
+    """The tests' model cache: the export is made once per cache (tests/test_cli_quiet.py makes a fresh one)."""
+    return load_settings().cache_dir
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from eval.metrics import (
     faithfulness,
     keyword_hit,
     percentile,
-    sentence_support,
     summarise,
     support_subsets,
 )
@@ -72,8 +71,6 @@ def test_a_redundant_citation_is_irrelevant_and_an_unsupported_sentence_scores_z
     s2 = sentence((3,), s3=0.2)
     assert citation_recall([s1, s2], T) == 1 / 2
     assert citation_precision([s1, s2], T) == 1 / 3
-    assert faithfulness([s1, s2], T) == 1 / 2
-    assert sentence_support(s1) == 0.9
 
 
 def test_multi_hop_sentence_needs_both_citations() -> None:
@@ -81,13 +78,13 @@ def test_multi_hop_sentence_needs_both_citations() -> None:
     s = sentence((1, 2), s1=0.3, s2=0.4, s12=0.7)
     assert citation_recall([s], T) == 1.0
     assert citation_precision([s], T) == 1.0
-    assert faithfulness([s], T) == 1.0 and sentence_support(s) == 0.7
 
 
-def test_faithfulness_takes_the_best_single_passage_where_alce_recall_takes_the_joint_one() -> None:
-    # [1] alone supports (0.9) but the two passages joined score 0.3 (e.g. cut by the checker's length).
+def test_alce_recall_takes_the_joint_citations_while_faithfulness_counts_the_agents_verdicts() -> None:
+    # [1] alone supports (0.9) but the two passages joined score 0.3 (e.g. cut by the checker's length):
+    # the one support scorer calls the sentence supported (best single passage), ALCE recall does not.
     s = sentence((1, 2), s1=0.9, s2=0.2, s12=0.3)
-    assert faithfulness([s], T) == 1.0
+    assert faithfulness(["supported"]) == 1.0 and faithfulness(["supported", "weak", "unsupported"]) == 1 / 3
     assert citation_recall([s], T) == 0.0
     assert citation_precision([s], T) == 0.0  # ALCE: no citation of an unsupported sentence is relevant
 
@@ -101,18 +98,17 @@ def test_three_citations_use_the_leave_one_out_pairs() -> None:
 
 def test_edge_cases_no_claims_and_no_citations() -> None:
     # No sentences (an abstention): nothing was claimed, every support metric is undefined.
-    assert faithfulness([], T) is None
+    assert faithfulness([]) is None
     assert citation_recall([], T) is None
     assert citation_precision([], T) is None
     # A sentence without citations is an unsupported claim; precision over zero citations is 0 (ALCE).
     bare = ScoredSentence((), {})
-    assert sentence_support(bare) is None
-    assert faithfulness([bare], T) == 0.0
+    assert faithfulness([None]) == 0.0  # a sentence without a verdict (no citations) is not supported
     assert citation_recall([bare], T) == 0.0
     assert citation_precision([bare], T) == 0.0
     # With one supported cited sentence beside it: half the claims, but its one citation is precise.
     good = sentence((1,), s1=0.8)
-    assert faithfulness([good, bare], T) == 0.5
+    assert citation_recall([good, bare], T) == 0.5
     assert citation_precision([good, bare], T) == 1.0
 
 

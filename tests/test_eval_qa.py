@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 import typer
-from test_agent_loop import DOCS, TinyIndex
+from fakes import TinyIndex, part_reply, step_reply
 from typer.testing import CliRunner
 
+from assistant.agent.backends import Completion
 from assistant.settings import Settings, load_settings
 from eval import cli as eval_cli
 from eval.batching import Batcher, BatchingBackend
@@ -27,6 +28,12 @@ from eval.metrics import METRICS
 from eval.qa_run import QADataError, QAOptions, RunConfigChanged, evaluate, load_items
 
 REPO = Path(__file__).resolve().parents[1]
+DOCS = {
+    "docs/glide.md": "GLIDE compares two guidance strategies. Human evaluators preferred classifier-free "
+    "guidance for photorealism and caption similarity. CLIP guidance was preferred less often.",
+    "docs/alpaca.md": "Alpaca is a small model. Stanford's Alpaca 7B was fine-tuned on 52K "
+    "instruction-following demonstrations. It cost little to train.",
+}
 Q_GLIDE = "Which guidance did human <b>evaluators</b> prefer in GLIDE?"
 Q_ALPACA = "How many demonstrations was Stanford's Alpaca 7B fine-tuned on?"
 Q_NONE = "What context window does Claude 3 support?"
@@ -58,48 +65,48 @@ ANSWERS: dict[str, list[tuple[str, list[int]]]] = {
 }
 RESULT_KEYS = {
     *("id", "question", "kind", "unanswerable", "gold_answer", "answer", "abstained", "citations"),
-    *("sentences", "metrics", "timings", "actions", "error"),
+    *("abstain_reason", "sentences", "parts", "metrics", "timings", "actions", "error"),
 }
 
 
 class EvalIndex(TinyIndex):
-    """The agent tests' tiny index plus what the runner reads: a generation and chunk spans."""
+    """The tiny index plus what the runner reads: a generation."""
 
     manifest = SimpleNamespace(generation="gen-000001")
 
-    def get_chunk(self, chunk_id: str) -> Any:
-        return next((c for c in self.chunks if c.chunk_id == chunk_id), None)
+    def __init__(self) -> None:
+        super().__init__(DOCS)
 
 
 class RuleBackend:
-    """Replies by question, whatever order threads ask in: steps finish at once, answers come from
-    `answers`, the judge says correct unless the answer abstained. `fail_on` raises for that question."""
+    """Replies by question, whatever order threads ask in, under the request's schema: a part answer comes
+    from `answers` (a sentence no passage supports when there is none), research steps give up, the judge
+    says correct.
+    `fail_on` raises for that question."""
 
     def __init__(self, answers: dict[str, list[tuple[str, list[int]]]], fail_on: str | None = None) -> None:
         self.answers, self.fail_on = answers, fail_on
-        self.asked: list[str] = []  # questions in the order their first step was asked
+        self.asked: list[str] = []  # questions in the order their first model call came
+        self.context_tokens = 8192
 
     def complete(
-        self, messages: Sequence[dict], json_schema: dict | None = None, *, max_tokens: int = 512
-    ) -> str:
+        self, messages: Sequence[dict], json_schema: dict | None = None, *, max_tokens: int
+    ) -> Completion:
         text = "\n".join(m["content"] for m in messages)
-        question = next(q for q in sorted(self.answers, key=len, reverse=True) if q in text)
         props = (json_schema or {}).get("properties", {})
-        if "abstain" in props:
-            sentences = self.answers[question]
-            body = [{"text": t, "citations": c} for t, c in sentences]
-            return json.dumps({"abstain": not sentences, "sentences": body})
         if "correct" in props:
-            return json.dumps({"correct": True})
+            return Completion(json.dumps({"correct": True}))
+        question = next(q for q in sorted(self.answers, key=len, reverse=True) if q in text)
         if question == self.fail_on:
             raise RuntimeError("the model server went away")
-        self.asked.append(question)
-        return json.dumps({"thought": "enough", "action": "finish", "input": ""})
-
-    def stream(
-        self, messages: Sequence[dict], json_schema: dict | None = None, *, max_tokens: int = 512
-    ) -> Iterator[str]:
-        yield self.complete(messages, json_schema, max_tokens=max_tokens)
+        if question not in self.asked:
+            self.asked.append(question)
+        if "citations" in props:
+            [(sentence, cites)] = self.answers[question] or [
+                ("No passage says so.", [props["citations"]["items"]["enum"][0]])
+            ]
+            return Completion(part_reply(sentence, cites))
+        return Completion(step_reply("give_up", ""))
 
 
 class OverlapChecker:
@@ -243,11 +250,13 @@ def test_agents_in_threads_share_batches_and_score_as_a_sequential_run(tmp_path:
 
     def generate(requests: list[dict]) -> list[str]:
         batches.append(len(requests))
-        return [rule.complete(r["messages"], r["json_schema"], max_tokens=r["max_tokens"]) for r in requests]
+        return [
+            rule.complete(r["messages"], r["json_schema"], max_tokens=r["max_tokens"]).text for r in requests
+        ]
 
     with Batcher(generate, max_batch=3, linger_s=2.0) as batcher:
-        batched = run(tmp_path, BatchingBackend(batcher), tmp_path / "batched", concurrency=3)
-    assert sum(batches) == 3 + 2 and len(batches) < 5  # 3 steps and 2 answers (q3 has no passage), batched
+        batched = run(tmp_path, BatchingBackend(batcher, 0.0, 8192), tmp_path / "batched", concurrency=3)
+    assert sum(batches) == 3 and len(batches) < 3  # q1, q2: an answer each; q3 (no passage): a research step
     a, b = read_rows(tmp_path / "seq"), read_rows(tmp_path / "batched")
     for qid in a:
         assert a[qid]["answer"] == b[qid]["answer"] and a[qid]["metrics"] == b[qid]["metrics"]

@@ -25,19 +25,19 @@ def test_rrf_weights() -> None:
 
 def test_rrf_ties_break_to_lower_id() -> None:
     # 7 and 4 swap places across lists: exactly equal scores, so the lower id wins.
-    got = reciprocal_rank_fusion([[7, 4, 9], [4, 7, 9]])
+    got = reciprocal_rank_fusion([[7, 4, 9], [4, 7, 9]], k=20)
     assert [doc for doc, _ in got] == [4, 7, 9]
     assert got[0][1] == got[1][1]
 
 
 def test_rrf_edge_cases() -> None:
-    assert reciprocal_rank_fusion([]) == []
-    assert reciprocal_rank_fusion([[], []]) == []
-    _assert_fused(reciprocal_rank_fusion([[5, 2]]), [(5, 1 / 61), (2, 1 / 62)])
+    assert reciprocal_rank_fusion([], k=20) == []
+    assert reciprocal_rank_fusion([[], []], k=20) == []
+    _assert_fused(reciprocal_rank_fusion([[5, 2]], k=60), [(5, 1 / 61), (2, 1 / 62)])
     # A duplicate counts once, at its best rank; later items keep their own positions.
     _assert_fused(reciprocal_rank_fusion([[5, 5, 2]], k=0), [(5, 1.0), (2, 1 / 3)])
     with pytest.raises(ValueError, match="one weight per list"):
-        reciprocal_rank_fusion([[1], [2]], weights=[1.0])
+        reciprocal_rank_fusion([[1], [2]], k=20, weights=[1.0])
 
 
 def test_weighted_hand_computed() -> None:

@@ -1,7 +1,7 @@
 """The trained minilm checker on obvious pairs, and `ra eval checker` / `ra eval train-checker` end to end.
 
 The checker is built once per machine by the training command (minutes on 2 cores); the session fixture
-builds it only when it is missing, and skips without the shared training data.
+builds it (into the tests' own cache) only when it is missing; it needs the shared training data.
 """
 
 from __future__ import annotations
@@ -79,7 +79,10 @@ def test_eval_checker_writes_one_prediction_per_pair(
             "evidence": [PASSAGE],
             "label": "not_supported",
         },
-        {"claim": "It was once the longest suspension bridge.", "evidence": PASSAGE},
+        {
+            "claim": "It was once the longest suspension bridge in the world.",
+            "evidence": PASSAGE,
+        },  # unlabelled
     ]
     data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     out = tmp_path / "preds.jsonl"
@@ -93,8 +96,8 @@ def test_eval_checker_writes_one_prediction_per_pair(
     predictions = [json.loads(line) for line in out.read_text().splitlines()]
     assert [p["index"] for p in predictions] == [0, 1, 2]
     assert all(set(p) == {"index", "score", "label"} for p in predictions)
-    assert [p["label"] for p in predictions[:2]] == ["supported", "not_supported"]
-    assert all((p["score"] >= checker.threshold) == (p["label"] == "supported") for p in predictions)
+    # what the passage says, not what the scores imply: the unlabelled third claim is supported too
+    assert [p["label"] for p in predictions] == ["supported", "not_supported", "supported"]
 
 
 def test_train_checker_is_a_no_op_once_built(checker: MiniLMChecker, app: typer.Typer) -> None:

@@ -121,7 +121,7 @@ def test_other_embedding_model_is_refused(tmp_path: Path, backend: str) -> None:
     ingest_paths([corpus], settings.index.dir, index_config(settings))
     other = settings.model_copy(deep=True)
     other.index.embedding.model = str(tmp_path)
-    with pytest.raises(IndexIncompatible, match="built with embedding model"):
+    with pytest.raises(IndexIncompatible, match=r"index\.embedding\.model"):
         open_index(other)
     with pytest.raises(IndexIncompatible):
         ingest_paths([corpus], other.index.dir, index_config(other))
@@ -216,7 +216,10 @@ def test_cli_ingest_search_stats_json(tmp_path: Path, backend: str) -> None:
     assert found.returncode == 0, found.stderr
     hits = json.loads(found.stdout)
     assert len(hits) == 2
-    assert set(hits[0]) == {"chunk_id", "score", "text", "source", "page", "start", "end"}
+    assert set(hits[0]) == {
+        "chunk_id", "score", "text", "source", "page", "start", "end", "line_start", "line_end", "section", "document"
+    }  # fmt: skip
+    assert hits[0]["document"]["title"] == "Stanford Alpaca"
     assert hits[0]["source"].endswith("alpaca.txt")
 
     stats = json.loads(run_cli("index", "stats", "--index", str(idx), "--json", cwd=tmp_path, env=env).stdout)
@@ -281,16 +284,14 @@ def test_milvus_ingest_that_fails_midway_is_redone_by_the_next_run(
     before = read_manifest(settings.index.dir)
     for name in ("alpaca.txt", "glide.md"):
         (corpus / name).write_text(f"{name}\n\nRewritten {name} about quokkas and their habits.\n")
-    calls = []
     real = MilvusBackend.replace_documents
 
-    def crash_on_second(self: MilvusBackend, docs: list) -> None:
-        calls.append(docs)
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # what a kill looks like from here: nothing after this line runs
-        real(self, docs)
+    def crash_after_first_file(self: MilvusBackend, docs: list) -> None:
+        assert len(docs) == 2  # both changed files go in one batch
+        real(self, docs[:1])
+        raise KeyboardInterrupt  # what a kill looks like from here: nothing after this line runs
 
-    monkeypatch.setattr(MilvusBackend, "replace_documents", crash_on_second)
+    monkeypatch.setattr(MilvusBackend, "replace_documents", crash_after_first_file)
     with pytest.raises(KeyboardInterrupt):
         ingest_paths([corpus], settings.index.dir, index_config(settings))
     monkeypatch.setattr(MilvusBackend, "replace_documents", real)

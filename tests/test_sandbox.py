@@ -29,6 +29,8 @@ from assistant.sandbox import (
     run_python,
 )
 from assistant.sandbox.command import CODE_PATH, explain_setup_failure
+from assistant.sandbox.seccomp import DENIED, filter_program
+from eval.bench.containment_probes import PROBES, Probe, held
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -338,3 +340,40 @@ def test_userns_failure_message_says_how_to_fix() -> None:
     message = explain_setup_failure("bwrap: No permissions to create new namespace, likely because ...\n")
     assert "unprivileged_userns_clone=1" in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("probe", PROBES, ids=[p.name for p in PROBES])
+def test_limit_bypass_probe_is_held(sandbox: None, probe: Probe) -> None:
+    """Issue 12's bypasses (nested user namespaces, a private tmpfs past the cap, ptrace of the
+    supervisor...) and their neighbours each end with HELD; the last probe checks the filter breaks
+    nothing ordinary (threads, subprocesses)."""
+    result = probe.run()
+    assert held(result), (result.stdout[-500:], result.stderr[-500:])
+
+
+def test_seccomp_program_covers_every_denied_call_on_both_architectures() -> None:
+    for machine in ("x86_64", "aarch64"):
+        program = filter_program(machine)
+        # 8-byte instructions: arch check (3) + load (1) + 2 per denied call + clone3/clone tail (7)
+        extra = 2 if machine == "x86_64" else 0  # the x32 ABI guard
+        assert len(program) == 8 * (4 + extra + 2 * len(DENIED) + 7)
+    with pytest.raises(SandboxUnavailable, match="architecture"):
+        filter_program("sparc64")
+
+
+def test_sandbox_limits_come_from_settings(
+    sandbox: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`[sandbox]` in ra.toml reaches `ra sandbox run`: a 32 MB /tmp cap is enforced."""
+    config = tmp_path / "ra.toml"
+    config.write_text("[sandbox]\ntmp_mb = 32\n", encoding="utf-8")
+    monkeypatch.setenv("RA_CONFIG", str(config))
+    script = tmp_path / "fill.py"
+    script.write_text(
+        "written = 0\ntry:\n    with open('/tmp/f', 'wb', buffering=0) as fh:\n        for _ in range(64):\n"
+        "            written += fh.write(b'0' * 2**20)\nexcept OSError:\n    pass\nprint(written >> 20)\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(cli(), ["sandbox", "run", str(script), "--json"])
+    assert result.exit_code == 0, result.output
+    assert int(json.loads(result.stdout)["stdout"]) < 32

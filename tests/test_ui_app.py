@@ -1,8 +1,8 @@
 """The Streamlit app through `AppTest`: a cited answer (scripted model, real index), settings that persist and
 apply, upload + ingest into a temporary index, the error states, and the evaluation page on a result folder.
 
-The model is the only fake: `ui.resources.open_backend` is replaced by a scripted backend that answers each
-kind of request the agent makes (step, rewrite, answer) from its JSON schema, citing the first passage.
+The model is the only fake: `ui.resources.open_backend` is replaced by a backend that answers each kind of
+request the agent makes (part answer, rewrite, research step) from its JSON schema, which it enforces.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 import streamlit as st
+from fakes import RuleBackend, by_schema
 from streamlit.testing.v1 import AppTest
 
-from assistant.agent.records import ABSTAIN_MESSAGE, Answer, Citation, Sentence
+from assistant.agent.records import ABSTAIN_MESSAGE, Answer, Citation, Evidence, Sentence
 from assistant.index_access import index_config
 from assistant.settings import load_settings
+from index.documents import DocumentMeta
 from index.errors import UserFacingError
 from index.ingest import ingest_paths
 from ui import resources
@@ -36,47 +38,6 @@ DOCS = {
     "diffusion.md": "# Diffusion\n\nDiffusion models denoise step by step. Sampling takes many network "
     "evaluations. Distillation reduces the number of steps.\n",
 }
-
-
-class ScriptedBackend:
-    """Answers from the request's JSON schema: a step schema gets `finish`, the rewrite schema the message
-    back, the answer schema one sentence citing the first passage (streamed in pieces). Keeps every prompt."""
-
-    def __init__(self) -> None:
-        self.prompts: list[list[dict[str, Any]]] = []
-
-    def complete(
-        self,
-        messages: Sequence[dict[str, Any]],
-        json_schema: dict[str, Any] | None = None,
-        *,
-        max_tokens: int = 512,
-    ) -> str:
-        self.prompts.append(list(messages))
-        props = (json_schema or {}).get("properties", {})
-        if "query" in props:
-            return json.dumps({"query": QUESTION})
-        return json.dumps({"thought": "The passages answer it.", "action": "finish", "input": "52K"})
-
-    def stream(
-        self,
-        messages: Sequence[dict[str, Any]],
-        json_schema: dict[str, Any] | None = None,
-        *,
-        max_tokens: int = 512,
-    ) -> Iterator[str]:
-        self.prompts.append(list(messages))
-        ids = json_schema["properties"]["sentences"]["items"]["properties"]["citations"]["items"]["enum"]
-        text = json.dumps(
-            {
-                "abstain": False,
-                "sentences": [
-                    {"text": "Alpaca 7B was fine-tuned on 52K demonstrations.", "citations": [ids[0]]}
-                ],
-            }
-        )
-        for i in range(0, len(text), 7):
-            yield text[i : i + 7]
 
 
 @pytest.fixture(scope="module")
@@ -98,11 +59,11 @@ def _fresh_caches() -> Iterator[None]:
 
 
 @pytest.fixture
-def model(monkeypatch: pytest.MonkeyPatch) -> ScriptedBackend:
-    backend = ScriptedBackend()
+def model(monkeypatch: pytest.MonkeyPatch) -> RuleBackend:
+    backend = RuleBackend(by_schema("Alpaca 7B was fine-tuned on 52K demonstrations.", QUESTION))
 
     @contextmanager
-    def scripted(settings: object) -> Iterator[ScriptedBackend]:
+    def scripted(settings: object) -> Iterator[RuleBackend]:
         yield backend
 
     monkeypatch.setattr(resources, "open_backend", scripted)
@@ -133,7 +94,7 @@ def button(at: AppTest, label: str) -> Any:
 
 # -- asking ------------------------------------------------------------------------------------------------
 def test_a_question_gets_a_streamed_answer_whose_citation_opens_its_highlighted_passage(
-    tiny_index: Path, monkeypatch: pytest.MonkeyPatch, model: ScriptedBackend
+    tiny_index: Path, monkeypatch: pytest.MonkeyPatch, model: RuleBackend
 ) -> None:
     at = ask(app(tiny_index, monkeypatch), QUESTION)
 
@@ -143,16 +104,17 @@ def test_a_question_gets_a_streamed_answer_whose_citation_opens_its_highlighted_
     marker = answer.split('class="ra-cite" href="#', 1)[1].split('"', 1)[0]
     assert f'id="{marker}"' in sources  # the [n] marker links to its source card
     card = sources.split(f'id="{marker}"', 1)[1]
-    assert "alpaca.md" in card.split("</a>", 1)[0]
+    assert "alpaca.md" in card.split("</a>", 1)[0]  # the path is the card's tooltip
+    assert 'class="ra-doc">Alpaca, line 3</span>' in card  # the name is the document's title, with its line
     highlighted = card.split('<mark class="ra-hl">', 1)[1].split("</mark>", 1)[0]
     assert "52K" in highlighted  # the quoted span is marked inside the passage
-    assert next(s.label for s in at.status).startswith("Research: 2 steps")
-    assert model.prompts  # the scripted model, not a real one, answered
+    assert next(s.label for s in at.status).startswith("Research: 2 steps")  # search, answer
+    assert model.calls  # the scripted model, not a real one, answered
     assert at.chat_input[0].disabled is False  # ready for the next question
 
 
 def test_a_follow_up_is_rewritten_and_the_conversation_resets_with_new_chat(
-    tiny_index: Path, monkeypatch: pytest.MonkeyPatch, model: ScriptedBackend
+    tiny_index: Path, monkeypatch: pytest.MonkeyPatch, model: RuleBackend
 ) -> None:
     at = ask(app(tiny_index, monkeypatch), QUESTION)
     ask(at, "and how much did it cost?")
@@ -164,7 +126,7 @@ def test_a_follow_up_is_rewritten_and_the_conversation_resets_with_new_chat(
 
 
 def test_settings_persist_across_pages_and_apply_to_the_next_question(
-    tiny_index: Path, monkeypatch: pytest.MonkeyPatch, model: ScriptedBackend
+    tiny_index: Path, monkeypatch: pytest.MonkeyPatch, model: RuleBackend
 ) -> None:
     at = app(tiny_index, monkeypatch)
     at.selectbox(key="settings.mode").set_value("bm25")
@@ -178,9 +140,8 @@ def test_settings_persist_across_pages_and_apply_to_the_next_question(
     assert at.toggle(key="settings.sandbox").value is False
 
     ask(at, QUESTION)
-    system, first = model.prompts[0][0]["content"], model.prompts[0][1]["content"]
-    assert "[1]" in first and "[2]" not in first  # top-k 1: the first search showed one passage
-    assert "- search:" in system and "- python:" not in system  # sandbox off: no python tool offered
+    first = model.calls[0][0][-1]["content"]
+    assert "[1]" in first and "[2]" not in first  # top-k 1: the part's search showed one passage
 
 
 # -- errors ------------------------------------------------------------------------------------------------
@@ -258,10 +219,11 @@ def test_an_upload_with_nothing_ingestible_says_so(tmp_path: Path, monkeypatch: 
 
 # -- support badges and export -----------------------------------------------------------------------------
 def _answer() -> Answer:
-    cite = Citation(
-        1, "passage", "/docs/alpaca.md", 2, 40, 60, "52K demonstrations", "c1",
-        passage="Alpaca was fine-tuned on 52K demonstrations.", passage_start=16,
+    passage = Evidence(
+        1, "passage", "Alpaca was fine-tuned on 52K demonstrations.", "/docs/alpaca.pdf", 2, 16, 60, "c1",
+        document=DocumentMeta("Alpaca: A Strong Model", ["Rohan Taori", "Ishaan Gulrajani"], 2023),
     )  # fmt: skip
+    cite = Citation(1, "52K demonstrations", 40, 58, passage)
     sentences = [Sentence("Alpaca used 52K demonstrations.", (1,)), Sentence("It is the best model.", ())]
     return Answer("q", "Alpaca used 52K demonstrations. [1] It is the best model.", False, sentences, [cite])
 
@@ -281,7 +243,7 @@ class FixedChecker:
 
 
 def test_each_answer_sentence_carries_the_checkers_support_badge(
-    tiny_index: Path, monkeypatch: pytest.MonkeyPatch, model: ScriptedBackend
+    tiny_index: Path, monkeypatch: pytest.MonkeyPatch, model: RuleBackend
 ) -> None:
     checker = FixedChecker(0.9)
     monkeypatch.setattr(resources, "build_checker", lambda settings, backend, warn: checker)
@@ -294,7 +256,7 @@ def test_each_answer_sentence_carries_the_checkers_support_badge(
 
 
 def test_an_answer_its_sources_do_not_support_is_withheld_with_the_draft_inspectable(
-    tiny_index: Path, monkeypatch: pytest.MonkeyPatch, model: ScriptedBackend
+    tiny_index: Path, monkeypatch: pytest.MonkeyPatch, model: RuleBackend
 ) -> None:
     monkeypatch.setattr(resources, "build_checker", lambda settings, backend, warn: FixedChecker(0.0))
     at = ask(app(tiny_index, monkeypatch, RA_GROUNDING__CHECKER="minilm"), QUESTION)
@@ -314,7 +276,7 @@ def _raises(settings: object, backend: object, warn: Any) -> None:
 
 @pytest.mark.parametrize("build", [_warns, _raises], ids=["warns", "raises"])
 def test_without_a_usable_checker_the_answer_comes_without_badges_and_says_why(
-    tiny_index: Path, monkeypatch: pytest.MonkeyPatch, model: ScriptedBackend, build: Any
+    tiny_index: Path, monkeypatch: pytest.MonkeyPatch, model: RuleBackend, build: Any
 ) -> None:
     monkeypatch.setattr(resources, "build_checker", build)
     at = ask(app(tiny_index, monkeypatch, RA_GROUNDING__CHECKER="minilm"), QUESTION)
@@ -328,7 +290,12 @@ def test_the_export_lists_each_answer_with_its_numbered_sources() -> None:
     text = conversation_markdown([turn], "idx")
     assert "## 1. How many demonstrations?" in text
     assert "Alpaca used 52K demonstrations. [1]" in text
-    assert "1. `/docs/alpaca.md`, page 2: “52K demonstrations”" in text
+    assert "1. Alpaca: A Strong Model — Taori and Gulrajani (2023), p. 2: “52K demonstrations”" in text
+    bibtex = text.split("```bibtex\n", 1)[1].split("```", 1)[0]
+    assert (
+        bibtex.startswith("@misc{taori2023alpaca,")
+        and "author = {Rohan Taori and Ishaan Gulrajani}" in bibtex
+    )
 
 
 # -- evaluation page ---------------------------------------------------------------------------------------
@@ -407,7 +374,8 @@ def test_an_evaluation_run_is_followed_by_its_results_lines_then_loaded(
     script = (
         "import json, sys, pathlib; out = pathlib.Path(sys.argv[sys.argv.index('--out') + 1]);"
         "lines = pathlib.Path(sys.argv[sys.argv.index('--data') + 1]).read_text().splitlines();"
-        "(out / 'results.jsonl').write_text(''.join(json.dumps({**json.loads(l), 'metrics': {'keyword_hit': True}}) + '\\n' for l in lines))"
+        "(out / 'results.jsonl').write_text(''.join(json.dumps({**json.loads(l), 'metrics': {'keyword_hit': i != 1}})"
+        " + '\\n' for i, l in enumerate(lines)))"
     )
     monkeypatch.setattr(
         eval_results,
@@ -420,7 +388,7 @@ def test_an_evaluation_run_is_followed_by_its_results_lines_then_loaded(
     result = eval_results.load_result(job.out)
     assert [r["id"] for r in result.rows] == ["q0", "q1", "q2"] and result.summary is None
     table = eval_results.question_table(result.rows)
-    assert eval_results.headline(result, table)["keyword_hit"] == 1.0
+    assert eval_results.headline(result, table)["keyword_hit"] == pytest.approx(2 / 3)  # q1 missed
     with pytest.raises(eval_results.ResultError, match="already holds a result"):
         eval_results.start_eval(qa, job.out, load_settings())
 

@@ -19,7 +19,11 @@ from assistant.agent.records import (
     Answer,
     AnswerToken,
     Event,
+    Evidence,
+    EvidenceFound,
     FinalAnswer,
+    Plan,
+    PlanMade,
     QuestionRewritten,
     Step,
     StepFinished,
@@ -60,6 +64,9 @@ class Turn:
     standalone: str | None = None  # the follow-up rewritten into the query the agent ran
     steps: list[Step] = field(default_factory=list)
     current_step: int | None = None
+    current_action: str = ""
+    plan: Plan | None = None
+    found: list[Evidence] = field(default_factory=list)  # sources found, shown before the answer is written
     text: str = ""  # answer text streamed so far, [n] markers included
     answer: Answer | None = None
     notice: str = ""  # said once under the answer, e.g. why there are no support badges
@@ -126,8 +133,12 @@ class AgentRun:
         turn = self.turn
         if isinstance(event, QuestionRewritten):
             turn.standalone = event.standalone
+        elif isinstance(event, PlanMade):
+            turn.plan = event.plan
+        elif isinstance(event, EvidenceFound):
+            turn.found += event.evidence
         elif isinstance(event, StepStarted):
-            turn.current_step = event.index
+            turn.current_step, turn.current_action = event.index, event.action
         elif isinstance(event, StepFinished):
             turn.steps.append(event.step)
             turn.current_step = None

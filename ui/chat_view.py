@@ -14,10 +14,22 @@ from ui.agent_run import AgentRun, Turn
 from ui.citations_html import answer_html, sources_html, streaming_html
 
 ICONS = {
+    "plan": ":material/account_tree:",
     "search": ":material/search:",
     "read": ":material/menu_book:",
+    "think": ":material/psychology:",
+    "answer": ":material/edit_note:",
+    "operands": ":material/calculate:",
     "python": ":material/code:",
-    "finish": ":material/task_alt:",
+}
+_DOING = {
+    "plan": "cutting the question into parts",
+    "search": "searching",
+    "read": "reading around a passage",
+    "think": "deciding where else to look",
+    "answer": "writing a part of the answer",
+    "operands": "reading the numbers to compute with",
+    "python": "running code in the sandbox",
 }
 _OBSERVATION_CHARS = 1500  # of a step's observation shown in the steps panel
 
@@ -53,6 +65,7 @@ def follow(run: AgentRun, key: str) -> None:
         st.markdown(turn.question)
     with st.chat_message("assistant"):
         status = st.status(_live_label(turn), expanded=True)
+        found_slot = st.empty()
         answer_slot = st.empty()
         shown, version, collapsed = 0, -1, False
         while True:
@@ -61,6 +74,8 @@ def follow(run: AgentRun, key: str) -> None:
                 for step in turn.steps[shown:]:
                     render_step(step)
             shown = len(turn.steps)
+            if turn.found and not turn.done:
+                found_slot.caption("Sources found: " + ", ".join(f"[{e.id}] {e.label()}" for e in turn.found))
             if turn.text:
                 answer_slot.html(streaming_html(turn.text))
             status.update(label=_live_label(turn), expanded=not (turn.text or collapsed), state="running")
@@ -80,7 +95,7 @@ def render_step(step: Step) -> None:
         st.caption(step.thought)
     if step.action == "python":
         st.code(step.input, language="python")
-    if step.observation and step.action != "finish":
+    if step.observation:
         st.code(_clip(step.observation), language=None, wrap_lines=True)
 
 
@@ -136,7 +151,7 @@ def _live_label(turn: Turn) -> str:
     if turn.text:
         return f"Writing the answer… · {elapsed}"
     if turn.current_step is not None:
-        doing = "searching for the question" if turn.current_step == 0 else "deciding the next step"
+        doing = _DOING.get(turn.current_action, "working")
         return f"Step {turn.current_step}: {doing}… · {elapsed}"
     if turn.steps:
         return f"Preparing the answer… · {elapsed}"

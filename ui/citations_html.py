@@ -8,10 +8,10 @@ All document and model text is escaped; nothing from a document reaches the page
 
 from __future__ import annotations
 
-import os
 from html import escape
 
 from assistant.agent.records import Answer, Citation, Sentence
+from index.documents import format_source
 
 VERDICT_LABELS = {"supported": "supported", "weak": "weak support", "unsupported": "unsupported"}
 
@@ -25,12 +25,11 @@ def panel_id(turn_key: str) -> str:
 
 
 def source_name(citation: Citation) -> str:
-    """The document's file name (the full path is the card's tooltip)."""
-    return (
-        "python result"
-        if citation.kind == "computed"
-        else os.path.basename(citation.source) or citation.source
-    )
+    """'Title — Authors (year)' as a researcher cites it; the page goes in its own badge, the file path
+    in the card's tooltip."""
+    if citation.kind == "computed":
+        return "python result"
+    return format_source(citation.document, citation.source, lines=citation.lines)
 
 
 def marker(turn_key: str, citation: Citation | None, n: int) -> str:

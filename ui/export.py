@@ -1,5 +1,6 @@
 """The conversation as Markdown: each question, its answer with [n] markers, and the numbered sources
-(path, page, quote; code and output for computed results), so the export stands on its own."""
+("Title — Authors (year), p. N" and the quote; code and output for computed results) and BibTeX entries
+of every cited document, so the export stands on its own and its references paste into a paper."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import time
 from collections.abc import Iterable
 
 from assistant.agent.records import Citation
+from assistant.cli.sources import citation_label, citations_bibtex
 from ui.agent_run import Turn
 
 
 def conversation_markdown(turns: Iterable[Turn], index_dir: str) -> str:
+    turns = list(turns)
     lines = [
         "# Research conversation",
         "",
@@ -32,6 +35,9 @@ def conversation_markdown(turns: Iterable[Turn], index_dir: str) -> str:
             lines += ["", "**Sources**", ""]
             for c in answer.citations:
                 lines += _source(c)
+    cited = [c for turn in turns if turn.answer and not turn.error for c in turn.answer.citations]
+    if bibtex := citations_bibtex(cited):
+        lines += ["", "## References (BibTeX)", "", "```bibtex", bibtex.rstrip("\n"), "```"]
     return "\n".join(lines) + "\n"
 
 
@@ -50,5 +56,4 @@ def _source(c: Citation) -> list[str]:
             *(f"   {line}" for line in (c.code or "").splitlines()),
             "   ```",
         ]
-    page = f", page {c.page}" if c.page else ""
-    return [f"{c.id}. `{c.source}`{page}: “{c.quote}”"]
+    return [f"{c.id}. {citation_label(c)}: “{c.quote}”"]

@@ -13,13 +13,13 @@ from typing import Literal
 import streamlit as st
 
 from assistant.settings import Settings, load_settings
+from index.config import RETRIEVAL_MODES
 
 Backend = Literal["embedded", "server"]
 BACKEND_LABELS: dict[Backend, str] = {
     "embedded": "Embedded model (llama.cpp)",
     "server": "OpenAI-compatible server (vLLM, …)",
 }
-MODES = ("hybrid", "dense", "bm25")
 MAX_TOP_K = 20
 _KEY = "settings."  # prefix of the widget keys
 
@@ -93,13 +93,20 @@ def render(base: Settings) -> None:
             "Model", key=_KEY + "model", help="Packaged name (e.g. qwen2.5-coder-0.5b) or a .gguf path."
         )
     st.selectbox(
-        "Retrieval mode", MODES, key=_KEY + "mode", help="hybrid fuses dense (FAISS) and BM25 rankings."
+        "Retrieval mode",
+        RETRIEVAL_MODES,
+        key=_KEY + "mode",
+        help="hybrid fuses dense (FAISS) and BM25 rankings.",
     )
     st.number_input(
         "Passages per search (top-k)", min_value=1, max_value=MAX_TOP_K, step=1, key=_KEY + "top_k"
     )
+    limits = base.sandbox
     st.toggle(
-        "Python sandbox", key=_KEY + "sandbox", help="Let the agent run code (isolated with bubblewrap)."
+        "Python sandbox",
+        key=_KEY + "sandbox",
+        help=f"Let the agent run code (isolated with bubblewrap; per run {limits.timeout_s:g} s, "
+        f"{limits.memory_mb} MB memory, {limits.tmp_mb} MB /tmp; settings `[sandbox]`).",
     )
     if problem := url_problem(current_choices(base)):
         st.error(problem)

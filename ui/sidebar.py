@@ -13,7 +13,7 @@ from assistant.index_access import index_config
 from assistant.settings import Settings
 from index.errors import UserFacingError
 from ui import resources, session_settings
-from ui.uploads import ALLOWED_TYPES, save_uploads
+from ui.uploads import ALLOWED_TYPES, file_outcomes, save_uploads
 
 _OUTCOME = "ingest.outcome"
 
@@ -24,6 +24,7 @@ class IngestOutcome:
 
     summary: str = ""
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    files: list[tuple[str, str]] = field(default_factory=list)  # every uploaded file and its outcome
     error: str = ""
 
 
@@ -122,6 +123,7 @@ def ingest_uploads(files: list[tuple[str, bytes]], settings: Settings) -> Ingest
     for path, reason in report.skipped:
         outcome.skipped.append((os.path.basename(path), reason))
         Path(path).unlink(missing_ok=True)  # a file the index cannot read is not kept among the uploads
+    outcome.files = file_outcomes(saved, report)
     added, updated = len(report.added), len(report.updated)
     outcome.summary = (
         f"Added {added}, updated {updated}, unchanged {report.unchanged} file(s) · "
@@ -135,6 +137,9 @@ def show_outcome(outcome: IngestOutcome) -> None:
         st.error(outcome.error, icon=":material/error:")
     if outcome.summary:
         st.success(outcome.summary, icon=":material/check_circle:")
+    if outcome.files:
+        with st.expander(f"Each file ({len(outcome.files)})", expanded=False):
+            st.markdown("\n".join(f"- **{name}**: {what}" for name, what in outcome.files))
     if outcome.skipped:
         lines = "\n".join(f"- **{name}**: {reason}" for name, reason in outcome.skipped)
         st.warning(f"Skipped {len(outcome.skipped)} file(s):\n{lines}", icon=":material/skip_next:")

@@ -2,7 +2,8 @@
 
 Nothing is written outside that folder: a name is reduced to its last path component, normalised (NFKC),
 stripped of characters other than letters, digits, `-`, `_`, `.` and spaces, and the resolved target is
-checked to lie inside the folder before anything is written.
+checked to lie inside the folder before anything is written. Two files of one batch that reduce to the
+same name (`report.txt` and `sub/report.txt`) are kept apart with a numbered suffix (`report-2.txt`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from index.loaders import SUPPORTED_SUFFIXES
+
+if TYPE_CHECKING:
+    from index.ingest import IngestReport
 
 UPLOADS_DIR = "uploads"
 ALLOWED_TYPES = sorted({suffix.lstrip(".") for suffix in SUPPORTED_SUFFIXES})
@@ -42,10 +47,27 @@ def safe_name(name: str) -> str:
 
 @dataclass
 class Saved:
-    """What `save_uploads` stored and what it refused, with the reason (shown as the skipped list)."""
+    """What `save_uploads` stored (uploaded name, stored path) and what it refused, with the reason."""
 
-    paths: list[Path] = field(default_factory=list)
+    stored: list[tuple[str, Path]] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def paths(self) -> list[Path]:
+        return [path for _, path in self.stored]
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """`name`, or `stem-2.suffix`, `stem-3.suffix`... when an earlier file of the batch took it."""
+    stem, dot, suffix = name.rpartition(".")
+    if not dot:
+        stem, suffix = name, ""
+    candidate, n = name, 1
+    while candidate.lower() in taken:
+        n += 1
+        candidate = f"{stem}-{n}.{suffix}" if suffix else f"{stem}-{n}"
+    taken.add(candidate.lower())
+    return candidate
 
 
 def uploads_dir(index_dir: Path) -> Path:
@@ -57,6 +79,7 @@ def save_uploads(files: list[tuple[str, bytes]], index_dir: Path, max_bytes: int
     which re-ingest then treats as an updated document). Refuses empty, oversized and unsupported files."""
     folder = uploads_dir(index_dir)
     saved = Saved()
+    taken: set[str] = set()
     for name, data in files:
         try:
             target_name = safe_name(name)
@@ -77,8 +100,27 @@ def save_uploads(files: list[tuple[str, bytes]], index_dir: Path, max_bytes: int
                 (name, f"larger than the {limit:.0f} MB upload limit (setting ui.max_upload_mb)")
             )
         else:
-            saved.paths.append(_write_inside(folder, target_name, data))
+            saved.stored.append((name, _write_inside(folder, _unique(target_name, taken), data)))
     return saved
+
+
+def file_outcomes(saved: Saved, report: IngestReport) -> list[tuple[str, str]]:
+    """(uploaded name, what happened to it) for every file of the batch, in upload order."""
+    added, updated = set(report.added), set(report.updated)
+    skipped = dict(report.skipped)
+    outcomes = []
+    for name, path in saved.stored:
+        key = str(path.resolve())
+        where = f"uploads/{path.name}"
+        if key in skipped:
+            outcomes.append((name, f"skipped: {skipped[key]}"))
+        elif key in added:
+            outcomes.append((name, f"added as {where}"))
+        elif key in updated:
+            outcomes.append((name, f"updated {where}"))
+        else:
+            outcomes.append((name, f"unchanged ({where} is already indexed)"))
+    return outcomes + [(name, f"skipped: {reason}") for name, reason in saved.rejected]
 
 
 def _write_inside(folder: Path, name: str, data: bytes) -> Path:

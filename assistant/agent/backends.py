@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from assistant.llm.client import ChatClient, Message, response_format
@@ -19,66 +20,63 @@ if TYPE_CHECKING:
     from assistant.settings import Settings
 
 
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A model reply and, where the backend reports them, its token counts (for traces)."""
+
+    text: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
 class ChatBackend(Protocol):
     """What the agent asks of a model. A backend that cannot enforce `json_schema` may ignore it:
-    the agent validates every reply and re-asks on invalid output."""
+    the agent validates every reply and re-asks on invalid output. `context_tokens` is the served
+    model's context window, which the agent's prompt budget derives from."""
+
+    context_tokens: int
 
     def complete(
-        self, messages: Sequence[Message], json_schema: dict[str, Any] | None = None, *, max_tokens: int = 512
-    ) -> str: ...
-
-    def stream(
-        self, messages: Sequence[Message], json_schema: dict[str, Any] | None = None, *, max_tokens: int = 512
-    ) -> Iterator[str]: ...
+        self, messages: Sequence[Message], json_schema: dict[str, Any] | None = None, *, max_tokens: int
+    ) -> Completion: ...
 
 
 class OpenAIBackend:
     """An OpenAI-compatible server through `ChatClient`; schemas go out as `response_format: json_schema`."""
 
-    def __init__(self, client: ChatClient, temperature: float = 0.0) -> None:
+    def __init__(self, client: ChatClient, temperature: float, context_tokens: int) -> None:
         self.client = client
         self.temperature = temperature
+        self.context_tokens = context_tokens
 
     def complete(
-        self, messages: Sequence[Message], json_schema: dict[str, Any] | None = None, *, max_tokens: int = 512
-    ) -> str:
-        return self.client.chat(
-            messages, json_schema=json_schema, max_tokens=max_tokens, temperature=self.temperature
-        ).text
-
-    def stream(
-        self, messages: Sequence[Message], json_schema: dict[str, Any] | None = None, *, max_tokens: int = 512
-    ) -> Iterator[str]:
-        return self.client.stream(
+        self, messages: Sequence[Message], json_schema: dict[str, Any] | None = None, *, max_tokens: int
+    ) -> Completion:
+        result = self.client.chat(
             messages, json_schema=json_schema, max_tokens=max_tokens, temperature=self.temperature
         )
+        usage = result.usage
+        return Completion(result.text, usage.get("prompt_tokens"), usage.get("completion_tokens"))
 
 
 class LangChainBackend:
     """Any LangChain `BaseChatModel`. With `structured=True` the schema is bound as an OpenAI
     `response_format` (for ChatOpenAI-like models); otherwise the agent's validation enforces it."""
 
-    def __init__(self, model: BaseChatModel, structured: bool = False) -> None:
+    def __init__(self, model: BaseChatModel, context_tokens: int, structured: bool = False) -> None:
         self.model = model
+        self.context_tokens = context_tokens
         self.structured = structured
 
-    def _runnable(self, json_schema: dict[str, Any] | None, max_tokens: int) -> Any:
-        if self.structured and json_schema is not None:
-            return self.model.bind(response_format=response_format(json_schema), max_tokens=max_tokens)
-        return self.model
-
     def complete(
-        self, messages: Sequence[Message], json_schema: dict[str, Any] | None = None, *, max_tokens: int = 512
-    ) -> str:
-        reply = self._runnable(json_schema, max_tokens).invoke(to_langchain(messages))
-        return _content_text(reply.content)
-
-    def stream(
-        self, messages: Sequence[Message], json_schema: dict[str, Any] | None = None, *, max_tokens: int = 512
-    ) -> Iterator[str]:
-        for chunk in self._runnable(json_schema, max_tokens).stream(to_langchain(messages)):
-            if text := _content_text(chunk.content):
-                yield text
+        self, messages: Sequence[Message], json_schema: dict[str, Any] | None = None, *, max_tokens: int
+    ) -> Completion:
+        runnable: Any = self.model
+        if self.structured and json_schema is not None:
+            runnable = self.model.bind(response_format=response_format(json_schema), max_tokens=max_tokens)
+        reply = runnable.invoke(to_langchain(messages))
+        usage = getattr(reply, "usage_metadata", None) or {}
+        return Completion(_content_text(reply.content), usage.get("input_tokens"), usage.get("output_tokens"))
 
 
 def to_langchain(messages: Sequence[Message]) -> list[BaseMessage]:
@@ -101,8 +99,10 @@ def open_backend(settings: Settings) -> Iterator[OpenAIBackend]:
     `llm.model`, started here and stopped when the block ends."""
     llm = settings.llm
     if llm.url:
-        with ChatClient(llm.url, timeout=llm.timeout_s, api_key=llm.api_key) as client:
-            yield OpenAIBackend(client, llm.temperature)
+        with ChatClient(
+            llm.url, timeout=llm.timeout_s, first_token_timeout=llm.first_token_timeout_s, api_key=llm.api_key
+        ) as client:
+            yield OpenAIBackend(client, llm.temperature, client.context_tokens(default=llm.context_size))
         return
     from assistant.llm.llamacpp import LlamaCppServer
     from assistant.llm.models import resolve_model
@@ -110,6 +110,11 @@ def open_backend(settings: Settings) -> Iterator[OpenAIBackend]:
     resolved = resolve_model(llm.model, settings.cache_dir, llm.allow_download)
     with (
         LlamaCppServer(resolved, n_ctx=llm.context_size) as server,
-        ChatClient(server.base_url, server.model_name, timeout=llm.timeout_s) as client,
+        ChatClient(
+            server.base_url,
+            server.model_name,
+            timeout=llm.timeout_s,
+            first_token_timeout=llm.first_token_timeout_s,
+        ) as client,
     ):
-        yield OpenAIBackend(client, llm.temperature)
+        yield OpenAIBackend(client, llm.temperature, llm.context_size)

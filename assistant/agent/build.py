@@ -44,5 +44,11 @@ def agent_with_checker(
     """The configured agent around a checker the caller already holds (the UI and eval keep one per
     process, since loading MiniLM costs seconds)."""
     return ResearchAgent(
-        backend, index, settings.agent, checker=checker, weak_margin=settings.grounding.weak_margin
+        backend,
+        index,
+        settings.agent,
+        sandbox_limits=settings.sandbox,
+        checker=checker,
+        threshold=settings.grounding.threshold,
+        weak_margin=settings.grounding.weak_margin,
     )

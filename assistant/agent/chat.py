@@ -51,7 +51,9 @@ class ChatSession:
         """The follow-up as a standalone question; the message itself when the model's reply is unusable."""
         lines = [f"User: {q}\nAssistant: {a}" for q, a in self.history[-_HISTORY_TURNS:]]
         prompt = render("rewrite.md", history="\n".join(lines), question=message)
-        raw = self.backend.complete([{"role": "user", "content": prompt}], REWRITE_SCHEMA, max_tokens=128)
+        raw = self.backend.complete(
+            [{"role": "user", "content": prompt}], REWRITE_SCHEMA, max_tokens=128
+        ).text
         try:
             query = json.loads(raw).get("query")
         except (ValueError, AttributeError):

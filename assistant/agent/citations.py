@@ -6,37 +6,35 @@ exact substring of the passage, so `document_text[start:end] == quote` holds for
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from dataclasses import replace
 
 from assistant.agent.records import Citation, Evidence, Sentence
+from index.text import STOPWORDS as _STOP
+from index.text import sentence_spans
 
 MAX_QUOTE = 240
 _WORD = re.compile(r"\w+")
-# A sentence ends at . ! or ? followed by a space (not inside "45.1") or at a line end.
-_SEGMENT = re.compile(r"[^\n]+?(?:[.!?]+(?=\s)|$)", re.MULTILINE)
-_STOP = frozenset(
-    {
-        *("a", "an", "and", "are", "as", "at", "be", "by", "did", "do", "does", "for", "from", "has"),
-        *("have", "how", "in", "is", "it", "its", "of", "on", "or", "that", "the", "their", "this"),
-        *("to", "was", "were", "what", "when", "which", "who", "with"),
-    }
-)
 
 
 def _words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
 
 
+def content_words(text: str) -> list[str]:
+    """The words of `text` that carry meaning (no stop words), in order, each once, case kept."""
+    words = [w for w in re.findall(r"[\w][\w'-]*", text) if w.lower() not in _STOP]
+    return list(dict.fromkeys(words))
+
+
 def best_quote(passage: str, claim: str, max_chars: int = MAX_QUOTE) -> tuple[int, str]:
     """(offset, quote): the passage sentence sharing most words with `claim`, at most `max_chars` long."""
     target = _words(claim)
     best: tuple[float, int, str] = (-1.0, 0, "")
-    for m in _SEGMENT.finditer(passage):
-        offset, segment = _strip_span(m.start(), m.group())
+    for lo, hi in sentence_spans(passage, 0, len(passage), lines=True):
+        offset, segment = _strip_span(lo, passage[lo:hi])
         if not segment:
             continue
         offset, segment = _best_window(offset, segment, target, max_chars)
@@ -60,7 +58,8 @@ def key_sentences(evidence: Iterable[Evidence], query: str, n: int) -> list[tupl
     target = _words(query)
     segments: list[tuple[int, str]] = []
     for ev in evidence:
-        parts = [ev.text] if ev.kind == "computed" else [m.group() for m in _SEGMENT.finditer(ev.text)]
+        spans = sentence_spans(ev.text, 0, len(ev.text), lines=True)
+        parts = [ev.text] if ev.kind == "computed" else [ev.text[lo:hi] for lo, hi in spans]
         segments += [(ev.id, seg[: MAX_QUOTE * 2]) for seg in (" ".join(p.split()) for p in parts) if seg]
     words = [_words(seg) for _, seg in segments]
     df: dict[str, int] = {}
@@ -116,7 +115,7 @@ def resolve_citations(
             elif n not in ids:
                 ids.append(n)
                 claims.setdefault(n, []).append(s.text)
-        kept.append(Sentence(s.text, tuple(ids)))
+        kept.append(replace(s, citations=tuple(ids)))
     citations = [_citation(evidence[n], " ".join(texts)) for n, texts in sorted(claims.items())]
     return kept, citations, invalid
 
@@ -124,81 +123,26 @@ def resolve_citations(
 def _citation(ev: Evidence, claim: str) -> Citation:
     if ev.kind == "computed":
         quote = ev.text.strip().splitlines()[0][:MAX_QUOTE] if ev.text.strip() else ""
-        return Citation(
-            ev.id, "computed", "python", None, None, None, quote, None, ev.code, ev.text, passage=ev.text
-        )
+        return Citation(ev.id, quote, None, None, ev)
     offset, quote = best_quote(ev.text, claim)
     start = (ev.start or 0) + offset
-    return Citation(
-        ev.id,
-        "passage",
-        ev.source,
-        ev.page,
-        start,
-        start + len(quote),
-        quote,
-        ev.chunk_id,
-        passage=ev.text,
-        passage_start=ev.start or 0,
-    )
+    return Citation(ev.id, quote, start, start + len(quote), ev, _quote_lines(ev, offset, len(quote)))
+
+
+def _quote_lines(ev: Evidence, offset: int, length: int) -> tuple[int, int] | None:
+    """The quote's first and last document line, counted from the passage's first line."""
+    if ev.line_start is None:
+        return None
+    first = ev.line_start + ev.text.count("\n", 0, offset)
+    return first, first + ev.text.count("\n", offset, offset + max(length - 1, 0))
 
 
 def render(sentences: Iterable[Sentence]) -> str:
     """The answer as shown: each sentence followed by its markers, e.g. `GELU is xΦ(x). [2][5]`."""
-    return " ".join(_render_one(s.text.strip(), s.citations) for s in sentences if s.text.strip())
+    return " ".join(render_sentence(s) for s in sentences if s.text.strip())
 
 
-def _render_one(text: str, ids: Iterable[int]) -> str:
-    marks = "".join(f"[{n}]" for n in ids)
+def render_sentence(sentence: Sentence) -> str:
+    marks = "".join(f"[{n}]" for n in sentence.citations)
+    text = sentence.text.strip()
     return f"{text} {marks}" if marks else text
-
-
-# -- reading the answer JSON while it streams ---------------------------------------------------------
-_PARTIAL_TEXT = re.compile(r'"text"\s*:\s*"((?:[^"\\]|\\.)*)(")?')
-_CITES = re.compile(r'\s*,\s*"citations"\s*:\s*\[([^\]]*)(\])?')
-
-
-def visible_text(partial_json: str) -> str:
-    """The answer text readable so far from a partial answer JSON; it only grows as the JSON grows,
-    so a stream can print the difference between two calls."""
-    parts: list[str] = []
-    pos = 0
-    while m := _PARTIAL_TEXT.search(partial_json, pos):
-        text = _unescape(m.group(1))
-        if not m.group(2):  # the string is still being generated
-            parts.append(text.lstrip())
-            break
-        cites = _CITES.match(partial_json, m.end())
-        if not (cites and cites.group(2)):
-            parts.append(text.lstrip())
-            break
-        ids = [int(n) for n in re.findall(r"\d+", cites.group(1))]
-        parts.append(_render_one(text.strip(), ids))
-        pos = cites.end()
-    return " ".join(p for p in parts if p)
-
-
-def _unescape(raw: str) -> str:
-    """Decode a JSON string body that may end in the middle of an escape sequence."""
-    for cut in range(len(raw), max(len(raw) - 6, -1), -1):
-        try:
-            return str(json.loads(f'"{raw[:cut]}"'))
-        except ValueError:
-            continue
-    return raw
-
-
-def parse_sentences(data: Any) -> list[Sentence]:
-    """Sentences from a decoded answer object; raises ValueError naming what is wrong."""
-    raw = data.get("sentences") if isinstance(data, dict) else None
-    if not isinstance(raw, list):
-        raise ValueError('the answer needs a "sentences" list')
-    out = []
-    for item in raw:
-        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-            raise ValueError('each sentence needs a "text" string')
-        cites = item.get("citations", [])
-        if not isinstance(cites, list) or not all(isinstance(n, int) for n in cites):
-            raise ValueError('"citations" must be a list of passage numbers')
-        out.append(Sentence(item["text"], tuple(cites)))
-    return out

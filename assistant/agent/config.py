@@ -6,23 +6,23 @@ from pydantic import BaseModel, Field
 
 
 class AgentSettings(BaseModel):
-    """Knobs of the ReAct loop; defaults are sized for a 0.5B model on a CPU with an 8k context."""
+    """Knobs of the plan -> evidence -> answer-per-part loop, sized for a 0.5B model on a CPU."""
 
-    sandbox: bool = Field(True, description="offer the `python` tool (runs in the sandbox)")
-    max_steps: int = Field(6, ge=1, description="model steps before the answer is forced")
-    retries: int = Field(2, ge=0, description="re-asks after an invalid step, with the parse error fed back")
+    sandbox: bool = Field(True, description="run computations and requested snippets in the sandbox")
+    max_steps: int = Field(10, ge=1, description="model calls per question (plan, part answers, research)")
+    retries: int = Field(2, ge=0, description="re-asks after an invalid reply, with the parse error fed back")
     search_k: int = Field(5, ge=1, description="passages per search")
-    context_tokens: int = Field(
-        4096, ge=512, description="prompt budget; older observations are shortened first"
+    part_sentences: int = Field(
+        8, ge=1, description="evidence sentences closest to a part shown when answering it"
     )
-    step_max_tokens: int = Field(256, ge=16, description="generation cap of one ReAct step")
-    answer_max_tokens: int = Field(400, ge=16, description="generation cap of the final answer")
-    answer_sentences: int = Field(
-        12, ge=1, description="evidence sentences closest to the question shown for the final answer"
+    part_retries: int = Field(
+        1, ge=0, description="research steps (new search or read) for a part whose answer is not supported"
     )
+    step_max_tokens: int = Field(160, ge=16, description="generation cap of one research step")
+    part_max_tokens: int = Field(160, ge=16, description="generation cap of one part's answer")
     abstain_unsupported: bool = Field(
         True,
-        description="abstain unless the grounding checker finds an answer sentence supported (not merely "
-        "weakly) by its citations",
+        description="say a part is not stated unless the grounding checker finds its answer supported",
     )
     observation_chars: int = Field(1500, ge=100, description="stdout/stderr kept in a python observation")
+    max_question_chars: int = Field(2000, ge=10, description="longest question accepted")

@@ -1,20 +1,74 @@
 """Prompt files live in the `prompts` package; `$name` placeholders are filled with `string.Template`.
 
+Every file starts with a header that declares its variables:
+
+    ---
+    vars: question, evidence
+    ---
+
+Loading fails when the text uses a variable the header does not declare or declares one it never uses,
+and rendering fails on a missing or an unexpected value, so a prompt and its callers cannot drift apart.
 Template rather than `str.format` because prompts show JSON, whose braces would need escaping.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 from string import Template
 
 
+class PromptError(ValueError):
+    """A prompt file or a render call that does not match the file's declared variables."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    name: str
+    text: str
+    variables: frozenset[str]
+
+
+def prompt_names() -> list[str]:
+    """Every prompt file of the package (the test renders each one)."""
+    return sorted(p.name for p in files("prompts").iterdir() if p.name.endswith(".md"))
+
+
 @cache
+def load(name: str) -> Prompt:
+    raw = files("prompts").joinpath(name).read_text(encoding="utf-8")
+    header, sep, body = raw.partition("\n---\n")
+    if not raw.startswith("---\n") or not sep:
+        raise PromptError(
+            f"prompts/{name}: starts with a '---' header declaring 'vars:' and ends it with '---'"
+        )
+    declared: set[str] = set()
+    for line in header.removeprefix("---\n").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() != "vars":
+            raise PromptError(f"prompts/{name}: unknown header line '{line}' (only 'vars:' is allowed)")
+        declared |= {v.strip() for v in value.split(",") if v.strip()}
+    text = body.strip("\n")
+    used = set(Template(text).get_identifiers())
+    if used != declared:
+        raise PromptError(
+            f"prompts/{name}: declares {sorted(declared)} but uses {sorted(used)}; make the header match"
+        )
+    return Prompt(name, text, frozenset(declared))
+
+
 def prompt_text(name: str) -> str:
-    return files("prompts").joinpath(name).read_text(encoding="utf-8").strip()
+    """A prompt without variables."""
+    return render(name)
 
 
 def render(name: str, **values: object) -> str:
-    """The prompt file `name` with its `$placeholders` substituted (a missing one raises KeyError)."""
-    return Template(prompt_text(name)).substitute({k: str(v) for k, v in values.items()})
+    """The prompt file `name` with its `$placeholders` substituted; the values must be exactly the
+    declared variables."""
+    prompt = load(name)
+    given = set(values)
+    if given != prompt.variables:
+        missing, extra = sorted(prompt.variables - given), sorted(given - prompt.variables)
+        raise PromptError(f"prompts/{name}: missing values {missing}, unexpected values {extra}")
+    return Template(prompt.text).substitute({k: str(v) for k, v in values.items()})

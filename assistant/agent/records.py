@@ -1,7 +1,8 @@
-"""Typed records of a run: evidence, steps, citations, the answer, and the events streamed to consumers.
+"""Typed records of a run: the evidence ledger, the plan, steps, part answers, citations and the answer,
+plus the events streamed to consumers.
 
-The CLI, the UI and the eval all read the same event stream, so every fact a consumer shows (a step's
-timings, a citation's span) lives here once and is serialised by `to_json`.
+The CLI, the UI and the eval all read the same records, so every fact a consumer shows (a step's timings,
+a citation's span, which part a passage was found for) lives here once and is serialised by `to_json`.
 """
 
 from __future__ import annotations
@@ -9,18 +10,41 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from index.documents import DocumentMeta
+
 ABSTAIN_MESSAGE = "The documents do not answer this question."
+
+EvidenceKind = Literal["passage", "computed"]
+PartKind = Literal["fact", "compute", "snippet"]
+Operation = Literal["ratio", "sum", "difference", "product"]
+
+
+@dataclass(frozen=True, slots=True)
+class Operand:
+    """A number taken from a passage for a computation: `value` is in base units (52K -> 52000)."""
+
+    name: str
+    value: float
+    text: str  # as the passage writes it, e.g. "363 billion"
+    unit: str  # what is counted, e.g. "tokens"; "%" for percentages
+    scale: str  # the scale word kept for display ("billion", "K", "")
+    evidence_id: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """Something the agent saw, numbered [id]: an index passage, or a computed result of the python tool.
+    """One entry of the run's evidence ledger, numbered [id]: an index passage the agent saw, or the
+    result of code run in the sandbox.
 
-    For passages `start`/`end` are offsets into the document text and `text` is exactly that slice.
+    For passages `start`/`end` are offsets into the document text and `text` is exactly that slice. `part`
+    and `query` say which part of the plan, and which search, found it (None for the question search).
     """
 
     id: int
-    kind: Literal["passage", "computed"]
+    kind: EvidenceKind
     text: str
     source: str = ""
     page: int | None = None
@@ -28,66 +52,146 @@ class Evidence:
     end: int | None = None
     chunk_id: str | None = None
     code: str | None = None
+    part: int | None = None
+    query: str | None = None
+    tool: str = "search"
+    operands: tuple[Operand, ...] = ()
+    sandboxed: bool = True
+    document: DocumentMeta | None = None  # the passage's document (title, authors, year, identifiers)
+    line_start: int | None = None  # 1-based line of the document where `text` starts
 
     def label(self) -> str:
         if self.kind == "computed":
             return "python result"
         return self.source.rsplit("/", 1)[-1] + (f" p.{self.page}" if self.page else "")
 
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["operands"] = [o.to_json() for o in self.operands]
+        data["document"] = self.document.to_json() if self.document else None
+        return data
+
 
 @dataclass(frozen=True, slots=True)
 class Citation:
-    """One [id] of the answer resolved to where it comes from and a verbatim quote of that evidence."""
+    """One [id] of the answer: the evidence it points to and the verbatim quote in it (`start`/`end` are
+    document offsets of the quote for passages). Everything else is read from the evidence record."""
 
     id: int
-    kind: Literal["passage", "computed"]
-    source: str
-    page: int | None
+    quote: str
     start: int | None
     end: int | None
-    quote: str
-    chunk_id: str | None
-    code: str | None = None
-    output: str | None = None
-    passage: str = ""  # the whole evidence text the quote lies in (what a reader checks it against)
-    passage_start: int | None = None  # document offset of `passage`; the quote is at start - passage_start
+    evidence: Evidence
+    lines: tuple[int, int] | None = None  # 1-based first and last line of the quote in the document
+
+    @property
+    def kind(self) -> EvidenceKind:
+        return self.evidence.kind
+
+    @property
+    def source(self) -> str:
+        return "python" if self.kind == "computed" else self.evidence.source
+
+    @property
+    def page(self) -> int | None:
+        return self.evidence.page
+
+    @property
+    def chunk_id(self) -> str | None:
+        return self.evidence.chunk_id
+
+    @property
+    def code(self) -> str | None:
+        return self.evidence.code
+
+    @property
+    def output(self) -> str | None:
+        return self.evidence.text if self.kind == "computed" else None
+
+    @property
+    def passage(self) -> str:
+        """The whole evidence text the quote lies in (what a reader checks it against)."""
+        return self.evidence.text
+
+    @property
+    def passage_start(self) -> int | None:
+        """Document offset of `passage`; the quote sits at `start - passage_start` inside it."""
+        return None if self.kind == "computed" else (self.evidence.start or 0)
+
+    @property
+    def document(self) -> DocumentMeta | None:
+        """What the source is, for "Title — Authors (year), p. N" and BibTeX."""
+        return self.evidence.document
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        if self.kind == "passage":
-            del data["code"], data["output"]
+        data: dict[str, Any] = {
+            "id": self.id,
+            "kind": self.kind,
+            "source": self.source,
+            "page": self.page,
+            "start": self.start,
+            "end": self.end,
+            "quote": self.quote,
+            "chunk_id": self.chunk_id,
+            "passage": self.passage,
+            "passage_start": self.passage_start,
+            "part": self.evidence.part,
+            "document": self.document.to_json() if self.document else None,
+            "lines": list(self.lines) if self.lines else None,
+        }
+        if self.kind == "computed":
+            data["code"], data["output"] = self.code, self.output
+            data["operands"] = [o.to_json() for o in self.evidence.operands]
         return data
 
 
 @dataclass(slots=True)
 class Step:
-    """One thought-action-observation turn; `model_s` is generation time, `tool_s` the tool's."""
+    """One think -> act -> observe turn (or a planning / answering call), with what a trace needs to
+    diagnose it: the prompt's size and hash, the raw reply, the parse error, tokens and timings."""
 
     index: int
     thought: str
-    action: str
+    action: str  # plan | search | read | python | answer | operands | finish
     input: str
     observation: str = ""
+    part: int | None = None
     model_s: float = 0.0
     tool_s: float = 0.0
     attempts: int = 1
+    prompt_chars: int = 0
+    prompt_sha: str = ""
+    raw: str = ""
+    error: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    new_evidence: tuple[int, ...] = ()
     figures: list[bytes] = field(default_factory=list)  # PNGs a python step's code produced (UI shows them)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["model_s"], data["tool_s"] = round(self.model_s, 3), round(self.tool_s, 3)
+        data["new_evidence"] = list(self.new_evidence)
         data["figures"] = len(self.figures)  # a count: the PNG bytes do not belong in JSON
         return data
 
 
+SentenceKind = Literal["answer", "computed", "not_stated"]
+
+
 @dataclass(frozen=True, slots=True)
 class Sentence:
-    """An answer sentence, its citation ids, and (when a grounding checker ran) its support."""
+    """An answer sentence, its citation ids, and (when a grounding checker ran) its support.
+
+    `not_stated` sentences say which part the documents do not cover; they cite nothing and are left out
+    of support metrics."""
 
     text: str
     citations: tuple[int, ...]
     support: float | None = None
     verdict: str | None = None  # supported | weak | unsupported
+    kind: SentenceKind = "answer"
+    part: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,12 +199,62 @@ class Sentence:
             "citations": list(self.citations),
             "support": self.support,
             "verdict": self.verdict,
+            "kind": self.kind,
+            "part": self.part,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One thing the question asks: its own question text, the search queries for it, and for a
+    computation the operation and the operand names."""
+
+    id: int
+    question: str
+    kind: PartKind = "fact"
+    focus: str = ""  # the compared item or the context a split-off part needs ("" for the whole question)
+    queries: tuple[str, ...] = ()
+    operation: Operation | None = None
+    refers_back: bool = False  # names nothing itself: searched again with the earlier parts' answers
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The question cut into parts; `source` says whether rules or the model made the cut."""
+
+    question: str
+    parts: tuple[Part, ...]
+    source: Literal["rules", "model"] = "rules"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"question": self.question, "source": self.source, "parts": [p.to_json() for p in self.parts]}
+
+
+@dataclass(frozen=True, slots=True)
+class PartResult:
+    """How one part ended: answered with a checked sentence, or not stated by the documents."""
+
+    part: Part
+    status: Literal["answered", "not_stated"]
+    sentence: Sentence
+    draft: Sentence | None = None  # the rejected answer of a not-stated part, kept for diagnosis
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "part": self.part.id,
+            "status": self.status,
+            "sentence": self.sentence.to_json(),
+            "draft": self.draft.to_json() if self.draft else None,
         }
 
 
 @dataclass(slots=True)
 class Answer:
-    """The final answer. `text` carries [n] markers; `error` is set when the run ended without one."""
+    """The final answer. `text` carries [n] markers; `error` is set when the run ended without one.
+    `evidence` is the ledger: every passage and computation the agent saw, cited or not."""
 
     question: str
     text: str
@@ -112,6 +266,9 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     abstain_reason: str | None = None  # model | uncited | unsupported | no-evidence | error
+    plan: Plan | None = None
+    parts: list[PartResult] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -121,8 +278,11 @@ class Answer:
             "abstain_reason": self.abstain_reason,
             "citations": [c.to_json() for c in self.citations],
             "sentences": [s.to_json() for s in self.sentences],
+            "parts": [p.to_json() for p in self.parts],
+            "plan": self.plan.to_json() if self.plan else None,
             "invalid_citations": self.invalid_citations,
             "steps": [s.to_json() for s in self.steps],
+            "evidence": [e.to_json() for e in self.evidence],
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
         }
         if self.error:
@@ -141,8 +301,25 @@ class QuestionRewritten:
 
 
 @dataclass(frozen=True, slots=True)
+class PlanMade:
+    plan: Plan
+    type: Literal["plan"] = "plan"
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceFound:
+    """New passages for a part, before the model writes anything (so a reader sees the sources early)."""
+
+    part: int | None
+    evidence: tuple[Evidence, ...]
+    type: Literal["evidence"] = "evidence"
+
+
+@dataclass(frozen=True, slots=True)
 class StepStarted:
     index: int
+    action: str = ""
+    part: int | None = None
     type: Literal["step_started"] = "step_started"
 
 
@@ -154,7 +331,7 @@ class StepFinished:
 
 @dataclass(frozen=True, slots=True)
 class AnswerToken:
-    """A piece of the answer's visible text, in order, [n] markers included."""
+    """A piece of the answer's visible text, in order, [n] markers included (one checked part at a time)."""
 
     text: str
     type: Literal["answer_token"] = "answer_token"
@@ -166,4 +343,4 @@ class FinalAnswer:
     type: Literal["final_answer"] = "final_answer"
 
 
-Event = QuestionRewritten | StepStarted | StepFinished | AnswerToken | FinalAnswer
+Event = QuestionRewritten | PlanMade | EvidenceFound | StepStarted | StepFinished | AnswerToken | FinalAnswer

@@ -1,29 +1,30 @@
-"""The agent's tools as LangChain tools over our objects, and the numbered evidence they produce.
+"""The agent's tools over our objects, the evidence ledger they fill, and their typed results.
 
-Every passage a tool shows the model gets a stable number [n] (the same passage keeps its number), and
-only numbered evidence can be cited, so a citation always points at text the agent actually saw.
+Every passage a tool shows the model gets a stable number [n] in the run's ledger (the same passage keeps
+its number), and only ledger entries can be cited, so a citation always points at text the agent saw. A
+tool returns a `ToolResult`: the text the model reads, the evidence it added and flags the loop acts on,
+never a string the caller has to parse.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from langchain_core.tools import BaseTool, StructuredTool
-
-from assistant.agent.prompts import prompt_text
-from assistant.agent.records import Evidence
+from assistant.agent.prompts import render
+from assistant.agent.records import Evidence, Operand
 from assistant.sandbox import SandboxLimits, SandboxUnavailable, run_python
 from index.types import Chunk
 
 if TYPE_CHECKING:
+    from langchain_core.tools import BaseTool
+
     from index.search import HybridIndex
 
 _SPAN_REF = re.compile(r"^(?P<source>.+)#(?P<start>\d+)-(?P<end>\d+)$")
 _NUMBER_REF = re.compile(r"^\[?(\d+)\]?$")
 _READ_MARGIN = 400  # characters of context around a "source#start-end" span
-ALREADY_SEARCHED = "You already ran the search"
 
 
 def normalise_query(query: str) -> str:
@@ -37,30 +38,73 @@ def near_duplicate(a: str, b: str, threshold: float = 0.75) -> bool:
     return bool(wa and wb) and len(wa & wb) / len(wa | wb) >= threshold
 
 
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What a tool did: `text` for the model, the ledger entries it showed (new or already numbered),
+    PNG figures of a code run, and flags."""
+
+    text: str
+    evidence: tuple[Evidence, ...] = ()
+    figures: tuple[bytes, ...] = ()
+    repeated: bool = False  # the same (or nearly the same) search ran before: nothing was searched
+    failed: bool = False  # a code run failed or the tool could not run
+
+
 @dataclass
-class Evidences:
+class Ledger:
     """Numbered evidence of one run, in the order first seen."""
 
     items: dict[int, Evidence] = field(default_factory=dict)
     _by_key: dict[str, int] = field(default_factory=dict)
 
-    def add_passage(
-        self, key: str, source: str, page: int | None, start: int, end: int, text: str, chunk_id: str | None
+    def add_chunk(self, chunk: Chunk, *, part: int | None, query: str | None, tool: str) -> Evidence:
+        c = chunk
+        return self._add(
+            c.chunk_id,
+            Evidence(
+                len(self.items) + 1,
+                "passage",
+                c.text,
+                c.source,
+                c.page,
+                c.start,
+                c.end,
+                c.chunk_id,
+                part=part,
+                query=query,
+                tool=tool,
+                document=c.document,
+                line_start=c.line_start,
+            ),
+        )
+
+    def add_span(
+        self, source: str, page: int | None, start: int, end: int, text: str, part: int | None, **where: Any
     ) -> Evidence:
+        """`where`: the span's `document` and `line_start`, when known."""
+        ev = Evidence(
+            len(self.items) + 1, "passage", text, source, page, start, end, part=part, tool="read", **where
+        )
+        return self._add(f"{source}#{start}-{end}", ev)
+
+    def add_computed(
+        self, code: str, output: str, *, part: int | None, operands: tuple[Operand, ...], sandboxed: bool
+    ) -> Evidence:
+        ev = Evidence(
+            len(self.items) + 1,
+            "computed",
+            output,
+            code=code,
+            part=part,
+            tool="python",
+            operands=operands,
+            sandboxed=sandboxed,
+        )
+        return self._add(f"python:{ev.id}", ev)
+
+    def _add(self, key: str, ev: Evidence) -> Evidence:
         if key in self._by_key:
             return self.items[self._by_key[key]]
-        ev = Evidence(len(self.items) + 1, "passage", text, source, page, start, end, chunk_id)
-        return self._store(key, ev)
-
-    def add_chunk(self, chunk: Chunk) -> Evidence:
-        c = chunk
-        return self.add_passage(c.chunk_id, c.source, c.page, c.start, c.end, c.text, c.chunk_id)
-
-    def add_computed(self, code: str, output: str) -> Evidence:
-        ev = Evidence(len(self.items) + 1, "computed", output, code=code)
-        return self._store(f"python:{ev.id}", ev)
-
-    def _store(self, key: str, ev: Evidence) -> Evidence:
         self.items[ev.id] = ev
         self._by_key[key] = ev.id
         return ev
@@ -70,15 +114,12 @@ class Evidences:
 
 
 def format_evidence(ev: Evidence) -> str:
-    """`[n] file p.X (chunk id)` and the text on one line, whitespace collapsed."""
-    text = " ".join(ev.text.split())
-    ref = f" (chunk {ev.chunk_id})" if ev.chunk_id else ""
-    return f"[{ev.id}] {ev.label()}{ref}: {text}"
+    """`[n] file p.X: text` on one line, whitespace collapsed."""
+    return f"[{ev.id}] {ev.label()}: {' '.join(ev.text.split())}"
 
 
 def format_passage(ev: Evidence, chunk: Chunk) -> str:
-    """A passage line, plus its code blocks verbatim (collapsing whitespace would break the code), so the
-    agent can hand a snippet from the documents to the python tool as it stands."""
+    """A passage line, plus its code blocks verbatim (collapsing whitespace would break the code)."""
     blocks = [
         f"code block ({b.get('lang') or 'text'}, section '{chunk.section}'):\n```\n{b['code']}\n```"
         for b in chunk.meta.get("code", [])
@@ -87,13 +128,13 @@ def format_passage(ev: Evidence, chunk: Chunk) -> str:
 
 
 class Toolbox:
-    """search / read / python / finish over one index; remembers the searches already run."""
+    """search / read / python over one index, filling one ledger; remembers the searches already run."""
 
     def __init__(
         self,
         index: HybridIndex,
         *,
-        k: int = 5,
+        k: int,
         sandbox: bool = True,
         sandbox_limits: SandboxLimits | None = None,
         observation_chars: int = 1500,
@@ -103,80 +144,105 @@ class Toolbox:
         self.sandbox = sandbox
         self.sandbox_limits = sandbox_limits or SandboxLimits()
         self.observation_chars = observation_chars
-        self.evidence = Evidences()
+        self.ledger = Ledger()
         self.searched: set[str] = set()
-        self.figures: list[bytes] = []  # PNGs of the last python run; the loop moves them into its Step
 
-    # -- the tools ------------------------------------------------------------------------------------
-    def search(self, query: str) -> str:
-        """Hybrid search; new passages get numbers, already-seen ones keep theirs."""
+    def search(self, query: str, part: int | None = None, *, planned: bool = False) -> ToolResult:
+        """Hybrid search; new passages get numbers, already-seen ones keep theirs. A model's search that
+        repeats an earlier one is not run (`repeated`); a planned one always runs (parts may share words)."""
         key = normalise_query(query)
         if not key:
-            return "The search query is empty: search for keywords from the question."
-        if any(near_duplicate(key, done) for done in self.searched):
-            return f"{ALREADY_SEARCHED} '{query}'. Search for something different, read a passage, or finish."
+            return ToolResult(render("obs_empty_query.md"), failed=True)
+        if not planned and any(near_duplicate(key, done) for done in self.searched):
+            return ToolResult(render("obs_already_searched.md", query=query), repeated=True)
         self.searched.add(key)
         hits = self.index.search(query, k=self.k)
         if not hits:
-            return "No passages matched."
-        return "\n".join(format_passage(self.evidence.add_chunk(h.chunk), h.chunk) for h in hits)
+            return ToolResult(render("obs_no_passages.md"))
+        shown = [
+            (self.ledger.add_chunk(h.chunk, part=part, query=query, tool="search"), h.chunk) for h in hits
+        ]
+        return ToolResult("\n".join(format_passage(ev, c) for ev, c in shown), tuple(ev for ev, _ in shown))
 
-    def read(self, ref: str) -> str:
+    def read(self, ref: str, part: int | None = None) -> ToolResult:
         """Context around a passage: its number [n], its chunk id, or `source#start-end`."""
         ref = ref.strip()
         if m := _NUMBER_REF.match(ref):
-            ev = self.evidence.items.get(int(m.group(1)))
+            ev = self.ledger.items.get(int(m.group(1)))
             if ev is None or ev.chunk_id is None:
-                return f"There is no passage [{m.group(1)}] to read: use a number shown by a search."
+                return ToolResult(render("obs_no_such_passage.md", ref=ref), failed=True)
             ref = ev.chunk_id
         if m := _SPAN_REF.match(ref):
-            return self._read_span(m.group("source"), int(m.group("start")), int(m.group("end")))
+            return self._read_span(m.group("source"), int(m.group("start")), int(m.group("end")), part)
         chunks = self.index.neighbours(ref, before=1, after=1)
         if not chunks:
-            return f"No passage has the id '{ref}': use a passage number like 3 or a chunk id from a search."
-        return "\n".join(format_passage(self.evidence.add_chunk(c), c) for c in chunks)
+            return ToolResult(render("obs_no_such_passage.md", ref=ref), failed=True)
+        shown = [(self.ledger.add_chunk(c, part=part, query=None, tool="read"), c) for c in chunks]
+        return ToolResult("\n".join(format_passage(ev, c) for ev, c in shown), tuple(ev for ev, _ in shown))
 
-    def python(self, code: str) -> str:
+    def python(self, code: str, part: int | None = None, operands: tuple[Operand, ...] = ()) -> ToolResult:
         """Run code in the sandbox; a successful printout becomes citable computed evidence."""
         try:
             result = run_python(code, self.sandbox_limits)
         except SandboxUnavailable as exc:
-            return f"The python tool is unavailable here ({exc}). Work from the passages instead."
-        self.figures = list(result.images)
+            return ToolResult(render("obs_sandbox_unavailable.md", reason=exc), failed=True)
         out = _clip(result.stdout.strip(), self.observation_chars)
         err = _clip(result.stderr.strip(), self.observation_chars)
         if result.ok and out:
-            ev = self.evidence.add_computed(code, out)
-            return f"[{ev.id}] python result: {out}" + (f"\nstderr: {err}" if err else "")
+            ev = self.ledger.add_computed(code, out, part=part, operands=operands, sandboxed=True)
+            text = render(
+                "obs_code_output.md", id=ev.id, stdout=out, stderr=f"\nstderr: {err}" if err else ""
+            )
+            return ToolResult(text, (ev,), tuple(result.images))
         status = result.killed_reason or f"exit code {result.exit_code}"
-        return f"The code failed ({status}).\nstdout: {out or '(empty)'}\nstderr: {err or '(empty)'}"
+        text = render("obs_code_failed.md", status=status, stdout=out or "(empty)", stderr=err or "(empty)")
+        return ToolResult(text, figures=tuple(result.images), failed=True)
 
-    def finish(self, answer: str) -> str:
-        """Marks the end of research; the cited answer is generated separately from the evidence."""
-        return answer
+    def langchain_tools(self) -> dict[str, BaseTool]:
+        """search / read (and python when the sandbox is enabled) as LangChain tools returning the model
+        text, for LangChain agents built on our index."""
+        from langchain_core.tools import StructuredTool
 
-    # -- plumbing -------------------------------------------------------------------------------------
-    def tools(self) -> dict[str, BaseTool]:
-        """The LangChain tools offered to the model, by name (python only when the sandbox is enabled)."""
-        funcs = [self.search, self.read] + ([self.python] if self.sandbox else []) + [self.finish]
+        def search(query: str) -> str:
+            return self.search(query).text
+
+        def read(ref: str) -> str:
+            return self.read(ref).text
+
+        def python(code: str) -> str:
+            return self.python(code).text
+
+        funcs = [search, read] + ([python] if self.sandbox else [])
         return {
             f.__name__: StructuredTool.from_function(
-                func=f, name=f.__name__, description=prompt_text(f"tool_{f.__name__}.md")
+                func=f, name=f.__name__, description=render(f"tool_{f.__name__}.md")
             )
             for f in funcs
         }
 
-    def _read_span(self, source: str, start: int, end: int) -> str:
+    def _read_span(self, source: str, start: int, end: int, part: int | None) -> ToolResult:
         text = self.index.document_text(source)
         if text is None:
-            return f"No indexed document is named '{source}': use a source shown by a search."
+            return ToolResult(render("obs_no_document.md", source=source), failed=True)
         if not 0 <= start < end <= len(text):
-            return f"The span {start}-{end} is outside '{source}' (length {len(text)})."
+            span = f"{start}-{end}"
+            return ToolResult(
+                render("obs_span_outside.md", span=span, source=source, length=len(text)), failed=True
+            )
         lo, hi = max(0, start - _READ_MARGIN), min(len(text), end + _READ_MARGIN)
         # PDF pages are joined with form feeds, so the page is one more than the form feeds before.
         page = text.count("\f", 0, lo) + 1 if "\f" in text else None
-        ev = self.evidence.add_passage(f"{source}#{lo}-{hi}", source, page, lo, hi, text[lo:hi], None)
-        return format_evidence(ev)
+        ev = self.ledger.add_span(
+            source,
+            page,
+            lo,
+            hi,
+            text[lo:hi],
+            part,
+            document=self.index.document(source),
+            line_start=text.count("\n", 0, lo) + 1,
+        )
+        return ToolResult(format_evidence(ev), (ev,))
 
 
 def _clip(text: str, limit: int) -> str:

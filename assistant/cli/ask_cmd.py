@@ -12,16 +12,22 @@ from rich.markup import escape
 from assistant.agent.records import (
     Answer,
     AnswerToken,
+    Citation,
     Event,
+    Evidence,
+    EvidenceFound,
     FinalAnswer,
+    PlanMade,
     QuestionRewritten,
     Step,
     StepFinished,
+    StepStarted,
 )
 from assistant.cli.common import console, fail, out, print_json
-from assistant.cli.index_cmds import IndexOpt, JsonOpt, display_path
-from assistant.index_access import open_index
+from assistant.cli.index_cmds import IndexOpt, JsonOpt
+from assistant.cli.sources import citation_label, citations_bibtex
 from assistant.settings import Settings, load_settings
+from index.documents import display_path
 
 LLMOpt = Annotated[
     str | None, typer.Option("--llm", help="model for the embedded server: packaged name, .gguf or hub id")
@@ -32,8 +38,13 @@ URLOpt = Annotated[
 CheckerOpt = Annotated[
     str | None, typer.Option("--checker", help="grounding checker for support badges: minilm, llm or none")
 ]
+BibtexOpt = Annotated[bool, typer.Option("--bibtex", help="also print BibTeX entries of the cited documents")]
 TraceOpt = Annotated[
-    bool, typer.Option("--trace", help="print each step: thought, action, observation, timings")
+    Path | None,
+    typer.Option("--trace", help="write the run as JSON lines (plan, steps, evidence, parts) to this file"),
+]
+StepsOpt = Annotated[
+    bool, typer.Option("--steps", help="print each step (thought, action, observation, timings) on stderr")
 ]
 
 
@@ -49,21 +60,28 @@ def ask(
     llm_url: URLOpt = None,
     checker: CheckerOpt = None,
     as_json: JsonOpt = False,
-    trace: TraceOpt = False,
+    trace: TraceOpt = None,
+    steps: StepsOpt = False,
+    bibtex: BibtexOpt = False,
 ) -> None:
     """Answer a question from the indexed documents, with numbered citations (or an honest abstention)."""
-    from assistant.agent.backends import open_backend
-    from assistant.agent.build import build_agent
+    from assistant.agent.loop import QuestionTooLong, check_question
+    from assistant.agent.startup import ready_agent
+    from assistant.agent.trace import write_trace
 
-    if not question.strip():
-        fail("empty question: pass it in quotes, e.g. ra ask 'What is classifier-free guidance?'", code=2)
     settings = _settings(index, llm, llm_url, checker)
-    idx = open_index(settings)  # fails fast, before a model is started, when there is no index
-    with open_backend(settings) as backend:
-        agent = build_agent(settings, backend, idx, warn=_warn)
-        answer = _show(agent.run(question), stream=not as_json, trace=trace)
+    try:
+        question = check_question(question, settings.agent)
+    except QuestionTooLong as exc:
+        fail(str(exc), code=2)
+    with ready_agent(settings, warn=_warn) as agent:
+        answer = _show(agent.run(question), stream=not as_json, steps=steps)
+    if trace is not None:
+        write_trace(answer, trace)
     if as_json:
-        print_json(answer.to_json())
+        print_json(answer.to_json() | ({"bibtex": citations_bibtex(answer.citations)} if bibtex else {}))
+    elif bibtex and answer.citations and not answer.abstained:
+        out.print("\n" + citations_bibtex(answer.citations), markup=False, highlight=False, end="")
     if answer.error:
         fail(answer.error)
 
@@ -73,18 +91,17 @@ def chat(
     llm: LLMOpt = None,
     llm_url: URLOpt = None,
     checker: CheckerOpt = None,
-    trace: TraceOpt = False,
+    steps: StepsOpt = False,
 ) -> None:
     """Talk with the documents: follow-ups are understood in context. /new forgets it, /exit quits."""
-    from assistant.agent.backends import open_backend
-    from assistant.agent.build import build_agent
     from assistant.agent.chat import ChatSession
+    from assistant.agent.loop import QuestionTooLong
+    from assistant.agent.startup import ready_agent
 
     settings = _settings(index, llm, llm_url, checker)
-    idx = open_index(settings)
     console.print("starting the model...")
-    with open_backend(settings) as backend:
-        session = ChatSession(build_agent(settings, backend, idx, warn=_warn))
+    with ready_agent(settings, warn=_warn) as agent:
+        session = ChatSession(agent)
         console.print("ask a question (/new starts over, /exit quits)")
         while (line := _read_line()) is not None:
             if line in ("/exit", "/quit"):
@@ -93,7 +110,11 @@ def chat(
                 session.new()
                 console.print("new conversation")
             elif line:
-                answer = _show(session.ask(line), stream=True, trace=trace)
+                try:
+                    answer = _show(session.ask(line), stream=True, steps=steps)
+                except QuestionTooLong as exc:
+                    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+                    continue
                 if answer.error:
                     console.print(f"[bold red]error:[/] {escape(answer.error)}", highlight=False)
 
@@ -117,13 +138,22 @@ def _warn(message: str) -> None:
     console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
 
 
-def _show(events: Iterator[Event], *, stream: bool, trace: bool) -> Answer:
-    """Print the run as it happens (answer text on stdout, trace on stderr); return the final answer."""
+def _show(events: Iterator[Event], *, stream: bool, steps: bool) -> Answer:
+    """Print the run as it happens: progress, the plan and the sources found on stderr (before the model
+    writes), the answer on stdout; return the final answer."""
     streamed = ""
     for event in events:
         if isinstance(event, QuestionRewritten):
             console.print(f"[dim]searching for: {escape(event.standalone)}[/]", highlight=False)
-        elif isinstance(event, StepFinished) and trace:
+        elif isinstance(event, PlanMade) and stream and len(event.plan.parts) > 1:
+            parts = "; ".join(f"{p.id}. {p.focus or p.question}" for p in event.plan.parts)
+            console.print(f"[dim]{len(event.plan.parts)} parts: {escape(parts)}[/]", highlight=False)
+        elif isinstance(event, EvidenceFound) and stream:
+            found = ", ".join(f"[{e.id}] {_where(e)}" for e in event.evidence)
+            console.print(f"[dim]found {escape(found)}[/]", highlight=False)
+        elif isinstance(event, StepStarted) and stream and event.action in _WAITING:
+            console.print(f"[dim]{_WAITING[event.action]}...[/]", highlight=False)
+        elif isinstance(event, StepFinished) and steps:
             _print_step(event.step)
         elif isinstance(event, AnswerToken) and stream:
             out.print(event.text, end="", markup=False, highlight=False, soft_wrap=True)
@@ -132,21 +162,30 @@ def _show(events: Iterator[Event], *, stream: bool, trace: bool) -> Answer:
             answer = event.answer
             if stream:
                 _print_answer(answer, streamed)
-            if trace:
+            if steps:
                 timings = "  ".join(f"{k} {v:.2f}" for k, v in answer.timings.items())
                 console.print(f"[dim]timings (s): {timings}[/]", highlight=False)
             return answer
     raise RuntimeError("the agent ended without an answer")
 
 
+_WAITING = {
+    "plan": "planning",
+    "answer": "writing an answer",
+    "think": "looking further",
+    "operands": "reading the numbers",
+}
+
+
 def _print_step(step: Step) -> None:
-    summary = " ".join(step.observation.split())
+    summary = " ".join((step.observation or step.raw).split())
     summary = summary[:200] + ("…" if len(summary) > 200 else "")
+    part = f" part {step.part}" if step.part else ""
     console.print(
-        f"[bold]step {step.index}[/] [dim](model {step.model_s:.2f}s, tool {step.tool_s:.2f}s"
+        f"[bold]step {step.index}{part}[/] [dim](model {step.model_s:.2f}s, tool {step.tool_s:.2f}s"
         f"{f', {step.attempts} attempts' if step.attempts > 1 else ''})[/]\n"
-        f"  thought: {escape(step.thought)}\n  action: {step.action}({escape(step.input)!r})\n"
-        f"  observation: {escape(summary)}",
+        f"  thought: {escape(step.thought)}\n  action: {step.action}({escape(step.input[-120:])!r})\n"
+        f"  {'error' if step.error else 'observation'}: {escape(summary)}",
         highlight=False,
     )
 
@@ -160,14 +199,27 @@ def _print_answer(answer: Answer, streamed: str) -> None:
     if answer.abstain_reason == "unsupported":
         out.print("(the draft answer was not supported by the passages it cited)", highlight=False)
     elif any(s.verdict for s in answer.sentences):
-        marks = "  ".join(f"{i}. {s.verdict} ({s.support:.2f})" for i, s in enumerate(answer.sentences, 1))
+        marks = "  ".join(
+            f"{i}. {s.verdict} ({s.support:.2f})" for i, s in enumerate(answer.sentences, 1) if s.verdict
+        )
         out.print(f"\nSupport by sentence: {marks}", highlight=False)
     if answer.abstained:
         return
     if answer.citations:
         out.print("\nSources:", highlight=False)
     for c in answer.citations:
-        where = "python (computed)" if c.kind == "computed" else display_path(c.source)
-        page = f" p.{c.page}" if c.page else ""
-        line = f"[{c.id}] {where}{page}: \u201c{c.quote}\u201d"
-        out.print(line, markup=False, highlight=False, soft_wrap=True)
+        out.print(_source_line(c), markup=False, highlight=False, soft_wrap=True)
+
+
+def _source_line(c: Citation) -> str:
+    if c.kind == "computed":
+        code = "\n".join("      " + line for line in (c.code or "").splitlines())
+        where = "sandbox" if c.evidence.sandboxed else "in process (no sandbox here)"
+        return f"[{c.id}] python ({where}), output {c.output!r}:\n{code}"
+    return f"[{c.id}] {citation_label(c)}: \u201c{c.quote}\u201d"
+
+
+def _where(ev: Evidence) -> str:
+    if ev.kind == "computed":
+        return ev.label()
+    return display_path(ev.source) + (f" p.{ev.page}" if ev.page else "")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -11,32 +11,34 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from assistant.cli.common import console, fail, out, print_json, print_report, progress_bar
+from assistant.cli.sources import chunk_label
 from assistant.index_access import index_config, open_index
 from assistant.settings import Settings, load_settings
+from index.config import RETRIEVAL_MODES
+from index.documents import DocumentMeta, display_path
 
 IndexOpt = Annotated[
     Path | None, typer.Option("--index", help="index directory (default: settings index.dir)")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 ModeOpt = Annotated[
-    str | None, typer.Option("--mode", help="hybrid | dense | bm25 (default: settings retrieval.mode)")
+    str | None,
+    typer.Option("--mode", help=f"{' | '.join(RETRIEVAL_MODES)} (default: settings retrieval.mode)"),
 ]
+
+
+def check_mode(mode: str | None) -> None:
+    """A usage error (exit 2) for a --mode that is not a retrieval mode."""
+    if mode is not None and mode not in RETRIEVAL_MODES:
+        fail(
+            f"unknown --mode '{mode}': use {', '.join(RETRIEVAL_MODES[:-1])} or {RETRIEVAL_MODES[-1]}", code=2
+        )
 
 
 def settings_from_flags(index: Path | None = None, **retrieval: Any) -> Settings:
     """CLI flags are the top layer of the settings; None means "not given"."""
-    mode = retrieval.get("mode")
-    if mode is not None and mode not in ("hybrid", "dense", "bm25"):
-        fail(f"unknown --mode '{mode}': use hybrid, dense or bm25", code=2)
+    check_mode(retrieval.get("mode"))
     return load_settings({"index": {"dir": index}, "retrieval": retrieval})
-
-
-def display_path(path: str) -> str:
-    """Paths relative to the working directory when under it: shorter and still exact."""
-    if not os.path.isabs(path):
-        return path
-    rel = os.path.relpath(path)
-    return path if rel.startswith("..") else rel
 
 
 class RichIngestProgress:
@@ -60,6 +62,12 @@ def ingest(
     index: IndexOpt = None,
     prune: Annotated[bool, typer.Option("--prune", help="drop indexed files that no longer exist")] = False,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="start a fresh index from PATHS")] = False,
+    meta: Annotated[
+        Path | None,
+        typer.Option(
+            "--meta", help="title/authors/year/DOI/arXiv of the one file ingested, from a .bib or .json"
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     engine: Annotated[
         Literal["local", "ray"],
@@ -76,6 +84,7 @@ def ingest(
     if ray_address and engine != "ray":
         fail("--ray-address needs --engine ray", code=2)
     settings = settings_from_flags(index)
+    overrides = _meta_override(paths, meta) if meta is not None else None
     with progress_bar(as_json) as bar:
         report = ingest_paths(
             paths,
@@ -86,6 +95,8 @@ def ingest(
             progress=RichIngestProgress(bar),
             engine=engine,
             ray_address=ray_address,
+            on_wait=lambda message: console.print(f"[dim]{escape(message)}…[/]", highlight=False),
+            meta=overrides,
         )
     if as_json:
         print_json(report.to_json())
@@ -106,6 +117,17 @@ def ingest(
         f"(embedded {report.chunks_embedded})  skipped {len(report.skipped)}  {report.seconds:.2f}s",
         highlight=False,
     )
+
+
+def _meta_override(paths: list[Path], meta_file: Path) -> dict[str, DocumentMeta]:
+    """`--meta FILE` names one document: exactly one file path must be given with it."""
+    from index.documents import read_meta_file
+
+    if len(paths) != 1 or not paths[0].is_file():
+        fail("--meta describes one document: give exactly one file (not a folder) with it", code=2)
+    if not meta_file.is_file():
+        fail(f"--meta file not found: {meta_file}", code=2)
+    return {str(paths[0].resolve()): read_meta_file(meta_file)}
 
 
 def search(
@@ -129,10 +151,19 @@ def search(
         out.print("no matching passages")
     for h in hits:
         c = h.chunk
-        where = display_path(c.source) + (f" p.{c.page}" if c.page else "") + f" L{c.line_start}-{c.line_end}"
-        out.print(f"[bold]{h.rank}.[/] {escape(where)}  [dim]{h.score:.4f}  {c.chunk_id}[/]", highlight=False)
+        where = chunk_label(c) + (f" · {c.section}" if c.section else "")
+        # soft_wrap: one line per hit and per snippet whatever the terminal width, so the output greps
+        out.print(
+            f"[bold]{h.rank}.[/] {escape(where)}  [dim]{h.score:.4f}  {c.chunk_id}[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
         snippet = " ".join(c.text.split())
-        out.print("   " + escape(snippet[:300] + ("…" if len(snippet) > 300 else "")), highlight=False)
+        out.print(
+            "   " + escape(snippet[:300] + ("…" if len(snippet) > 300 else "")),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 index_app = typer.Typer(help="Inspect the index.", no_args_is_help=True)
@@ -141,7 +172,31 @@ index_app = typer.Typer(help="Inspect the index.", no_args_is_help=True)
 @index_app.command("stats")
 def stats(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     """Files, pages, chunks, embedding model and size of the index."""
-    print_report(open_index(settings_from_flags(index)).stats(), as_json)
+    report = open_index(settings_from_flags(index)).stats()
+    if not as_json:
+        report["updated"] = datetime.fromtimestamp(report["updated"], UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    print_report(report, as_json)
+
+
+@index_app.command("verify")
+def verify(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """Check every file of the committed generation against the sizes and checksums in its manifest."""
+    from index.store import check_generation, require_manifest
+
+    index_dir = settings_from_flags(index).index.dir
+    manifest = require_manifest(index_dir)
+    check_generation(index_dir, manifest, checksums=True)  # raises one line naming the damage and the fix
+    size = sum(a.size for a in manifest.artifacts.values())
+    print_report(
+        {
+            "index": str(index_dir),
+            "generation": manifest.generation,
+            "status": "ok",
+            "files_checked": len(manifest.artifacts),
+            "size_bytes": size,
+        },
+        as_json,
+    )
 
 
 def register(app: typer.Typer) -> None:

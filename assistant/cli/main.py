@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from assistant.cli import ask_cmd, index_cmds, sandbox_cmd, serve_cmd
 from assistant.cli.common import console
+from assistant.cli.quiet import configure_output
 from index.errors import UserFacingError
 
 app = typer.Typer(
@@ -22,6 +23,17 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _global_options(
+    verbose: bool = typer.Option(
+        False, "--verbose", help="also show third-party progress bars and warnings (model loading, ONNX)"
+    ),
+) -> None:
+    configure_output(verbose)
+
+
 index_cmds.register(app)
 ask_cmd.register(app)
 sandbox_cmd.register(app)

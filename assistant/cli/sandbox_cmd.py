@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 
 from assistant.cli.common import console, fail, print_json
-from assistant.sandbox import FIGURES_DIR, SandboxLimits, SandboxUnavailable, run_python
+from assistant.sandbox import FIGURES_DIR, SandboxUnavailable, run_python
+from assistant.settings import load_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -30,7 +31,10 @@ def _save_figures(images: list[bytes], directory: Path) -> None:
 
 def run(
     file: Annotated[Path, typer.Argument(help="Python file to run (sees no project, network or env).")],
-    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Wall-clock limit in seconds.")] = 10.0,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", min=0.1, help="Wall-clock limit in seconds (default: sandbox.timeout_s)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     figures: Annotated[
         Path | None,
@@ -42,9 +46,11 @@ def run(
         code = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"cannot read {file} ({exc.__class__.__name__}): pass a readable UTF-8 Python file")
+    limits = load_settings().sandbox
+    if timeout is not None:  # CPU follows the wall clock so that --timeout alone decides how long it computes
+        limits = limits.model_copy(update={"timeout_s": timeout, "cpu_s": math.ceil(timeout)})
     try:
-        # CPU follows the wall clock so that --timeout alone decides how long the code may compute.
-        result = run_python(code, SandboxLimits(timeout_s=timeout, cpu_s=math.ceil(timeout)))
+        result = run_python(code, limits)
     except SandboxUnavailable as exc:
         fail(str(exc))
     if figures is not None:

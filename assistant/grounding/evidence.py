@@ -9,37 +9,11 @@ kept whole, so citations are scored on exactly what was cited.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
-from index.chunking import sentence_spans
+from index.text import rank_by_overlap, sentence_spans
 
 MAX_SENTENCE_WORDS = 48  # longer "sentences" (tables, run-on lists) are cut into pieces of this many words
-
-_WORD = re.compile(r"\w+")
-_STOPWORDS = frozenset(
-    {
-        "a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did", "do", "does",
-        "for", "from", "had", "has", "have", "he", "her", "his", "i", "in", "into", "is", "it", "its", "may",
-        "more", "most", "of", "on", "or", "our", "she", "so", "than", "that", "the", "their", "them",
-        "there", "these", "they", "this", "those", "to", "was", "we", "were", "what", "when", "where", "which",
-        "who", "will", "with", "would", "also", "after", "before", "over", "under", "about",
-    }
-)  # fmt: skip
-
-
-def term(word: str) -> str:
-    """A crude stem (the first five letters, lower case): "elected"/"election", "players"/"player" meet."""
-    return word.lower()[:5]
-
-
-def is_content(word: str) -> bool:
-    """Words that carry a claim's facts: not stop words, not punctuation."""
-    return word.lower() not in _STOPWORDS and any(c.isalnum() for c in word)
-
-
-def content_terms(text: str) -> set[str]:
-    return {term(w) for w in _WORD.findall(text) if is_content(w)}
 
 
 def split_sentences(text: str, max_words: int = MAX_SENTENCE_WORDS) -> list[str]:
@@ -51,16 +25,9 @@ def split_sentences(text: str, max_words: int = MAX_SENTENCE_WORDS) -> list[str]
     return pieces
 
 
-def rank_sentences(sentences: Sequence[str], claim: str) -> list[int]:
-    """Indices of `sentences`, most claim words shared first; earlier sentences win ties."""
-    wanted = content_terms(claim)
-    overlap = [len(wanted & content_terms(s)) for s in sentences]
-    return sorted(range(len(sentences)), key=lambda i: (-overlap[i], i))
-
-
 def select_sentences(sentences: Sequence[str], claim: str, limit: int) -> list[int]:
     """The `limit` sentences that share the most words with the claim, in document order."""
-    return sorted(rank_sentences(sentences, claim)[:limit])
+    return sorted(rank_by_overlap(sentences, claim)[:limit])
 
 
 def fit_evidence(evidence: str, claim: str, max_chars: int) -> str:
@@ -69,7 +36,7 @@ def fit_evidence(evidence: str, claim: str, max_chars: int) -> str:
         return evidence
     sentences = split_sentences(evidence)
     kept, used = [], 0
-    for i in rank_sentences(sentences, claim):
+    for i in rank_by_overlap(sentences, claim):
         if used + len(sentences[i]) + 1 <= max_chars:
             kept.append(i)
             used += len(sentences[i]) + 1

@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from assistant.grounding.base import CheckerNotBuilt
-from assistant.grounding.evidence import content_terms, is_content, select_sentences, split_sentences, term
+from assistant.grounding.evidence import select_sentences, split_sentences
+from index.text import content_terms, is_content, term
 
 VERSION = "minilm-align-v1"
 ARTIFACT = "checker.json"

@@ -46,7 +46,10 @@ def open_checker(settings: Settings, client: ChatClient | None = None) -> Ground
                     "http://127.0.0.1:8000/v1 after `ra serve`) or use grounding.checker = 'minilm'"
                 )
             client = ChatClient(
-                settings.llm.url, timeout=settings.llm.timeout_s, api_key=settings.llm.api_key
+                settings.llm.url,
+                timeout=settings.llm.timeout_s,
+                first_token_timeout=settings.llm.first_token_timeout_s,
+                api_key=settings.llm.api_key,
             )
         if override is None:
             override = read_calibrated_threshold(settings.cache_dir, client.model)

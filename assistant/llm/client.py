@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -21,6 +22,8 @@ from assistant.llm.replicas import ReplicaPool, split_urls
 from index.errors import UserFacingError
 
 Message = dict[str, Any]
+# The generation cap of a call that names none (the agent passes its own step and answer caps).
+DEFAULT_MAX_TOKENS = 512
 
 
 class LLMUnavailable(UserFacingError):
@@ -61,6 +64,10 @@ def response_format(json_schema: dict[str, Any], name: str = "response") -> dict
 class ChatClient:
     """Chat with the model served at `base_url`; `model=None` uses the first model the server lists.
 
+    Two clocks: `timeout` bounds a whole answer; `first_token_timeout` (default: the same) bounds the wait
+    for a server's first byte on the model listing and on a stream, so a server that accepts connections
+    but never answers is reported in seconds rather than after a whole answer's time.
+
     `base_url` may list several replicas of one model, comma-separated: each request goes to the least busy
     live one (see replicas.py), and one that refuses connections is skipped."""
 
@@ -70,6 +77,7 @@ class ChatClient:
         model: str | None = None,
         *,
         timeout: float = 300.0,
+        first_token_timeout: float | None = None,
         connect_timeout: float = 5.0,
         api_key: str | None = None,
         http: httpx.Client | None = None,
@@ -77,6 +85,9 @@ class ChatClient:
         self.pool = ReplicaPool([normalize_base_url(u) for u in split_urls(base_url)])
         self.base_url = ",".join(self.pool.urls)
         self._model = model
+        self._timeout = timeout
+        self._first_token_timeout = first_token_timeout or timeout
+        self._waiting = httpx.Timeout(timeout, connect=connect_timeout, read=self._first_token_timeout)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = http or httpx.Client(
             timeout=httpx.Timeout(timeout, connect=connect_timeout), headers=headers
@@ -92,8 +103,15 @@ class ChatClient:
         return self._model
 
     def list_models(self) -> list[str]:
-        data = self._request("GET", "/models").json()
+        data = self._request("GET", "/models", timeout=self._waiting).json()
         return [m["id"] for m in data.get("data", [])]
+
+    def context_tokens(self, default: int) -> int:
+        """The served model's context window where the server reports it (vLLM's `max_model_len`),
+        else `default` (the setting the user gave for a server that does not say)."""
+        data = self._request("GET", "/models", timeout=self._waiting).json().get("data") or [{}]
+        value = data[0].get("max_model_len") if isinstance(data[0], dict) else None
+        return int(value) if isinstance(value, int) and value > 0 else default
 
     def health(self) -> bool:
         """True when a server answers and has a model loaded (llama.cpp answers 503 while loading)."""
@@ -110,7 +128,7 @@ class ChatClient:
         messages: Sequence[Message],
         *,
         json_schema: dict[str, Any] | None = None,
-        max_tokens: int = 512,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
         temperature: float = 0.0,
         logprobs: bool = False,
         top_logprobs: int | None = None,
@@ -139,22 +157,31 @@ class ChatClient:
         messages: Sequence[Message],
         *,
         json_schema: dict[str, Any] | None = None,
-        max_tokens: int = 512,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
         temperature: float = 0.0,
         stop: Sequence[str] | None = None,
     ) -> Iterator[str]:
         """Yield the answer's text deltas as the server sends them (Server-Sent Events)."""
         body = self._body(messages, json_schema, max_tokens, temperature, stop) | {"stream": True}
+        deadline = time.monotonic() + self._timeout
         tried: set[str] = set()
         while True:
             with self._replica(tried) as url:
                 started = False
                 try:
-                    with self._http.stream("POST", url + "/chat/completions", json=body) as resp:
+                    with self._http.stream(
+                        "POST", url + "/chat/completions", json=body, timeout=self._waiting
+                    ) as resp:
                         if resp.status_code >= 400:
                             resp.read()
                             raise _status_error(resp, url)
                         for line in resp.iter_lines():
+                            started = True
+                            if time.monotonic() > deadline:
+                                raise LLMError(
+                                    f"the LLM at {url} did not finish within {self._timeout:g} s "
+                                    "(llm.timeout_s): use a smaller model or a larger timeout"
+                                )
                             if not line.startswith("data:"):
                                 continue
                             payload = line[5:].strip()
@@ -165,10 +192,11 @@ class ChatClient:
                             _raise_embedded_error(chunk, url)
                             for choice in chunk.get("choices", []):
                                 if text := (choice.get("delta") or {}).get("content"):
-                                    started = True
                                     yield text
                     self.pool.mark_served(url)
                     return
+                except httpx.ReadTimeout as exc:
+                    raise (self._silent(url) if not started else _transport_error(exc, url)) from None
                 except httpx.HTTPError as exc:
                     if started or not self._failover(exc, url, tried):
                         raise _transport_error(exc, self._named(exc, url)) from None
@@ -193,12 +221,22 @@ class ChatClient:
             body["stop"] = list(stop)
         return body
 
+    def _silent(self, url: str) -> LLMError:
+        return LLMError(
+            f"the LLM at {url} accepted the connection but sent nothing for "
+            f"{self._first_token_timeout:g} s (llm.first_token_timeout_s): check that the server is up "
+            "and not stuck, or raise the timeout"
+        )
+
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         tried: set[str] = set()
         while True:
             with self._replica(tried) as url:
                 try:
                     resp = self._http.request(method, url + path, **kwargs)
+                except httpx.ReadTimeout as exc:
+                    waiting = kwargs.get("timeout") is self._waiting
+                    raise (self._silent(url) if waiting else _transport_error(exc, url)) from None
                 except httpx.HTTPError as exc:
                     if self._failover(exc, url, tried):
                         continue

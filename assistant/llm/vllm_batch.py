@@ -48,7 +48,7 @@ def generate_with(llm: Any, requests: list[dict[str, Any]]) -> list[dict[str, An
     params = [
         SamplingParams(
             temperature=float(r.get("temperature", 0.0)),
-            max_tokens=int(r.get("max_tokens", 512)),
+            max_tokens=int(r["max_tokens"]),
             structured_outputs=StructuredOutputsParams(json=r["json_schema"])
             if r.get("json_schema")
             else None,
@@ -62,7 +62,7 @@ def generate_with(llm: Any, requests: list[dict[str, Any]]) -> list[dict[str, An
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="HF folder or hub id")
-    ap.add_argument("--max-model-len", type=int, default=4096)
+    ap.add_argument("--max-model-len", type=int, required=True)
     ap.add_argument("--enforce-eager", action="store_true")
     ap.add_argument("--session", action="store_true", help="one batch (a JSON list) per stdin line")
     args = ap.parse_args()
@@ -95,15 +95,16 @@ class VLLMBatch:
         model: Path | str,
         *,
         python: Path | None = None,
-        max_model_len: int = 4096,
+        max_model_len: int | None = None,  # None: the settings' default
         enforce_eager: bool = True,
         timeout: float = 3600.0,
     ) -> None:
         # Imported here, not at the top: in the vLLM venv this module must stay stdlib-only.
         from assistant.llm.vllm_env import vllm_python
+        from assistant.settings import DEFAULT_MAX_MODEL_LEN
 
         self.python = vllm_python(python)
-        self.model, self.max_model_len = str(model), max_model_len
+        self.model, self.max_model_len = str(model), max_model_len or DEFAULT_MAX_MODEL_LEN
         self.enforce_eager, self.timeout = enforce_eager, timeout
 
     def command(self) -> list[str]:

@@ -30,6 +30,7 @@ from assistant.llm.client import ChatClient
 from assistant.llm.llamacpp_serve import cpu_threads
 from assistant.llm.models import PACKAGED, ResolvedModel
 from assistant.llm.server import ManagedServer
+from assistant.settings import DEFAULT_MAX_MODEL_LEN
 from index.errors import UserFacingError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,7 +136,7 @@ class VLLMServer(ManagedServer):
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        max_model_len: int = 4096,
+        max_model_len: int = DEFAULT_MAX_MODEL_LEN,
         enforce_eager: bool = False,
         kv_cache_gib: int = 2,
         startup_timeout: float = 600.0,
@@ -167,7 +168,7 @@ class VLLMServer(ManagedServer):
             str(self.max_model_len),
             "--served-model-name",
             self.model_name,
-            "--enable-prefix-caching",  # ReAct turns grow by appending to one prompt
+            "--enable-prefix-caching",  # every part answer shares the system prompt; research steps too
             *self.extra_args,
         ]
         return [*cmd, "--enforce-eager"] if self.enforce_eager else cmd

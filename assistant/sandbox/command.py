@@ -4,7 +4,9 @@ Isolation: new pid/net/ipc/uts namespaces, an empty root holding only /usr (+ it
 interpreter's prefixes read-only, a fresh /proc and minimal /dev, and a size-capped tmpfs at /tmp as the
 only writable place. The project directory, /etc (but fonts), /home and the caller's environment are never
 mapped in. Inside, everything runs as uid 65534: as root we drop to it with setpriv (RLIMIT_NPROC does not
-bind uid 0), otherwise bwrap maps our uid to it in a new user namespace.
+bind uid 0), otherwise bwrap maps our uid to it in a new user namespace. Everything inside also runs under
+the seccomp filter of `seccomp.py` (no nested namespaces, mounts, ptrace...), which is what keeps the tmpfs
+cap and the rlimits binding: without it a nested user namespace could mount its own, uncapped tmpfs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from assistant.sandbox.models import SandboxLimits, SandboxUnavailable
+from assistant.sandbox.seccomp import filter_fd
 
 SANDBOX_ID = 65534  # "nobody": owns nothing on the host
 CODE_PATH = "/sandbox/main.py"
@@ -102,10 +105,11 @@ def _tools() -> tuple[str, str | None]:
     return bwrap, setpriv
 
 
-def _bwrap_prefix(limits: SandboxLimits) -> list[str]:
+def _bwrap_prefix(limits: SandboxLimits, seccomp_fd: int) -> list[str]:
     """bwrap and its options up to (not including) the `--` before the sandboxed command."""
     bwrap, setpriv = _tools()
     args = [bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    args += ["--seccomp", str(seccomp_fd)]
     args += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
     if setpriv is None:
         args += ["--unshare-user", "--uid", str(SANDBOX_ID), "--gid", str(SANDBOX_ID)]
@@ -132,11 +136,11 @@ def _drop_privileges() -> list[str]:
     return [setpriv, f"--reuid={ids}", f"--regid={ids}", "--clear-groups", "--no-new-privs"]
 
 
-def sandbox_argv(limits: SandboxLimits, code_fd: int, report_fd: int) -> list[str]:
+def sandbox_argv(limits: SandboxLimits, code_fd: int, report_fd: int, seccomp_fd: int) -> list[str]:
     """Full command: bwrap -> setpriv -> supervisor (applies rlimits) -> `python -I` on the snippet."""
     mb = 2**20
     return [
-        *_bwrap_prefix(limits),
+        *_bwrap_prefix(limits, seccomp_fd),
         *["--perms", "0755", "--dir", os.path.dirname(CODE_PATH)],
         *["--perms", "0444", "--ro-bind-data", str(code_fd), CODE_PATH],
         *["--chdir", "/tmp", "--"],
@@ -158,13 +162,23 @@ def explain_setup_failure(stderr: str) -> str:
 
 def check_sandbox() -> None:
     """Cheap doctor probe: raises SandboxUnavailable with the fix if a sandbox cannot be built here."""
-    argv = [*_bwrap_prefix(SandboxLimits()), "--", *_drop_privileges(), sys.executable, "-I", "-S", "-c", ""]
+    seccomp_fd = filter_fd()
+    prefix = _bwrap_prefix(SandboxLimits(), seccomp_fd)
+    argv = [*prefix, "--", *_drop_privileges(), sys.executable, "-I", "-S", "-c", ""]
     try:
         proc = subprocess.run(
-            argv, capture_output=True, text=True, timeout=30, env=sandbox_env(), check=False
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=sandbox_env(),
+            check=False,
+            pass_fds=(seccomp_fd,),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         message = f"cannot run bubblewrap ({exc}): reinstall it (apt-get install bubblewrap)"
         raise SandboxUnavailable(message) from exc
+    finally:
+        os.close(seccomp_fd)
     if proc.returncode != 0:
         raise SandboxUnavailable(explain_setup_failure(proc.stderr))

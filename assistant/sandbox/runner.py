@@ -18,6 +18,7 @@ import time
 
 from assistant.sandbox.command import explain_setup_failure, sandbox_argv, sandbox_env
 from assistant.sandbox.models import SandboxLimits, SandboxResult, SandboxUnavailable
+from assistant.sandbox.seccomp import filter_fd
 
 FLOOD_FACTOR = 16  # output beyond this many times the cap ends the run
 _KILL_GRACE_S = 5.0  # after a kill, wait this long for the sandbox's pipes to close
@@ -138,15 +139,16 @@ def run_python(code: str, limits: SandboxLimits | None = None) -> SandboxResult:
     limits = limits or SandboxLimits()
     started = time.monotonic()
     code_fd = _code_fd(code)
+    seccomp_fd = filter_fd()
     report_r, report_w = os.pipe()
     try:
-        argv = sandbox_argv(limits, code_fd, report_w)
+        argv = sandbox_argv(limits, code_fd, report_w, seccomp_fd)
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            pass_fds=(code_fd, report_w),
+            pass_fds=(code_fd, report_w, seccomp_fd),
             env=sandbox_env(),
             cwd="/",
             start_new_session=True,  # its own process group, so one killpg reaches bwrap and helpers
@@ -156,6 +158,7 @@ def run_python(code: str, limits: SandboxLimits | None = None) -> SandboxResult:
         raise
     finally:
         os.close(code_fd)
+        os.close(seccomp_fd)
         os.close(report_w)
     assert proc.stdout is not None and proc.stderr is not None
     out, err = _Capture(limits.max_output_bytes), _Capture(limits.max_output_bytes)

@@ -14,6 +14,7 @@ docs/benchmarks.md is built from.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -27,13 +28,13 @@ import numpy as np
 
 from eval.beir import BeirData, evaluate_run, load_beir, max_passage
 from eval.bench.scifact import DEPTH_CHUNKS, latency
-from index.backends.base import BACKEND_FILE, DocumentChunks
-from index.backends.milvus import MilvusBackend
+from index.backends.base import DocumentChunks
+from index.backends.milvus import MILVUS_FILE, MilvusBackend, milvus_record
 from index.config import ChunkingConfig, EmbeddingConfig, MilvusConfig, RetrievalConfig
 from index.ingest import IndexConfig, indexed_text, ingest_documents
 from index.search import HybridIndex
 from index.sparse import Tokenizer
-from index.store import VECTORS, read_manifest, write_json_atomic
+from index.store import VECTORS, Manifest, StoreWriter, read_manifest, write_json_atomic
 
 
 def dir_bytes(path: Path) -> int:
@@ -44,7 +45,9 @@ def dir_bytes(path: Path) -> int:
     )
 
 
-def copy_to_milvus(local: HybridIndex, cfg: MilvusConfig, index_dir: Path, ours_tokens: bool) -> dict:
+def copy_to_milvus(
+    local: HybridIndex, config: IndexConfig, cfg: MilvusConfig, index_dir: Path, ours_tokens: bool
+) -> dict:
     """Write the local index's chunks and vectors into a Milvus collection with its own manifest dir."""
     retrieval = local.retrieval
     chunks = local.all_chunks()
@@ -72,13 +75,11 @@ def copy_to_milvus(local: HybridIndex, cfg: MilvusConfig, index_dir: Path, ours_
             batch = []
     store.replace_documents(batch)
     seconds = time.perf_counter() - t0
-    index_dir.mkdir(parents=True, exist_ok=True)
-    gen = index_dir / manifest.generation
-    gen.mkdir(exist_ok=True)
-    write_json_atomic(
-        gen / BACKEND_FILE, {"name": "milvus", "collection": cfg.collection, "dim": vectors.shape[1]}
-    )
-    write_json_atomic(index_dir / "manifest.json", manifest.to_json())
+    spec = dataclasses.replace(config, backend="milvus", milvus=cfg).spec
+    copy = Manifest(build=spec, dim=manifest.dim, files=manifest.files, dense_kind="milvus")
+    with StoreWriter(index_dir) as writer, writer.new_generation() as tmp:
+        write_json_atomic(tmp / MILVUS_FILE, milvus_record(cfg, len(chunks)))
+        writer.commit(tmp, copy)
     store.close()
     return {"write_seconds": round(seconds, 1), "write_chunks_per_s": round(len(chunks) / seconds, 1)}
 
@@ -134,7 +135,7 @@ def main() -> None:
     milvus = {}
     for name, ours in (("milvus", False), ("milvus-ours-tokens", True)):
         cfg = MilvusConfig(uri=str(work / f"{name}.db"), collection="scifact")
-        results[name] = copy_to_milvus(local, cfg, work / name, ours)
+        results[name] = copy_to_milvus(local, config, cfg, work / name, ours)
         results[name]["bytes_per_chunk"] = round(dir_bytes(work / f"{name}.db") / n_chunks)
         milvus[name] = HybridIndex(
             work / name, retrieval, config.embedding, cache_dir, backend="milvus", milvus=cfg

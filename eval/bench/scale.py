@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -22,9 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from index.config import PACKAGED_MINILM, ChunkingConfig, RetrievalConfig
+from index.build_spec import build_spec
+from index.config import PACKAGED_MINILM, ChunkingConfig, EmbeddingConfig, RetrievalConfig
 from index.ingest import build_structures
 from index.store import CHUNKS_DB, VECTORS, FileEntry, Manifest, StoreWriter, create_chunk_db
+from index.text import sentence_spans
 
 DIM = 384
 
@@ -42,7 +43,8 @@ def sentences(shared: Path) -> list[str]:
     out: list[str] = []
     with open(corpus, encoding="utf-8") as fh:
         for line in fh:
-            out.extend(s for s in re.split(r"(?<=[.!?])\s+", json.loads(line)["text"]) if len(s) > 40)
+            text = json.loads(line)["text"]
+            out.extend(text[a:b] for a, b in sentence_spans(text, 0, len(text)) if b - a > 40)
     return out
 
 
@@ -101,8 +103,8 @@ def build(n: int, index_dir: Path, shared: Path, retrieval: RetrievalConfig) -> 
         dense_kind = build_structures(tmp, texts, vectors, retrieval)
         timings["bm25_and_dense_build_s"] = time.perf_counter() - t0
         manifest = Manifest(
-            embedding={"model": PACKAGED_MINILM, "dim": DIM},
-            chunking=ChunkingConfig().model_dump(),
+            build=build_spec(ChunkingConfig(), EmbeddingConfig(model=PACKAGED_MINILM), retrieval),
+            dim=DIM,
             files={f"syn://{f}": FileEntry("0" * 64, "txt", "synthetic", 1, per_file) for f in range(files)},
             dense_kind=dense_kind,
         )

@@ -25,7 +25,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from eval.beir import BeirData, Run, corpus_documents, evaluate_run, load_beir, max_passage
-from index.config import ChunkingConfig, EmbeddingConfig, FusionConfig, RetrievalConfig
+from index.config import RETRIEVAL_MODES, ChunkingConfig, EmbeddingConfig, FusionConfig, RetrievalConfig
 from index.fusion import reciprocal_rank_fusion, weighted_score_fusion
 from index.ingest import IndexConfig, indexed_text, ingest_documents
 from index.search import HybridIndex
@@ -158,7 +158,7 @@ def main() -> None:
 
     systems: dict[str, dict] = results.get("systems", {})
     if "ours" in parts:
-        for mode in ("hybrid", "dense", "bm25"):
+        for mode in RETRIEVAL_MODES:
             systems[f"ra {mode}"] = {
                 **systems.get(f"ra {mode}", {}),
                 **scored(ours_search(hybrid, mode), data, not args.latency_only),

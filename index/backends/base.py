@@ -8,41 +8,26 @@ UI, evaluation) talks to `HybridIndex`, which talks to one `SearchBackend`; the 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from index.config import BackendName, FusionConfig
-from index.errors import IndexIncompatible
+from index.config import FusionConfig
 from index.types import Chunk
 
 ChunkRef = int | str
 Ranked = list[tuple[ChunkRef, float]]
 """(chunk ref, score) pairs, best first."""
 
-BACKEND_FILE = "backend.json"
-"""In a generation directory of a non-local index: which backend and where (absent means `local`)."""
+SKIPPED_ROLES = frozenset({"references"})
+"""Section roles kept out of search unless `retrieval.include_references` (reference lists match anything)."""
 
 
-def recorded_backend(generation_dir: Path) -> dict[str, Any]:
-    """What a generation says about where its chunks live ({"name": "local"} when it says nothing)."""
-    path = generation_dir / BACKEND_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"name": "local"}
-
-
-def check_backend(index_dir: Path, generation: str, backend: BackendName) -> dict[str, Any]:
-    """Refuse to read or extend an index with another backend than the one it was built with."""
-    recorded = recorded_backend(index_dir / generation)
-    if recorded["name"] != backend:
-        raise IndexIncompatible(
-            f"index at {index_dir} is stored in the '{recorded['name']}' backend, the settings say '{backend}': "
-            f"set index.backend={recorded['name']} (RA_INDEX__BACKEND), use another --index, or --rebuild"
-        )
-    return recorded
+def chunk_role(chunk: Chunk) -> str:
+    """The role of the section a chunk belongs to ("body" unless the chunker said otherwise)."""
+    return str(chunk.meta.get("role", "body"))
 
 
 @dataclass
@@ -58,9 +43,12 @@ class DocumentChunks:
 
 
 class SearchBackend(Protocol):
-    """Read side: ranking and chunk access. Implementations are safe to share between threads."""
+    """Read side: ranking and chunk access. Implementations are safe to share between threads.
+
+    The three searches never return chunks whose role is in `skip_roles` (set when opened)."""
 
     name: str
+    skip_roles: frozenset[str]
 
     def count(self) -> int: ...
 

@@ -7,7 +7,7 @@ writes are the generation commit in index/ingest.py, which rebuilds BM25 and FAI
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ import numpy as np
 
 from index.backends.base import ChunkRef, Ranked
 from index.config import FusionConfig
+from index.documents import DocumentMeta
 from index.fusion import fuse
 from index.store import BM25_DIR, CHUNKS_DB, DENSE, open_chunk_db
 from index.types import Chunk
@@ -26,8 +27,15 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, generation_dir: Path) -> None:
+    def __init__(
+        self,
+        generation_dir: Path,
+        skip_roles: frozenset[str] = frozenset(),
+        documents: Mapping[str, DocumentMeta] | None = None,
+    ) -> None:
         self.generation_dir = generation_dir
+        self.skip_roles = skip_roles
+        self.documents = documents or {}
         self._db = open_chunk_db(generation_dir / CHUNKS_DB)
         self._lock = threading.Lock()
 
@@ -43,49 +51,69 @@ class LocalBackend:
 
         return DenseIndex.load(self.generation_dir / DENSE)
 
+    @cached_property
+    def skipped_rows(self) -> frozenset[int]:
+        """Rows of chunks whose section role is skipped (reference lists, by default)."""
+        if not self.skip_roles:
+            return frozenset()
+        marks = ",".join("?" * len(self.skip_roles))
+        with self._lock:
+            found = self._db.execute(
+                f"SELECT row FROM chunks WHERE meta LIKE '%\"role\"%' AND json_extract(meta, '$.role') IN ({marks})",
+                sorted(self.skip_roles),
+            ).fetchall()
+        return frozenset(r[0] for r in found)
+
     def count(self) -> int:
-        return int(self._query_one("SELECT COUNT(*) FROM chunks")[0])
+        return self._count
+
+    @cached_property
+    def _count(self) -> int:
+        return int(self._query_one("SELECT COUNT(*) FROM chunks")[0])  # a generation never changes
 
     def dense_search(self, vector: np.ndarray, n: int) -> Ranked:
         if len(self.dense) == 0:
             return []
-        ids, scores = self.dense.search(vector, n)
-        return list(zip(ids.tolist(), scores.tolist(), strict=True))
+        return self._kept(lambda want: self.dense.search(vector, want), n)
 
     def sparse_search(self, query: str, n: int) -> Ranked:
-        ids, scores = self.bm25.search_text(query, n)
-        return list(zip(ids.tolist(), scores.tolist(), strict=True))
+        return self._kept(lambda want: self.bm25.search_text(query, want), n)
+
+    def _kept(self, ranker: Callable[[int], tuple[np.ndarray, np.ndarray]], n: int) -> Ranked:
+        """The best `n` of a ranker with skipped rows removed (asking for more while they crowd it)."""
+        skipped = self.skipped_rows
+        want, total = n + min(len(skipped), 4 * n), self.count()
+        while True:
+            ids, scores = ranker(want if skipped else n)
+            if not skipped:
+                return list(zip(ids.tolist(), scores.tolist(), strict=True))
+            keep = np.fromiter((i not in skipped for i in ids.tolist()), dtype=bool, count=len(ids))
+            if keep.sum() >= n or len(ids) < want or want >= total:
+                return list(zip(ids[keep][:n].tolist(), scores[keep][:n].tolist(), strict=True))
+            want *= 4
 
     def hybrid_search(self, query: str, vector: np.ndarray, n: int, fusion: FusionConfig) -> Ranked:
         depth = max(fusion.candidates, n)
         return fuse(self.dense_search(vector, depth), self.sparse_search(query, depth), fusion)[:n]  # type: ignore[arg-type]
 
     def fetch(self, refs: Sequence[ChunkRef]) -> dict[ChunkRef, Chunk]:
-        from index.ingest import row_to_chunk
-
         if not refs:
             return {}
         marks = ",".join("?" * len(refs))
         with self._lock:
             found = self._db.execute(f"SELECT * FROM chunks WHERE row IN ({marks})", list(refs)).fetchall()
-        return {r["row"]: row_to_chunk(r) for r in found}
+        return {r["row"]: self._chunk(r) for r in found}
 
     def all_chunks(self) -> list[Chunk]:
-        from index.ingest import row_to_chunk
-
         with self._lock:
             rows = self._db.execute("SELECT * FROM chunks ORDER BY row").fetchall()
-        return [row_to_chunk(r) for r in rows]
+        return [self._chunk(r) for r in rows]
 
     def get_chunk(self, chunk_id: str) -> Chunk | None:
-        from index.ingest import row_to_chunk
-
         row = self._query_one("SELECT * FROM chunks WHERE chunk_id = ?", (chunk_id,))
-        return row_to_chunk(row) if row else None
+        return self._chunk(row) if row else None
 
     def neighbours(self, chunk_id: str, before: int, after: int) -> list[Chunk]:
-        from index.ingest import row_to_chunk
-
         row = self._query_one("SELECT row, file FROM chunks WHERE chunk_id = ?", (chunk_id,))
         if row is None:
             return []
@@ -94,7 +122,7 @@ class LocalBackend:
                 "SELECT * FROM chunks WHERE file = ? AND row BETWEEN ? AND ? ORDER BY row",
                 (row["file"], row["row"] - before, row["row"] + after),
             ).fetchall()
-        return [row_to_chunk(r) for r in found]
+        return [self._chunk(r) for r in found]
 
     def document_text(self, source: str) -> str | None:
         row = self._query_one(
@@ -107,6 +135,13 @@ class LocalBackend:
     def stats(self) -> dict[str, Any]:
         size = sum(p.stat().st_size for p in self.generation_dir.rglob("*") if p.is_file())
         return {"backend": self.name, "size_bytes": size}
+
+    def _chunk(self, row: Any) -> Chunk:
+        from index.ingest import row_to_chunk
+
+        chunk = row_to_chunk(row)
+        chunk.document = self.documents.get(row["file"])
+        return chunk
 
     def _query_one(self, sql: str, params: tuple = ()) -> Any:
         with self._lock:

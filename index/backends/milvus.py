@@ -2,9 +2,11 @@
 
 One code path for milvus-lite (`uri` is a `.db` file: tests, one user) and a Milvus standalone or
 distributed server (`uri` is `http://host:19530`). Per chunk the collection holds its id, the manifest key
-of its file, the file's sha256, its position in the file, the indexed text (title/section + passage: Milvus
+of its file, the file's sha256, its position in the file, its section role (so reference lists can be kept
+out of search by a filter), the indexed text (title/section + passage: Milvus
 tokenizes it and derives the BM25 sparse vector with its built-in function), the chunk record (JSON) and
-the embedding. Full document texts (for citations and `read_document`) go to a second collection,
+the embedding; the document's bibliographic record comes from the manifest, not from Milvus. Full
+document texts (for citations and `read_document`) go to a second collection,
 `<collection>_docs`, split in pieces under Milvus's VARCHAR limit.
 
 Hybrid search is Milvus's `hybrid_search` with its RRF ranker when the fusion is RRF with equal weights
@@ -17,16 +19,20 @@ import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from index.backends.base import ChunkRef, DocumentChunks, Ranked
+from index.backends.base import ChunkRef, DocumentChunks, Ranked, chunk_role
 from index.config import BM25Config, FusionConfig, MilvusConfig
+from index.documents import DocumentMeta
 from index.errors import IndexIncompatible, UserFacingError
 from index.fusion import fuse
 from index.types import Chunk
+
+MILVUS_FILE = "milvus.json"
+"""In a milvus index's generation directory: where its chunks went and how many were committed."""
 
 TEXT_MAX_BYTES = 65_535  # Milvus VARCHAR limit, in bytes
 DOC_PIECE_CHARS = 16_000  # 4 bytes per character at most: a piece always fits
@@ -42,6 +48,11 @@ ANALYZER = {
         {"type": "stemmer", "language": "english"},
     ],
 }
+
+
+def milvus_record(cfg: MilvusConfig, chunks: int) -> dict[str, Any]:
+    """What a generation records of its Milvus collection (the backend and collection are in the build spec)."""
+    return {"uri": cfg.uri, "chunks": chunks}
 
 
 class MilvusUnavailable(UserFacingError):
@@ -114,8 +125,17 @@ class MilvusBackend:
 
     name = "milvus"
 
-    def __init__(self, cfg: MilvusConfig, client: Any | None = None) -> None:
+    def __init__(
+        self,
+        cfg: MilvusConfig,
+        client: Any | None = None,
+        skip_roles: frozenset[str] = frozenset(),
+        documents: Mapping[str, DocumentMeta] | None = None,
+    ) -> None:
         self.cfg = cfg
+        self.skip_roles = skip_roles
+        self.documents = documents or {}
+        self._filter = f"role not in {lit(sorted(skip_roles))}" if skip_roles else ""
         self.client = client if client is not None else connect(cfg)
         self.collection = cfg.collection
         self.docs = f"{cfg.collection}_docs"
@@ -157,6 +177,7 @@ class MilvusBackend:
             schema.add_field("file", DataType.VARCHAR, max_length=4096)
             schema.add_field("sha256", DataType.VARCHAR, max_length=64)
             schema.add_field("ord", DataType.INT64)
+            schema.add_field("role", DataType.VARCHAR, max_length=64)
             schema.add_field(
                 "text",
                 DataType.VARCHAR,
@@ -184,6 +205,7 @@ class MilvusBackend:
                 params={"bm25_k1": bm25.k1, "bm25_b": bm25.b},
             )
             index.add_index("file", index_type="INVERTED")
+            index.add_index("role", index_type="INVERTED")
             self.client.create_collection(
                 self.collection, schema=schema, index_params=index, consistency_level="Strong"
             )
@@ -212,10 +234,10 @@ class MilvusBackend:
         for doc in docs:
             vectors = doc.vectors.astype(np.float32).tolist()
             for i, (c, text, vec) in enumerate(zip(doc.chunks, doc.indexed_texts, vectors, strict=True)):
-                chunk = dataclasses.asdict(c)
+                chunk = {f.name: getattr(c, f.name) for f in dataclasses.fields(c) if f.name != "document"}
                 rows.append(
                     {"chunk_id": c.chunk_id, "file": doc.key, "sha256": doc.sha256, "ord": i}
-                    | {"text": _fit(text), "chunk": chunk, "dense": vec}
+                    | {"role": chunk_role(c), "text": _fit(text), "chunk": chunk, "dense": vec}
                 )
             texts = [doc.text[i : i + DOC_PIECE_CHARS] for i in range(0, len(doc.text), DOC_PIECE_CHARS)]
             for part, piece in enumerate(texts or [""]):
@@ -257,6 +279,7 @@ class MilvusBackend:
                 data=[np.asarray(vector, dtype=np.float32).tolist()],
                 anns_field="dense",
                 limit=min(n, QUERY_MAX),
+                filter=self._filter,
                 search_params={"metric_type": "IP"},
             )
         return [(hit.id, float(hit["distance"])) for hit in res[0]]
@@ -270,6 +293,7 @@ class MilvusBackend:
                 data=[query],
                 anns_field="sparse",
                 limit=min(n, QUERY_MAX),
+                filter=self._filter,
                 search_params={"metric_type": "BM25"},
             )
         # milvus-lite signs BM25 "distances" negative; higher is better either way once the sign is dropped
@@ -287,8 +311,15 @@ class MilvusBackend:
                 anns_field="dense",
                 param={"metric_type": "IP"},
                 limit=depth,
+                expr=self._filter or None,
             ),
-            AnnSearchRequest(data=[query], anns_field="sparse", param={"metric_type": "BM25"}, limit=depth),
+            AnnSearchRequest(
+                data=[query],
+                anns_field="sparse",
+                param={"metric_type": "BM25"},
+                limit=depth,
+                expr=self._filter or None,
+            ),
         ]
         with _errors(self.cfg.uri):
             res = self.client.hybrid_search(
@@ -300,8 +331,8 @@ class MilvusBackend:
     def fetch(self, refs: Sequence[ChunkRef]) -> dict[ChunkRef, Chunk]:
         if not refs:
             return {}
-        rows = self._query(f"chunk_id in {lit(list(refs))}", ["chunk_id", "chunk"], len(refs))
-        return {r["chunk_id"]: Chunk(**r["chunk"]) for r in rows}
+        rows = self._query(f"chunk_id in {lit(list(refs))}", ["chunk_id", "file", "chunk"], len(refs))
+        return {r["chunk_id"]: self._chunk(r) for r in rows}
 
     def get_chunk(self, chunk_id: str) -> Chunk | None:
         return self.fetch([chunk_id]).get(chunk_id)
@@ -313,10 +344,10 @@ class MilvusBackend:
         file, ord_ = hit[0]["file"], int(hit[0]["ord"])
         rows = self._query(
             f"file == {lit(file)} and ord >= {ord_ - before} and ord <= {ord_ + after}",
-            ["ord", "chunk"],
+            ["ord", "file", "chunk"],
             before + after + 1,
         )
-        return [Chunk(**r["chunk"]) for r in sorted(rows, key=lambda r: r["ord"])]
+        return [self._chunk(r) for r in sorted(rows, key=lambda r: r["ord"])]
 
     def document_text(self, source: str) -> str | None:
         file = source
@@ -338,7 +369,7 @@ class MilvusBackend:
             while batch := it.next():
                 rows.extend(batch)
             it.close()
-        return [Chunk(**r["chunk"]) for r in sorted(rows, key=lambda r: (r["file"], r["ord"]))]
+        return [self._chunk(r) for r in sorted(rows, key=lambda r: (r["file"], r["ord"]))]
 
     def stats(self) -> dict[str, Any]:
         return {"backend": self.name, "milvus_uri": self.cfg.uri, "collection": self.collection}
@@ -346,6 +377,9 @@ class MilvusBackend:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.client.close()
+
+    def _chunk(self, row: dict[str, Any]) -> Chunk:
+        return Chunk(**row["chunk"], document=self.documents.get(row["file"]))
 
     def _docs_of(self, file: str) -> list[dict[str, Any]]:
         with _errors(self.cfg.uri):
