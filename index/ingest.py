@@ -507,6 +507,7 @@ def _apply_milvus(
                 progress.advance(len(batch))
                 batch = []
         store.delete_documents(report.removed)
+        store.flush()
         write_json_atomic(tmp / MILVUS_FILE, milvus_record(config.milvus, total))
         manifest = Manifest(
             build=config.spec,

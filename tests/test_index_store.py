@@ -15,7 +15,7 @@ import pytest
 
 from assistant.index_access import index_config, open_index
 from assistant.settings import load_settings
-from index.errors import IndexIncompatible, IndexNotFound
+from index.errors import IndexDamaged, IndexIncompatible, IndexNotFound
 from index.ingest import ingest_paths
 from index.store import read_manifest
 
@@ -272,10 +272,11 @@ def test_unreachable_milvus_names_the_uri_and_loses_nothing(tmp_path: Path) -> N
 
 
 def test_milvus_ingest_that_fails_midway_is_redone_by_the_next_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Milvus writes are not one transaction: a crash between files leaves the manifest on the last commit
     and the next ingest finishes the job (replace and delete are idempotent)."""
+    from assistant.cli.index_cmds import verify
     from index.backends.milvus import MilvusBackend
 
     corpus = make_corpus(tmp_path / "docs")
@@ -298,6 +299,14 @@ def test_milvus_ingest_that_fails_midway_is_redone_by_the_next_run(
     assert read_manifest(settings.index.dir).generation == before.generation
     assert not list(settings.index.dir.glob(".tmp-*"))
     assert open_index(settings).search("Matryoshka", k=1, mode="bm25")[0].chunk.title == "Matryoshka"
+    for name, value in backend_env("milvus", tmp_path).items():  # in-process: milvus-lite is one process's
+        monkeypatch.setenv(name, value)
+    # the file written before the crash: its committed version is gone, its new one is not committed yet
+    with pytest.raises(
+        IndexDamaged,
+        match=r"does not match the manifest.*has 0 chunks in Milvus, the manifest says 1 \(and 1 more\)",
+    ):
+        verify(index=settings.index.dir, as_json=True)
 
     redo = ingest_paths([corpus], settings.index.dir, index_config(settings))
     assert sorted(Path(p).name for p in redo.updated) == ["alpaca.txt", "glide.md"]
@@ -305,3 +314,6 @@ def test_milvus_ingest_that_fails_midway_is_redone_by_the_next_run(
     assert len(index) == first.chunks_total
     hits = index.search("quokkas habits", k=3, mode="bm25")
     assert sorted(Path(h.chunk.source).name for h in hits) == ["alpaca.txt", "glide.md"]
+    capsys.readouterr()
+    verify(index=settings.index.dir, as_json=True)
+    assert json.loads(capsys.readouterr().out)["milvus_chunks_checked"] == first.chunks_total

@@ -180,23 +180,31 @@ def stats(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
 
 @index_app.command("verify")
 def verify(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
-    """Check every file of the committed generation against the sizes and checksums in its manifest."""
+    """Check every file of the committed generation against the sizes and checksums in its manifest (and,
+    for a milvus index, that the collection holds exactly the committed versions of its files)."""
+    from index.errors import IndexDamaged
     from index.store import check_generation, require_manifest
 
-    index_dir = settings_from_flags(index).index.dir
+    settings = settings_from_flags(index)
+    index_dir = settings.index.dir
     manifest = require_manifest(index_dir)
     check_generation(index_dir, manifest, checksums=True)  # raises one line naming the damage and the fix
-    size = sum(a.size for a in manifest.artifacts.values())
-    print_report(
-        {
-            "index": str(index_dir),
-            "generation": manifest.generation,
-            "status": "ok",
-            "files_checked": len(manifest.artifacts),
-            "size_bytes": size,
-        },
-        as_json,
-    )
+    report: dict[str, Any] = {"index": str(index_dir), "generation": manifest.generation, "status": "ok"}
+    if manifest.build.get("index.backend") == "milvus":
+        from index.backends.milvus import collection_problems
+
+        problems = collection_problems(settings.index.milvus, manifest.files, manifest.dim)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise IndexDamaged(
+                f"Milvus collection '{settings.index.milvus.collection}' does not match the manifest at "
+                f"{index_dir}: {problems[0]}{more}: run the last `ra ingest` again, or "
+                f"`ra ingest PATH --rebuild --index {index_dir}`"
+            )
+        report["milvus_chunks_checked"] = sum(e.chunks for e in manifest.files.values())
+    report["files_checked"] = len(manifest.artifacts)
+    report["size_bytes"] = sum(a.size for a in manifest.artifacts.values())
+    print_report(report, as_json)
 
 
 def register(app: typer.Typer) -> None:
