@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.beir import BeirData, evaluate_run, load_beir, max_passage
+from eval.bench import write_result
 from eval.bench.scifact import DEPTH_CHUNKS, latency
 from index.backends.base import DocumentChunks
 from index.backends.milvus import MILVUS_FILE, MilvusBackend, milvus_record
@@ -74,6 +75,7 @@ def copy_to_milvus(
             store.replace_documents(batch)
             batch = []
     store.replace_documents(batch)
+    store.flush()
     seconds = time.perf_counter() - t0
     spec = dataclasses.replace(config, backend="milvus", milvus=cfg).spec
     copy = Manifest(build=spec, dim=manifest.dim, files=manifest.files, dense_kind="milvus")
@@ -128,6 +130,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
         "command": "python -m eval.bench.backends",
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "chunks": n_chunks,
         "queries": len(data.queries),
         "local_bytes_per_chunk": round(dir_bytes(local.generation_dir) / n_chunks),
@@ -169,9 +172,8 @@ def main() -> None:
             }
             print(json.dumps({f"{name} {mode}": systems[f"{name} {mode}"]}), flush=True)
     results["systems"] = systems
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    write_result(results, args.out, "systems")  # the systems were printed one by one above
 
 
 if __name__ == "__main__":
