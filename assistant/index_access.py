@@ -21,6 +21,8 @@ def index_config(settings: Settings) -> IndexConfig:
         cache_dir=settings.cache_dir,
         max_file_bytes=int(settings.index.max_file_mb * 2**20),
         lock_wait_s=settings.index.lock_wait_s,
+        backend=settings.index.backend,
+        milvus=settings.index.milvus,
     )
 
 
@@ -28,4 +30,11 @@ def open_index(settings: Settings) -> HybridIndex:
     """Open the committed index named by the settings; raises IndexNotFound with how to build one."""
     from index.search import HybridIndex
 
-    return HybridIndex(settings.index.dir, settings.retrieval, settings.index.embedding, settings.cache_dir)
+    return HybridIndex(
+        settings.index.dir,
+        settings.retrieval,
+        settings.index.embedding,
+        settings.cache_dir,
+        backend=settings.index.backend,
+        milvus=settings.index.milvus,
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import (
@@ -24,8 +24,10 @@ from assistant.sandbox.models import SandboxLimits
 from index.config import (
     DEFAULT_LOCK_WAIT_S,
     DEFAULT_MAX_FILE_MB,
+    BackendName,
     ChunkingConfig,
     EmbeddingConfig,
+    MilvusConfig,
     RetrievalConfig,
 )
 from index.errors import UserFacingError
@@ -50,6 +52,38 @@ class IndexSettings(BaseModel):
     lock_wait_s: float = Field(
         DEFAULT_LOCK_WAIT_S, ge=0, description="how long an ingest waits for another one writing the index"
     )
+    backend: BackendName = Field(
+        "local", description="local: FAISS + BM25 + SQLite in `dir`; milvus: a milvus-lite file or server"
+    )
+    milvus: MilvusConfig = MilvusConfig()
+
+
+class VLLMParallel(BaseModel):
+    """How `ra serve` spreads one model over GPUs (vLLM's own options; 1 everywhere is one GPU or the CPU).
+
+    tensor x pipeline GPUs hold one copy of the model; data parallel runs that many copies behind one
+    server. Past one machine, pipeline (and tensor) parallel run on a Ray cluster: see README, Deployment."""
+
+    tensor: int = Field(1, ge=1, description="--tensor-parallel-size: GPUs that split every layer")
+    pipeline: int = Field(
+        1, ge=1, description="--pipeline-parallel-size: groups of layers, e.g. one per node"
+    )
+    data: int = Field(1, ge=1, description="--data-parallel-size: full copies of the model behind one server")
+    executor: Literal["auto", "mp", "ray"] = Field(
+        "auto", description="--distributed-executor-backend: ray to span nodes, mp for one machine"
+    )
+
+    def flags(self) -> list[str]:
+        """vLLM's arguments for these settings (none for the defaults, so CPU servers start as before)."""
+        out: list[str] = []
+        for flag, value in (
+            ("--tensor-parallel-size", self.tensor),
+            ("--pipeline-parallel-size", self.pipeline),
+            ("--data-parallel-size", self.data),
+        ):
+            if value > 1:
+                out += [flag, str(value)]
+        return out + (["--distributed-executor-backend", self.executor] if self.executor != "auto" else [])
 
 
 class LLMSettings(BaseModel):
@@ -57,7 +91,11 @@ class LLMSettings(BaseModel):
     otherwise the embedded llama.cpp server is started with `model` (a packaged name, a path or a hub id)."""
 
     model: str = Field(DEFAULT_MODEL, description="packaged name, local path, or Hugging Face id")
-    url: str | None = Field(None, description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    url: str | None = Field(
+        None,
+        description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1; several replicas of one model "
+        "comma-separated (requests go to the least busy one)",
+    )
     api_key: str | None = None
     allow_download: bool = Field(False, description="allow fetching a Hugging Face model when online")
     context_size: int = Field(8192, ge=512, description="context window of the embedded server")
@@ -73,7 +111,11 @@ class LLMSettings(BaseModel):
         None, description="python of the vLLM virtual env (default: .venv-vllm/bin/python of the project)"
     )
     serve_port: int = 8000
+    serve_host: str = Field(
+        "127.0.0.1", description="address `ra serve` binds; 0.0.0.0 serves other machines"
+    )
     max_model_len: int = Field(DEFAULT_MAX_MODEL_LEN, ge=512, description="context length vLLM serves")
+    parallel: VLLMParallel = VLLMParallel()
 
 
 class GroundingSettings(BaseModel):

@@ -6,7 +6,9 @@ to change. Query-time settings (k, mode, fusion) are not part of it: they may ch
 What a difference means depends on the part:
 - `index.embedding.*`: the stored vectors come from another model; only `ra ingest --rebuild` re-embeds.
 - `index.chunking.*`: the next ingest re-chunks (and re-embeds) every file that still exists.
-- `retrieval.bm25.*`, `retrieval.dense.*`: the next ingest rebuilds the BM25 and dense structures.
+- `retrieval.bm25.*`, `retrieval.dense.*`: the next ingest rebuilds the BM25 and dense structures
+  (`local`; a Milvus collection fixes its BM25 at creation, so there only `--rebuild` applies them).
+- `index.backend`, `index.milvus.collection`: where the chunks live; another value is another index.
 Opening an index whose embedding, BM25 or dense part differs from the settings is refused, since the
 setting would silently do nothing.
 """
@@ -15,10 +17,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from index.config import ChunkingConfig, EmbeddingConfig, RetrievalConfig
+from index.config import BackendName, ChunkingConfig, EmbeddingConfig, MilvusConfig, RetrievalConfig
 
 # Bump when the BM25 tokenizer (index.sparse.Tokenizer: regex, stopword list, stemmer) changes behaviour.
 TOKENISER = "words-nltk127-snowball-english/1"
+# Milvus tokenises with its own analyser (index.backends.milvus.ANALYZER); bump when that changes.
+MILVUS_TOKENISER = "milvus-standard-lowercase-stop_english-stemmer_english/1"
 EMBEDDING = "index.embedding."
 CHUNKING = "index.chunking."
 STRUCTURES = ("retrieval.bm25.", "retrieval.dense.")
@@ -30,17 +34,38 @@ def _flat(prefix: str, values: dict[str, Any]) -> BuildSpec:
     return {prefix + key: value for key, value in sorted(values.items())}
 
 
-def search_spec(embedding: EmbeddingConfig, retrieval: RetrievalConfig) -> BuildSpec:
-    """The part a reader must agree with: how queries are embedded and tokenised, and the saved structures."""
+def search_spec(
+    embedding: EmbeddingConfig,
+    retrieval: RetrievalConfig,
+    backend: BackendName = "local",
+    milvus: MilvusConfig | None = None,
+) -> BuildSpec:
+    """The part a reader must agree with: where the chunks live, how queries are embedded and tokenised,
+    and the saved structures (Milvus builds its own dense index, so `retrieval.dense` is local-only)."""
+    if backend == "milvus":
+        where = {"index.backend": backend, "index.milvus.collection": (milvus or MilvusConfig()).collection}
+        bm25 = {**retrieval.bm25.model_dump(include={"k1", "b"}), "tokeniser": MILVUS_TOKENISER}
+        return {
+            **where,
+            **_flat(EMBEDDING, embedding.model_dump(include={"model", "backend"})),
+            **_flat("retrieval.bm25.", bm25),
+        }
     return {
+        "index.backend": backend,
         **_flat(EMBEDDING, embedding.model_dump(include={"model", "backend"})),
         **_flat("retrieval.bm25.", {**retrieval.bm25.model_dump(), "tokeniser": TOKENISER}),
         **_flat("retrieval.dense.", retrieval.dense.model_dump()),
     }
 
 
-def build_spec(chunking: ChunkingConfig, embedding: EmbeddingConfig, retrieval: RetrievalConfig) -> BuildSpec:
-    return {**_flat(CHUNKING, chunking.model_dump()), **search_spec(embedding, retrieval)}
+def build_spec(
+    chunking: ChunkingConfig,
+    embedding: EmbeddingConfig,
+    retrieval: RetrievalConfig,
+    backend: BackendName = "local",
+    milvus: MilvusConfig | None = None,
+) -> BuildSpec:
+    return {**_flat(CHUNKING, chunking.model_dump()), **search_spec(embedding, retrieval, backend, milvus)}
 
 
 def differences(recorded: BuildSpec, wanted: BuildSpec, prefixes: tuple[str, ...] = ("",)) -> list[str]:
@@ -58,9 +83,23 @@ def part(recorded: BuildSpec, wanted: BuildSpec, prefixes: tuple[str, ...] | str
 
 
 def check_embedding_spec(recorded: BuildSpec, wanted: BuildSpec, index_dir: object) -> None:
-    """Stored vectors from another model (or backend) cannot be mixed with new ones or queried by them."""
+    """Stored vectors from another model (or backend) cannot be mixed with new ones or queried by them,
+    and an index kept in one index backend cannot be read or extended through another."""
     from index.errors import IndexIncompatible
 
+    rebuild = f"use another --index, or `ra ingest PATH --rebuild --index {index_dir}`"
+    stored = recorded.get("index.backend", "local")  # indexes from before backends are all local
+    if stored != wanted["index.backend"]:
+        raise IndexIncompatible(
+            f"index at {index_dir} is stored in the '{stored}' backend, the settings say "
+            f"'{wanted['index.backend']}': set index.backend={stored} (RA_INDEX__BACKEND), {rebuild}"
+        )
+    collection = differences(recorded, wanted, ("index.milvus.",))
+    if collection:
+        raise IndexIncompatible(
+            f"index at {index_dir} lives in another Milvus collection, {collection[0]}: set it to match "
+            f"(RA_INDEX__MILVUS__COLLECTION), {rebuild}"
+        )
     vectors = differences(recorded, wanted, (EMBEDDING,))
     if vectors:
         raise IndexIncompatible(
@@ -76,7 +115,8 @@ def check_search_spec(recorded: BuildSpec, wanted: BuildSpec, index_dir: object)
     check_embedding_spec(recorded, wanted, index_dir)
     structures = differences(recorded, wanted, STRUCTURES)
     if structures:
+        redo = "--rebuild " if wanted.get("index.backend") == "milvus" else ""
         raise IndexIncompatible(
-            f"index at {index_dir} was built with {structures[0]}: run `ra ingest PATH --index {index_dir}` "
-            "to rebuild it with the current settings, or set the setting back"
+            f"index at {index_dir} was built with {structures[0]}: run `ra ingest PATH {redo}--index "
+            f"{index_dir}` to rebuild it with the current settings, or set the setting back"
         )

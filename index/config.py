@@ -77,3 +77,18 @@ class RetrievalConfig(BaseModel):
     dense: DenseConfig = DenseConfig()
     bm25: BM25Config = BM25Config()
     fusion: FusionConfig = FusionConfig()
+
+
+class MilvusConfig(BaseModel):
+    """Where the `milvus` backend keeps an index: a milvus-lite file or a Milvus server, one collection."""
+
+    uri: str = Field(
+        ".ra/milvus.db", description="milvus-lite file path, or a server URL such as http://host:19530"
+    )
+    collection: str = Field("ra_chunks", description="collection of chunks; '<name>_docs' holds full texts")
+    token: str | None = Field(None, description="server token ('user:password' or an API key)")
+    timeout_s: float = Field(10.0, gt=0, description="how long to wait for the server to answer")
+
+
+BackendName = Literal["local", "milvus"]
+"""Which engine stores and searches the chunks; the manifest always stays in the index directory."""

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from index.config import FusionConfig
 
 
 def reciprocal_rank_fusion(
@@ -70,3 +74,21 @@ def _check_weights(weights: Sequence[float] | None, n_lists: int) -> Sequence[fl
 def _ranked(scores: dict[int, float]) -> list[tuple[int, float]]:
     """Best first; fsum above makes symmetric contributions tie exactly, so the id tie-break applies."""
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def fuse(
+    dense: Sequence[tuple[int, float]], sparse: Sequence[tuple[int, float]], fusion: FusionConfig
+) -> list[tuple[int, float]]:
+    """Fuse a dense and a BM25 ranking ((id, score) pairs) the way `FusionConfig` says."""
+    weights = [fusion.dense_weight, 1.0 - fusion.dense_weight]
+    if fusion.method == "weighted":
+        return weighted_score_fusion(
+            [
+                ([i for i, _ in dense], [s for _, s in dense]),
+                ([i for i, _ in sparse], [s for _, s in sparse]),
+            ],
+            weights,
+        )
+    return reciprocal_rank_fusion(
+        [[i for i, _ in dense], [i for i, _ in sparse]], k=fusion.rrf_k, weights=weights
+    )

@@ -4,6 +4,8 @@ Incremental by content hash: an unchanged file costs a hash and nothing else (no
 chunks and vectors are copied from the previous generation. Nothing is written when nothing changed.
 The writer lock is held from reading the previous manifest to the commit, so concurrent ingests (CLI, UI
 uploads, benchmarks) run one after another and none builds on a generation another has replaced.
+The chunks go to the configured backend: `local` files in the generation, or a Milvus collection (then the
+generation records where, and the manifest stays the authority on which files and versions are indexed).
 """
 
 from __future__ import annotations
@@ -12,24 +14,27 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
+from index.backends.base import DocumentChunks
 from index.build_spec import CHUNKING, STRUCTURES, build_spec, check_embedding_spec, part
 from index.chunking import chunk_document
 from index.config import (
     DEFAULT_LOCK_WAIT_S,
     DEFAULT_MAX_FILE_MB,
+    BackendName,
     ChunkingConfig,
     EmbeddingConfig,
+    MilvusConfig,
     RetrievalConfig,
 )
 from index.documents import DocumentMeta, is_sidecar, sidecar_for
-from index.errors import LoadError, UserFacingError
+from index.errors import IndexIncompatible, LoadError, UserFacingError
 from index.loaders import iter_files, load_document
 from index.search_text import search_text
 from index.store import (
@@ -43,8 +48,12 @@ from index.store import (
     check_generation,
     create_chunk_db,
     sha256_file,
+    write_json_atomic,
 )
 from index.types import Chunk, LoadedDocument
+
+if TYPE_CHECKING:
+    from index.ray_engine import Prepared
 
 
 class Progress(Protocol):
@@ -116,14 +125,21 @@ class IndexConfig:
     cache_dir: Path
     max_file_bytes: int = DEFAULT_MAX_FILE_MB * 2**20
     lock_wait_s: float = DEFAULT_LOCK_WAIT_S
+    backend: BackendName = "local"
+    milvus: MilvusConfig = field(default_factory=MilvusConfig)
 
     @property
     def spec(self) -> dict[str, object]:
-        return build_spec(self.chunking, self.embedding, self.retrieval)
+        return build_spec(self.chunking, self.embedding, self.retrieval, self.backend, self.milvus)
 
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def doc_id(key: str, sha256: str) -> str:
+    """The prefix of a file version's chunk ids: a new version gets new ids."""
+    return hashlib.sha256(f"{key}\0{sha256}".encode()).hexdigest()[:12]
 
 
 def indexed_text(chunk: Chunk) -> str:
@@ -186,6 +202,8 @@ def ingest_paths(
     progress: Progress | None = None,
     on_wait: Callable[[str], None] | None = None,
     meta: dict[str, DocumentMeta] | None = None,
+    engine: Literal["local", "ray"] = "local",
+    ray_address: str | None = None,
 ) -> IngestReport:
     """Ingest files and folders; unreadable files are skipped with a reason and the batch goes on.
 
@@ -195,13 +213,15 @@ def ingest_paths(
     `meta` overrides the extracted metadata of files (by resolved path; such a file is re-read and keeps
     the override until its content changes); sidecar files (paper.pdf.bib) are read with their document,
     not reported as skipped.
+    `engine="ray"` parses, chunks and embeds the changed files on Ray (index/ray_engine.py); the rest
+    (hashing, the lock, the manifest, the writes) is the same.
     """
     meta = meta or {}
     progress = progress or NullProgress()
     t0 = time.perf_counter()
     report = IngestReport(index_dir=str(index_dir))
     with StoreWriter(index_dir, config.lock_wait_s, on_wait) as writer:
-        _ingest_paths(writer, paths, config, prune, rebuild, progress, report, meta)
+        _ingest_paths(writer, paths, config, prune, rebuild, progress, report, meta, engine, ray_address)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -215,6 +235,8 @@ def _ingest_paths(
     progress: Progress,
     report: IngestReport,
     meta: dict[str, DocumentMeta],
+    engine: Literal["local", "ray"],
+    ray_address: str | None,
 ) -> None:
     prev = _previous(writer, config, rebuild)
     old, same_chunking = prev.manifest, prev.same_chunking
@@ -238,6 +260,18 @@ def _ingest_paths(
             candidates[key] = Path(key)
 
     new_docs: list[SourceDoc] = []
+
+    def take(key: str, digest: str, doc: LoadedDocument | None, error: str | None) -> None:
+        if doc is None:
+            report.skipped.append((key, str(error)))
+            if prev.reusable(key):
+                keep.add(key)  # a now-unreadable file keeps its last good version
+        else:
+            doc.source = key
+            report.warnings.extend((key, w) for w in doc.warnings)
+            new_docs.append(SourceDoc(key=key, sha256=digest, doc=doc))
+
+    to_load: list[tuple[str, Path, str]] = []
     progress.start("reading", len(candidates))
     for key, path in candidates.items():
         digest, unreadable = _hash_or_reason(path)
@@ -248,19 +282,22 @@ def _ingest_paths(
         elif key not in meta and prev.unchanged(key, digest):
             keep.add(key)
             report.unchanged += 1
+        elif engine == "ray":
+            to_load.append((key, path, digest))  # parsed on Ray below
         else:
             try:
-                doc = load_document(path, meta.get(key))
+                take(key, digest, load_document(path, meta.get(key)), None)
             except LoadError as exc:
-                report.skipped.append((key, str(exc)))
-                if prev.reusable(key):
-                    keep.add(key)  # a now-unreadable file keeps its last good version
-            else:
-                doc.source = key
-                report.warnings.extend((key, w) for w in doc.warnings)
-                new_docs.append(SourceDoc(key=key, sha256=digest, doc=doc))
+                take(key, digest, None, str(exc))
         progress.advance()
-    _apply(writer, prev, keep, new_docs, config, report, progress)
+    prepared: dict[str, Prepared] = {}
+    if to_load:
+        from index.ray_engine import prepare
+
+        prepared = prepare(to_load, config, ray_address, progress, meta)
+        for key, _, digest in to_load:
+            take(key, digest, prepared[key].doc, prepared[key].error)
+    _apply(writer, prev, keep, new_docs, config, report, progress, prepared)
 
 
 def ingest_documents(
@@ -297,8 +334,10 @@ def _apply(
     config: IndexConfig,
     report: IngestReport,
     progress: Progress,
+    prepared: Mapping[str, Prepared] | None = None,
 ) -> None:
-    """Write a new generation with the kept files copied and the new ones chunked and embedded.
+    """Write a new generation with the kept files copied and the new ones chunked and embedded (or taken
+    from `prepared`, what the Ray engine already chunked and embedded).
 
     Also written when only the BM25 or dense settings changed, so that they take effect."""
     index_dir, old = writer.index_dir, prev.manifest
@@ -314,6 +353,9 @@ def _apply(
         )
     if not new_docs and not report.removed and prev.same_structures:
         return  # nothing changed: no embedding, no write
+    if config.backend == "milvus":
+        _apply_milvus(writer, prev, keep, new_docs, config, report, progress, prepared or {})
+        return
 
     if old is not None and keep:
         check_generation(index_dir, old, checksums=True)  # kept data is copied: never copy damage forward
@@ -322,38 +364,13 @@ def _apply(
         kept_rows = _copy_kept(db, index_dir, old, keep)
         entries = {k: old_files[k] for k in keep}
 
-        chunk_lists: list[list[Chunk]] = []
-        progress.start("chunking", len(new_docs))
-        for sd in new_docs:
-            doc_id = hashlib.sha256(f"{sd.key}\0{sd.sha256}".encode()).hexdigest()[:12]
-            chunks = chunk_document(sd.doc, config.chunking, doc_id)
-            chunk_lists.append(chunks)
-            entries[sd.key] = FileEntry(
-                sha256=sd.sha256,
-                kind=sd.doc.kind,
-                title=sd.doc.title,
-                pages=len(sd.doc.pages),
-                chunks=len(chunks),
-                warnings=list(sd.doc.warnings),
-                document=sd.doc.meta.to_json(),
-            )
-            report.pages += len(sd.doc.pages)
-            progress.advance()
+        chunk_lists = _chunk_new(new_docs, config, entries, report, progress, prepared or {})
         new_chunks = [c for chunks in chunk_lists for c in chunks]
         _insert_new(db, new_docs, chunk_lists, start_row=len(kept_rows))
         db.commit()
 
-        if new_chunks:
-            from index.embeddings import load_embedder  # heavy: only when there is something to embed
-
-            embedder = load_embedder(config.embedding, config.cache_dir)
-            progress.start("embedding", len(new_chunks))
-            new_vectors = embedder.embed_documents(
-                [indexed_text(c) for c in new_chunks], on_progress=progress.advance
-            )
-            dim = embedder.dim
-        else:
-            new_vectors, dim = None, old.dim if old else 0
+        new_vectors, dim = _embed(new_docs, new_chunks, config, progress, prepared or {})
+        dim = dim or (old.dim if old else 0)
         vectors = _gather_vectors(index_dir, old, kept_rows, new_vectors, dim)
         np.save(tmp / VECTORS, vectors)
 
@@ -374,6 +391,134 @@ def _apply(
         )
         writer.commit(tmp, manifest)
     report.chunks_total = len(texts)
+    report.chunks_embedded = len(new_chunks)
+    report.committed = True
+
+
+def _chunk_new(
+    new_docs: list[SourceDoc],
+    config: IndexConfig,
+    entries: dict[str, FileEntry],
+    report: IngestReport,
+    progress: Progress,
+    prepared: Mapping[str, Prepared],
+) -> list[list[Chunk]]:
+    """Chunk each new document (unless prepared) and record its manifest entry."""
+    chunk_lists: list[list[Chunk]] = []
+    progress.start("chunking", len(new_docs))
+    for sd in new_docs:
+        if sd.key in prepared:
+            chunks = prepared[sd.key].chunks
+        else:
+            chunks = chunk_document(sd.doc, config.chunking, doc_id(sd.key, sd.sha256))
+        chunk_lists.append(chunks)
+        entries[sd.key] = FileEntry(
+            sha256=sd.sha256,
+            kind=sd.doc.kind,
+            title=sd.doc.title,
+            pages=len(sd.doc.pages),
+            chunks=len(chunks),
+            warnings=list(sd.doc.warnings),
+            document=sd.doc.meta.to_json(),
+        )
+        report.pages += len(sd.doc.pages)
+        progress.advance()
+    return chunk_lists
+
+
+def _embed(
+    new_docs: list[SourceDoc],
+    chunks: list[Chunk],
+    config: IndexConfig,
+    progress: Progress,
+    prepared: Mapping[str, Prepared],
+) -> tuple[np.ndarray | None, int]:
+    """Vectors of `chunks` (the new documents' chunks in order) and their dim; (None, 0) when none."""
+    if not chunks:
+        return None, 0
+    if prepared:
+        parts = [prepared[sd.key].vectors for sd in new_docs]
+        return np.concatenate(parts).astype(np.float32, copy=False), parts[0].shape[1]
+    from index.embeddings import load_embedder  # heavy: only when there is something to embed
+
+    embedder = load_embedder(config.embedding, config.cache_dir)
+    progress.start("embedding", len(chunks))
+    vectors = embedder.embed_documents([indexed_text(c) for c in chunks], on_progress=progress.advance)
+    return vectors, embedder.dim
+
+
+MILVUS_BATCH_CHUNKS = 1024  # chunks per replace_documents call: round trips dominate small writes
+
+
+def _apply_milvus(
+    writer: StoreWriter,
+    prev: _Previous,
+    keep: set[str],
+    new_docs: list[SourceDoc],
+    config: IndexConfig,
+    report: IngestReport,
+    progress: Progress,
+    prepared: Mapping[str, Prepared],
+) -> None:
+    """Write changes to Milvus in batches of files, then commit a generation that records where they went.
+
+    All of it under the writer lock `writer` holds, so two ingests never interleave their Milvus writes.
+    Milvus is reached before anything is written (an unreachable URI fails with nothing changed); replace
+    and delete are idempotent and the manifest is committed last, so a crash before the commit leaves the
+    old manifest in charge and the next ingest (which re-reads every file the manifest does not list at its
+    current hash) writes the same rows again.
+    """
+    from index.backends.milvus import MILVUS_FILE, MilvusBackend, milvus_record
+
+    index_dir, old = writer.index_dir, prev.manifest
+    old_files = old.files if old else {}
+    if old is not None and not prev.same_structures:
+        raise IndexIncompatible(
+            f"index at {index_dir} keeps BM25 settings fixed in its Milvus collection, the settings changed "
+            f"them: run `ra ingest PATH --rebuild --index {index_dir}` or set them back"
+        )
+    store = MilvusBackend(config.milvus)
+    if old is not None:
+        store.require(old.dim)
+    with writer.new_generation() as tmp:
+        entries = {k: old_files[k] for k in keep}
+        chunk_lists = _chunk_new(new_docs, config, entries, report, progress, prepared)
+        new_chunks = [c for chunks in chunk_lists for c in chunks]
+        vectors, dim = _embed(new_docs, new_chunks, config, progress, prepared)
+        dim = dim or (old.dim if old else 0)
+        total = sum(e.chunks for e in entries.values())
+        if total == 0:
+            raise UserFacingError(
+                f"nothing would be left in {index_dir}: to start over, delete it or use `ra ingest PATH --rebuild`"
+            )
+        if old is None:
+            store.create(dim, config.retrieval.bm25)  # a fresh index owns its collection
+        progress.start("indexing", len(new_docs))
+        offset, batch = 0, []
+        for i, (sd, chunks) in enumerate(zip(new_docs, chunk_lists, strict=True)):
+            doc_vectors = (
+                vectors[offset : offset + len(chunks)] if vectors is not None else np.zeros((0, dim))
+            )
+            offset += len(chunks)
+            texts = [indexed_text(c) for c in chunks]
+            batch.append(DocumentChunks(sd.key, sd.sha256, sd.doc.text, chunks, texts, doc_vectors))
+            if sum(len(d.chunks) for d in batch) >= MILVUS_BATCH_CHUNKS or i == len(new_docs) - 1:
+                store.replace_documents(batch)
+                progress.advance(len(batch))
+                batch = []
+        store.delete_documents(report.removed)
+        store.flush()
+        write_json_atomic(tmp / MILVUS_FILE, milvus_record(config.milvus, total))
+        manifest = Manifest(
+            build=config.spec,
+            dim=dim,
+            files=entries,
+            dense_kind="milvus",
+            created=old.created if old else time.time(),
+        )
+        writer.commit(tmp, manifest)
+    store.close()
+    report.chunks_total = total
     report.chunks_embedded = len(new_chunks)
     report.committed = True
 

@@ -1,4 +1,5 @@
-"""Ingest -> store -> search end to end on small corpora made here (real embeddings, FAISS and BM25)."""
+"""Ingest -> store -> search end to end on small corpora made here (real embeddings), on both backends:
+`local` (FAISS + BM25 + SQLite) and `milvus` (a real milvus-lite engine in a temp file)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from assistant.index_access import index_config, open_index
 from assistant.settings import load_settings
-from index.errors import IndexIncompatible, IndexNotFound
+from index.errors import IndexDamaged, IndexIncompatible, IndexNotFound
 from index.ingest import ingest_paths
 from index.store import read_manifest
 
@@ -41,13 +42,28 @@ def make_corpus(root: Path) -> Path:
     return root
 
 
-def settings_for(index_dir: Path, **retrieval: object):
-    return load_settings({"index": {"dir": index_dir}, "retrieval": retrieval})
+@pytest.fixture(params=["local", "milvus"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
 
 
-def test_ingest_reports_skips_and_search_finds_facts(tmp_path: Path) -> None:
+def backend_env(backend: str, tmp_path: Path) -> dict[str, str]:
+    """The RA_* variables that select `backend` (a milvus-lite file next to the index)."""
+    if backend == "local":
+        return {}
+    return {"RA_INDEX__BACKEND": "milvus", "RA_INDEX__MILVUS__URI": str(tmp_path / "milvus.db")}
+
+
+def settings_for(index_dir: Path, backend: str = "local", **retrieval: object):
+    milvus = {"uri": str(index_dir.parent / "milvus.db")}
+    return load_settings(
+        {"index": {"dir": index_dir, "backend": backend, "milvus": milvus}, "retrieval": retrieval}
+    )
+
+
+def test_ingest_reports_skips_and_search_finds_facts(tmp_path: Path, backend: str) -> None:
     corpus = make_corpus(tmp_path / "docs")
-    settings = settings_for(tmp_path / "idx")
+    settings = settings_for(tmp_path / "idx", backend)
     report = ingest_paths([corpus], settings.index.dir, index_config(settings))
 
     assert sorted(Path(p).name for p in report.added) == sorted(FACTS)
@@ -62,13 +78,15 @@ def test_ingest_reports_skips_and_search_finds_facts(tmp_path: Path) -> None:
         assert Path(top.source).name == "glide.md", mode
         doc = index.document_text(top.source)
         assert doc is not None and doc[top.start : top.end] == top.text
+        assert index.get_chunk(top.chunk_id) == top
+        assert [c.chunk_id for c in index.neighbours(top.chunk_id)] == [top.chunk_id]
     html_hit = index.search("text-embedding-3-large Matryoshka", k=1, mode="bm25")[0].chunk
     assert "<" not in html_hit.text and "var x" not in html_hit.text
 
 
-def test_reingest_is_incremental_and_prune_removes(tmp_path: Path) -> None:
+def test_reingest_is_incremental_and_prune_removes(tmp_path: Path, backend: str) -> None:
     corpus = make_corpus(tmp_path / "docs")
-    settings = settings_for(tmp_path / "idx")
+    settings = settings_for(tmp_path / "idx", backend)
     cfg = index_config(settings)
     first = ingest_paths([corpus], settings.index.dir, cfg)
     generation = read_manifest(settings.index.dir).generation
@@ -81,21 +99,28 @@ def test_reingest_is_incremental_and_prune_removes(tmp_path: Path) -> None:
     changed = ingest_paths([corpus], settings.index.dir, cfg)
     assert [Path(p).name for p in changed.updated] == ["alpaca.txt"]
     assert changed.chunks_embedded == 1 and changed.chunks_total == first.chunks_total
+    index = open_index(settings)
+    assert len(index) == first.chunks_total  # the old version of alpaca.txt is gone, not duplicated
+    top = index.search("Alpaca demonstrations Stanford", k=1, mode="bm25")[0].chunk
+    assert "trained on 52K demonstrations by Stanford" in top.text
 
     (corpus / "glide.md").unlink()
     kept = ingest_paths([corpus], settings.index.dir, cfg)
     assert [Path(p).name for p in kept.missing] == ["glide.md"] and not kept.committed
     pruned = ingest_paths([corpus], settings.index.dir, cfg, prune=True)
     assert [Path(p).name for p in pruned.removed] == ["glide.md"]
-    hits = open_index(settings).search("classifier-free guidance photorealism", k=5, mode="bm25")
+    index = open_index(settings)
+    hits = index.search("classifier-free guidance photorealism", k=5, mode="bm25")
     assert all(Path(h.chunk.source).name != "glide.md" for h in hits)
+    assert len(index) == first.chunks_total - 1 and index.document_text(str(corpus / "glide.md")) is None
 
 
-def test_other_embedding_model_is_refused(tmp_path: Path) -> None:
+def test_other_embedding_model_is_refused(tmp_path: Path, backend: str) -> None:
     corpus = make_corpus(tmp_path / "docs")
-    settings = settings_for(tmp_path / "idx")
+    settings = settings_for(tmp_path / "idx", backend)
     ingest_paths([corpus], settings.index.dir, index_config(settings))
-    other = load_settings({"index": {"dir": settings.index.dir, "embedding": {"model": str(tmp_path)}}})
+    other = settings.model_copy(deep=True)
+    other.index.embedding.model = str(tmp_path)
     with pytest.raises(IndexIncompatible, match=r"index\.embedding\.model"):
         open_index(other)
     with pytest.raises(IndexIncompatible):
@@ -107,13 +132,13 @@ def test_missing_index_says_how_to_build(tmp_path: Path) -> None:
         open_index(settings_for(tmp_path / "nothing"))
 
 
-def test_langchain_retriever_returns_documents_with_provenance(tmp_path: Path) -> None:
+def test_langchain_retriever_returns_documents_with_provenance(tmp_path: Path, backend: str) -> None:
     from langchain_core.documents import Document
 
     from index.langchain_retriever import HybridRetriever
 
     corpus = make_corpus(tmp_path / "docs")
-    settings = settings_for(tmp_path / "idx")
+    settings = settings_for(tmp_path / "idx", backend)
     ingest_paths([corpus], settings.index.dir, index_config(settings))
     retriever = HybridRetriever(index=open_index(settings), k=2)
     docs = retriever.invoke("52K instruction-following demonstrations")
@@ -165,22 +190,28 @@ def test_kill_9_during_ingest_leaves_previous_index_loadable(tmp_path: Path) -> 
     assert not list(settings.index.dir.glob(".tmp-*"))
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "assistant", *args], cwd=cwd, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "assistant", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
     )
 
 
-def test_cli_ingest_search_stats_json(tmp_path: Path) -> None:
+def test_cli_ingest_search_stats_json(tmp_path: Path, backend: str) -> None:
     corpus = make_corpus(tmp_path / "docs")
     idx = tmp_path / "idx"
-    ingested = run_cli("ingest", str(corpus), "--index", str(idx), "--json", cwd=tmp_path)
+    env = backend_env(backend, tmp_path)
+    ingested = run_cli("ingest", str(corpus), "--index", str(idx), "--json", cwd=tmp_path, env=env)
     assert ingested.returncode == 0, ingested.stderr
     summary = json.loads(ingested.stdout)
     assert summary["files_added"] == 3 and len(summary["skipped"]) == 4
 
     found = run_cli(
-        "search", "Alpaca 52K demonstrations", "--index", str(idx), "-k", "2", "--json", cwd=tmp_path
+        "search", "Alpaca 52K demonstrations", "--index", str(idx), "-k", "2", "--json", cwd=tmp_path, env=env
     )
     assert found.returncode == 0, found.stderr
     hits = json.loads(found.stdout)
@@ -191,8 +222,9 @@ def test_cli_ingest_search_stats_json(tmp_path: Path) -> None:
     assert hits[0]["document"]["title"] == "Stanford Alpaca"
     assert hits[0]["source"].endswith("alpaca.txt")
 
-    stats = json.loads(run_cli("index", "stats", "--index", str(idx), "--json", cwd=tmp_path).stdout)
+    stats = json.loads(run_cli("index", "stats", "--index", str(idx), "--json", cwd=tmp_path, env=env).stdout)
     assert stats["files"] == 3 and stats["embedding_model"] == "all-MiniLM-L6-v2"
+    assert stats["backend"] == backend and stats["chunks"] == summary["chunks"]
 
 
 def test_cli_errors_are_one_line_and_nonzero(tmp_path: Path) -> None:
@@ -204,3 +236,84 @@ def test_cli_errors_are_one_line_and_nonzero(tmp_path: Path) -> None:
     assert bad_mode.returncode == 2 and "hybrid" in bad_mode.stderr
     nothing = run_cli("ingest", str(tmp_path / "no-such-dir"), "--index", str(tmp_path / "i"), cwd=tmp_path)
     assert nothing.returncode == 1 and "Traceback" not in nothing.stderr
+
+
+def test_index_refuses_the_other_backend(tmp_path: Path, backend: str) -> None:
+    corpus = make_corpus(tmp_path / "docs")
+    settings = settings_for(tmp_path / "idx", backend)
+    ingest_paths([corpus], settings.index.dir, index_config(settings))
+    other = settings_for(tmp_path / "idx", "milvus" if backend == "local" else "local")
+    with pytest.raises(IndexIncompatible, match=f"stored in the '{backend}' backend"):
+        open_index(other)
+    with pytest.raises(IndexIncompatible, match="RA_INDEX__BACKEND"):
+        ingest_paths([corpus], other.index.dir, index_config(other))
+
+
+def test_unreachable_milvus_names_the_uri_and_loses_nothing(tmp_path: Path) -> None:
+    corpus = make_corpus(tmp_path / "docs")
+    idx = tmp_path / "idx"
+    env = backend_env("milvus", tmp_path)
+    assert run_cli("ingest", str(corpus), "--index", str(idx), cwd=tmp_path, env=env).returncode == 0
+    manifest = (idx / "manifest.json").read_text()
+    (corpus / "new.md").write_text("# New\n\nA file that must not be half-written anywhere.\n")
+    down = {**env, "RA_INDEX__MILVUS__URI": "http://127.0.0.1:9", "RA_INDEX__MILVUS__TIMEOUT_S": "2"}
+    for args in (("ingest", str(corpus)), ("search", "Alpaca")):
+        result = run_cli(*args, "--index", str(idx), cwd=tmp_path, env=down)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert "http://127.0.0.1:9" in result.stderr and "start" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert (idx / "manifest.json").read_text() == manifest and not list(idx.glob(".tmp-*"))
+    found = run_cli("search", "Alpaca 52K", "--index", str(idx), "--json", cwd=tmp_path, env=env)
+    assert json.loads(found.stdout)[0]["source"].endswith("alpaca.txt")
+    bad = run_cli(
+        "search", "x", "--index", str(idx), cwd=tmp_path, env={**env, "RA_INDEX__MILVUS__URI": "x.txt"}
+    )
+    assert bad.returncode == 1 and "RA_INDEX__MILVUS__URI" in bad.stderr
+
+
+def test_milvus_ingest_that_fails_midway_is_redone_by_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Milvus writes are not one transaction: a crash between files leaves the manifest on the last commit
+    and the next ingest finishes the job (replace and delete are idempotent)."""
+    from assistant.cli.index_cmds import verify
+    from index.backends.milvus import MilvusBackend
+
+    corpus = make_corpus(tmp_path / "docs")
+    settings = settings_for(tmp_path / "idx", "milvus")
+    first = ingest_paths([corpus], settings.index.dir, index_config(settings))
+    before = read_manifest(settings.index.dir)
+    for name in ("alpaca.txt", "glide.md"):
+        (corpus / name).write_text(f"{name}\n\nRewritten {name} about quokkas and their habits.\n")
+    real = MilvusBackend.replace_documents
+
+    def crash_after_first_file(self: MilvusBackend, docs: list) -> None:
+        assert len(docs) == 2  # both changed files go in one batch
+        real(self, docs[:1])
+        raise KeyboardInterrupt  # what a kill looks like from here: nothing after this line runs
+
+    monkeypatch.setattr(MilvusBackend, "replace_documents", crash_after_first_file)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_paths([corpus], settings.index.dir, index_config(settings))
+    monkeypatch.setattr(MilvusBackend, "replace_documents", real)
+    assert read_manifest(settings.index.dir).generation == before.generation
+    assert not list(settings.index.dir.glob(".tmp-*"))
+    assert open_index(settings).search("Matryoshka", k=1, mode="bm25")[0].chunk.title == "Matryoshka"
+    for name, value in backend_env("milvus", tmp_path).items():  # in-process: milvus-lite is one process's
+        monkeypatch.setenv(name, value)
+    # the file written before the crash: its committed version is gone, its new one is not committed yet
+    with pytest.raises(
+        IndexDamaged,
+        match=r"does not match the manifest.*has 0 chunks in Milvus, the manifest says 1 \(and 1 more\)",
+    ):
+        verify(index=settings.index.dir, as_json=True)
+
+    redo = ingest_paths([corpus], settings.index.dir, index_config(settings))
+    assert sorted(Path(p).name for p in redo.updated) == ["alpaca.txt", "glide.md"]
+    index = open_index(settings)
+    assert len(index) == first.chunks_total
+    hits = index.search("quokkas habits", k=3, mode="bm25")
+    assert sorted(Path(h.chunk.source).name for h in hits) == ["alpaca.txt", "glide.md"]
+    capsys.readouterr()
+    verify(index=settings.index.dir, as_json=True)
+    assert json.loads(capsys.readouterr().out)["milvus_chunks_checked"] == first.chunks_total

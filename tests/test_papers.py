@@ -315,3 +315,28 @@ def test_real_pdf_table_rows(shared: Path) -> None:
     chunks = chunk_document(load_document(shared / "pdfs" / "paperqa_pasa.pdf"), ChunkingConfig(), "d")
     [table] = [t for c in chunks for t in c.meta.get("tables", []) if t["caption"].startswith("Table 9:")][:1]
     assert table["rows"][0] == ["w/o [Expand]", "0.3355", "0.1445", "0.2536", "0.3359", "0.6738", "0.2890"]
+
+
+@pytest.mark.slow
+def test_milvus_keeps_references_out_and_returns_document_records(tmp_path: Path) -> None:
+    """The same papers in the milvus backend (a real milvus-lite file): reference lists stay out of every
+    search mode by Milvus's own filter, and chunks come back with their section and document record."""
+    for i in (0, 3):
+        (tmp_path / f"paper{i}.pdf").write_bytes(render_pdf(SPECS[i]))
+    where = {"dir": tmp_path / "index", "backend": "milvus", "milvus": {"uri": str(tmp_path / "m.db")}}
+    settings = load_settings({"index": where})
+    ingest_paths([tmp_path], settings.index.dir, index_config(settings))
+    manifest = read_manifest(settings.index.dir)
+    assert manifest is not None and manifest.build["index.backend"] == "milvus"
+    index = open_index(settings)
+    query = f"{SPECS[0].topic} estimators validation error accelerators"
+    for mode in ("bm25", "dense", "hybrid"):
+        hits = index.search(query, k=8, mode=mode)
+        assert hits and not [h for h in hits if h.chunk.meta.get("role") == "references"], mode
+    top = index.search(query, k=1, mode="bm25")[0].chunk
+    assert top.document == DocumentMeta.from_json(manifest.files[top.source].document)
+    assert top.document.title == SPECS[0].title and top.section
+    assert index.get_chunk(top.chunk_id).document == top.document
+    assert all(c.document == top.document for c in index.neighbours(top.chunk_id))
+    with_refs = load_settings({"index": where, "retrieval": {"mode": "bm25", "include_references": True}})
+    assert [h for h in open_index(with_refs).search(query, k=8) if h.chunk.meta.get("role") == "references"]

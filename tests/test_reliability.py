@@ -56,7 +56,7 @@ def test_changed_bm25_setting_is_refused_on_open_then_applied_by_the_next_ingest
         open_index(after)
     report = ingest_paths([docs], after.index.dir, index_config(after))
     assert report.committed and report.chunks_embedded == 0 and report.unchanged == 3
-    assert open_index(after).bm25.k1 == 1.5
+    assert open_index(after).backend.bm25.k1 == 1.5  # type: ignore[attr-defined]
     with pytest.raises(IndexIncompatible, match=r"retrieval\.bm25\.k1"):
         open_index(before)
 

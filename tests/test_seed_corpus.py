@@ -1,4 +1,5 @@
-"""Integration over the real seed corpus and PDFs in ../shared: known facts come back with exact provenance."""
+"""Integration over the real seed corpus and PDFs in ../shared: known facts come back with exact provenance,
+on both backends (local files, and a real milvus-lite engine)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,30 @@ from pathlib import Path
 import pytest
 
 from assistant.index_access import open_index
-from assistant.settings import load_settings
+from assistant.settings import Settings, load_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def milvus_seed(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The seed corpus and the PDFs ingested once into a milvus-lite file."""
+    from assistant.index_access import index_config
+    from index.ingest import ingest_paths
+
+    root = tmp_path_factory.mktemp("seed-milvus")
+    settings = load_settings(
+        {"index": {"dir": root / "index", "backend": "milvus", "milvus": {"uri": str(root / "m.db")}}}
+    )
+    ingest_paths([shared / "corpus", shared / "pdfs"], settings.index.dir, index_config(settings))
+    return settings
+
+
+@pytest.fixture(params=["local", "milvus"])
+def seed(request: pytest.FixtureRequest) -> Settings:
+    if request.param == "local":
+        return load_settings({"index": {"dir": request.getfixturevalue("seed_index")}})
+    return request.getfixturevalue("milvus_seed")
 
 
 def norm(text: str) -> str:
@@ -17,8 +39,8 @@ def norm(text: str) -> str:
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "bm25"])
-def test_known_fact_returns_its_passage(seed_index: Path, mode: str) -> None:
-    index = open_index(load_settings({"index": {"dir": seed_index}}))
+def test_known_fact_returns_its_passage(seed: Settings, mode: str) -> None:
+    index = open_index(seed)
     quote = "They find that the latter is preferred by human evaluators for both photorealism and caption similarity"
     hits = index.search(
         "GLIDE classifier-free guidance preferred by human evaluators photorealism", k=5, mode=mode
@@ -43,8 +65,8 @@ def test_known_fact_returns_its_passage(seed_index: Path, mode: str) -> None:
         ("We sequentially trained the Selector and Crawler", "We sequentially trained the Selector", 7),
     ],
 )
-def test_pdf_hits_carry_the_right_page(seed_index: Path, query: str, phrase: str, page: int) -> None:
-    index = open_index(load_settings({"index": {"dir": seed_index}}))
+def test_pdf_hits_carry_the_right_page(seed: Settings, query: str, phrase: str, page: int) -> None:
+    index = open_index(seed)
     hits = index.search(query, k=3, mode="bm25")
     top = next(h.chunk for h in hits if phrase in norm(h.chunk.text))
     assert Path(top.source).name == "paperqa_pasa.pdf"
@@ -52,8 +74,16 @@ def test_pdf_hits_carry_the_right_page(seed_index: Path, query: str, phrase: str
     assert index.document_text(top.source)[top.start : top.end] == top.text
 
 
-def test_stats_cover_corpus_and_pdfs(seed_index: Path) -> None:
-    stats = open_index(load_settings({"index": {"dir": seed_index}})).stats()
+def test_stats_cover_corpus_and_pdfs(seed: Settings) -> None:
+    stats = open_index(seed).stats()
     assert stats["files"] == 7 and stats["files_by_kind"] == {"txt": 5, "pdf": 2}
     assert stats["pages"] >= 5 + 15 + 41 - 5  # blank PDF pages are dropped
-    assert stats["dense_index"] == "flat"
+    assert stats["dense_index"] == ("flat" if seed.index.backend == "local" else "milvus")
+
+
+def test_backends_hold_the_same_chunks(seed_index: Path, milvus_seed: Settings) -> None:
+    local = open_index(load_settings({"index": {"dir": seed_index}}))
+    milvus = open_index(milvus_seed)
+    assert len(local) == len(milvus) > 1000
+    by_id = {c.chunk_id: c for c in milvus.all_chunks()}
+    assert all(by_id[c.chunk_id] == c for c in local.all_chunks())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
@@ -69,10 +69,20 @@ def ingest(
         ),
     ] = None,
     as_json: JsonOpt = False,
+    engine: Annotated[
+        Literal["local", "ray"],
+        typer.Option("--engine", help="ray: parse, chunk and embed changed files on Ray Data"),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="Ray cluster to join (host:6379); default: start a local Ray"),
+    ] = None,
 ) -> None:
     """Ingest PDF, txt, md and html files into the hybrid index (incremental by content hash)."""
     from index.ingest import ingest_paths
 
+    if ray_address and engine != "ray":
+        fail("--ray-address needs --engine ray", code=2)
     settings = settings_from_flags(index)
     overrides = _meta_override(paths, meta) if meta is not None else None
     with progress_bar(as_json) as bar:
@@ -83,6 +93,8 @@ def ingest(
             prune=prune,
             rebuild=rebuild,
             progress=RichIngestProgress(bar),
+            engine=engine,
+            ray_address=ray_address,
             on_wait=lambda message: console.print(f"[dim]{escape(message)}…[/]", highlight=False),
             meta=overrides,
         )
@@ -168,23 +180,31 @@ def stats(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
 
 @index_app.command("verify")
 def verify(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
-    """Check every file of the committed generation against the sizes and checksums in its manifest."""
+    """Check every file of the committed generation against the sizes and checksums in its manifest (and,
+    for a milvus index, that the collection holds exactly the committed versions of its files)."""
+    from index.errors import IndexDamaged
     from index.store import check_generation, require_manifest
 
-    index_dir = settings_from_flags(index).index.dir
+    settings = settings_from_flags(index)
+    index_dir = settings.index.dir
     manifest = require_manifest(index_dir)
     check_generation(index_dir, manifest, checksums=True)  # raises one line naming the damage and the fix
-    size = sum(a.size for a in manifest.artifacts.values())
-    print_report(
-        {
-            "index": str(index_dir),
-            "generation": manifest.generation,
-            "status": "ok",
-            "files_checked": len(manifest.artifacts),
-            "size_bytes": size,
-        },
-        as_json,
-    )
+    report: dict[str, Any] = {"index": str(index_dir), "generation": manifest.generation, "status": "ok"}
+    if manifest.build.get("index.backend") == "milvus":
+        from index.backends.milvus import collection_problems
+
+        problems = collection_problems(settings.index.milvus, manifest.files, manifest.dim)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise IndexDamaged(
+                f"Milvus collection '{settings.index.milvus.collection}' does not match the manifest at "
+                f"{index_dir}: {problems[0]}{more}: run the last `ra ingest` again, or "
+                f"`ra ingest PATH --rebuild --index {index_dir}`"
+            )
+        report["milvus_chunks_checked"] = sum(e.chunks for e in manifest.files.values())
+    report["files_checked"] = len(manifest.artifacts)
+    report["size_bytes"] = sum(a.size for a in manifest.artifacts.values())
+    print_report(report, as_json)
 
 
 def register(app: typer.Typer) -> None:

@@ -41,10 +41,50 @@ def serve(
     max_model_len: Annotated[
         int | None, typer.Option("--max-model-len", min=512, help="Context length in tokens.")
     ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Address to bind (default 127.0.0.1; 0.0.0.0 for other hosts)."),
+    ] = None,
+    tensor_parallel: Annotated[
+        int | None, typer.Option("--tensor-parallel", min=1, help="vLLM: GPUs splitting each layer.")
+    ] = None,
+    pipeline_parallel: Annotated[
+        int | None, typer.Option("--pipeline-parallel", min=1, help="vLLM: layer groups (e.g. one per node).")
+    ] = None,
+    data_parallel: Annotated[
+        int | None, typer.Option("--data-parallel", min=1, help="vLLM: model copies behind this server.")
+    ] = None,
+    executor: Annotated[
+        Literal["auto", "mp", "ray"] | None,
+        typer.Option(
+            "--distributed-executor", help="vLLM: ray to span nodes (needs a Ray cluster), mp for one."
+        ),
+    ] = None,
 ) -> None:
-    """Serve a model on 127.0.0.1 until Ctrl-C; point other commands at it with --llm-url."""
+    """Serve a model until Ctrl-C; point other commands at it with --llm-url (several: comma-separated)."""
     context_key = "max_model_len" if backend == "vllm" else "context_size"
-    settings = load_settings({"llm": {"model": model, "serve_port": port, context_key: max_model_len}})
+    parallel = {
+        "tensor": tensor_parallel,
+        "pipeline": pipeline_parallel,
+        "data": data_parallel,
+        "executor": executor,
+    }
+    settings = load_settings(
+        {
+            "llm": {
+                "model": model,
+                "serve_port": port,
+                "serve_host": host,
+                context_key: max_model_len,
+                "parallel": parallel,
+            }
+        }
+    )
+    if backend == "llamacpp" and settings.llm.parallel.flags():
+        fail(
+            "--tensor/--pipeline/--data-parallel and --distributed-executor are vLLM options: use --backend vllm",
+            code=2,
+        )
     try:
         server = _server(settings, backend, enforce_eager)
         console.print(
@@ -65,7 +105,9 @@ def _server(settings: Settings, backend: Backend, enforce_eager: bool) -> VLLMSe
     python = vllm_python(llm.vllm_python) if backend == "vllm" else None  # fail before any slow work
     resolved = resolve_model(llm.model, settings.cache_dir, llm.allow_download)
     if python is None:
-        return LlamaCppServer(resolved, port=llm.serve_port, n_ctx=llm.context_size, startup_timeout=600.0)
+        return LlamaCppServer(
+            resolved, host=llm.serve_host, port=llm.serve_port, n_ctx=llm.context_size, startup_timeout=600.0
+        )
     if resolved.gguf_path is not None:
         console.print(f"preparing {resolved.name} for vLLM (the first time converts the GGUF: 1-3 min)...")
     source = hf_dir_for(resolved, settings.cache_dir, python)
@@ -74,10 +116,12 @@ def _server(settings: Settings, backend: Backend, enforce_eager: bool) -> VLLMSe
         python,
         source,
         resolved.name,
+        host=llm.serve_host,
         port=llm.serve_port,
         max_model_len=llm.max_model_len,
         enforce_eager=enforce_eager,
         log_path=log,
+        extra_args=llm.parallel.flags(),
     )
 
 

@@ -8,6 +8,7 @@ to one-line messages that say what to do.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator, Sequence
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from assistant.llm.replicas import ReplicaPool, split_urls
 from index.errors import UserFacingError
 
 Message = dict[str, Any]
@@ -45,6 +47,7 @@ class ChatResult:
     usage: dict[str, int]
     finish_reason: str | None
     logprobs: list[TokenLogprob] | None = None
+    replica: str = ""  # the base URL that answered
 
 
 def normalize_base_url(url: str) -> str:
@@ -63,7 +66,10 @@ class ChatClient:
 
     Two clocks: `timeout` bounds a whole answer; `first_token_timeout` (default: the same) bounds the wait
     for a server's first byte on the model listing and on a stream, so a server that accepts connections
-    but never answers is reported in seconds rather than after a whole answer's time."""
+    but never answers is reported in seconds rather than after a whole answer's time.
+
+    `base_url` may list several replicas of one model, comma-separated: each request goes to the least busy
+    live one (see replicas.py), and one that refuses connections is skipped."""
 
     def __init__(
         self,
@@ -76,7 +82,8 @@ class ChatClient:
         api_key: str | None = None,
         http: httpx.Client | None = None,
     ) -> None:
-        self.base_url = normalize_base_url(base_url)
+        self.pool = ReplicaPool([normalize_base_url(u) for u in split_urls(base_url)])
+        self.base_url = ",".join(self.pool.urls)
         self._model = model
         self._timeout = timeout
         self._first_token_timeout = first_token_timeout or timeout
@@ -107,11 +114,14 @@ class ChatClient:
         return int(value) if isinstance(value, int) and value > 0 else default
 
     def health(self) -> bool:
-        """True when the server answers and has a model loaded (llama.cpp answers 503 while loading)."""
-        try:
-            return self._http.get(self.base_url + "/models", timeout=3.0).status_code == 200
-        except httpx.HTTPError:
-            return False
+        """True when a server answers and has a model loaded (llama.cpp answers 503 while loading)."""
+        for url in self.pool.urls:
+            try:
+                if self._http.get(url + "/models", timeout=3.0).status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                continue
+        return False
 
     def chat(
         self,
@@ -129,14 +139,17 @@ class ChatClient:
             body["logprobs"] = True
             if top_logprobs:
                 body["top_logprobs"] = top_logprobs
-        data = self._request("POST", "/chat/completions", json=body).json()
-        _raise_embedded_error(data, self.base_url)
+        resp = self._request("POST", "/chat/completions", json=body)
+        data = resp.json()
+        replica = str(resp.request.url).removesuffix("/chat/completions")
+        _raise_embedded_error(data, replica)
         choice = data["choices"][0]
         return ChatResult(
             text=choice["message"].get("content") or "",
             usage={k: v for k, v in (data.get("usage") or {}).items() if isinstance(v, int)},
             finish_reason=choice.get("finish_reason"),
             logprobs=_parse_logprobs(choice.get("logprobs")) if logprobs else None,
+            replica=replica,
         )
 
     def stream(
@@ -151,34 +164,42 @@ class ChatClient:
         """Yield the answer's text deltas as the server sends them (Server-Sent Events)."""
         body = self._body(messages, json_schema, max_tokens, temperature, stop) | {"stream": True}
         deadline = time.monotonic() + self._timeout
-        started = False
-        try:
-            url = self.base_url + "/chat/completions"
-            with self._http.stream("POST", url, json=body, timeout=self._waiting) as resp:
-                if resp.status_code >= 400:
-                    resp.read()
-                    raise _status_error(resp, self.base_url)
-                for line in resp.iter_lines():
-                    started = True
-                    if time.monotonic() > deadline:
-                        raise LLMError(
-                            f"the LLM at {self.base_url} did not finish within {self._timeout:g} s "
-                            "(llm.timeout_s): use a smaller model or a larger timeout"
-                        )
-                    if not line.startswith("data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
-                        return
-                    chunk = json.loads(payload)
-                    _raise_embedded_error(chunk, self.base_url)
-                    for choice in chunk.get("choices", []):
-                        if text := (choice.get("delta") or {}).get("content"):
-                            yield text
-        except httpx.ReadTimeout as exc:
-            raise (self._silent() if not started else _transport_error(exc, self.base_url)) from None
-        except httpx.HTTPError as exc:
-            raise _transport_error(exc, self.base_url) from None
+        tried: set[str] = set()
+        while True:
+            with self._replica(tried) as url:
+                started = False
+                try:
+                    with self._http.stream(
+                        "POST", url + "/chat/completions", json=body, timeout=self._waiting
+                    ) as resp:
+                        if resp.status_code >= 400:
+                            resp.read()
+                            raise _status_error(resp, url)
+                        for line in resp.iter_lines():
+                            started = True
+                            if time.monotonic() > deadline:
+                                raise LLMError(
+                                    f"the LLM at {url} did not finish within {self._timeout:g} s "
+                                    "(llm.timeout_s): use a smaller model or a larger timeout"
+                                )
+                            if not line.startswith("data:"):
+                                continue
+                            payload = line[5:].strip()
+                            if payload == "[DONE]":
+                                self.pool.mark_served(url)
+                                return
+                            chunk = json.loads(payload)
+                            _raise_embedded_error(chunk, url)
+                            for choice in chunk.get("choices", []):
+                                if text := (choice.get("delta") or {}).get("content"):
+                                    yield text
+                    self.pool.mark_served(url)
+                    return
+                except httpx.ReadTimeout as exc:
+                    raise (self._silent(url) if not started else _transport_error(exc, url)) from None
+                except httpx.HTTPError as exc:
+                    if started or not self._failover(exc, url, tried):
+                        raise _transport_error(exc, self._named(exc, url)) from None
 
     def _body(
         self,
@@ -200,24 +221,47 @@ class ChatClient:
             body["stop"] = list(stop)
         return body
 
-    def _silent(self) -> LLMError:
+    def _silent(self, url: str) -> LLMError:
         return LLMError(
-            f"the LLM at {self.base_url} accepted the connection but sent nothing for "
+            f"the LLM at {url} accepted the connection but sent nothing for "
             f"{self._first_token_timeout:g} s (llm.first_token_timeout_s): check that the server is up "
             "and not stuck, or raise the timeout"
         )
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            resp = self._http.request(method, self.base_url + path, **kwargs)
-        except httpx.ReadTimeout as exc:
-            waiting = kwargs.get("timeout") is self._waiting
-            raise (self._silent() if waiting else _transport_error(exc, self.base_url)) from None
-        except httpx.HTTPError as exc:
-            raise _transport_error(exc, self.base_url) from None
-        if resp.status_code >= 400:
-            raise _status_error(resp, self.base_url)
-        return resp
+        tried: set[str] = set()
+        while True:
+            with self._replica(tried) as url:
+                try:
+                    resp = self._http.request(method, url + path, **kwargs)
+                except httpx.ReadTimeout as exc:
+                    waiting = kwargs.get("timeout") is self._waiting
+                    raise (self._silent(url) if waiting else _transport_error(exc, url)) from None
+                except httpx.HTTPError as exc:
+                    if self._failover(exc, url, tried):
+                        continue
+                    raise _transport_error(exc, self._named(exc, url)) from None
+                if resp.status_code >= 400:
+                    raise _status_error(resp, url)
+                self.pool.mark_served(url)
+                return resp
+
+    @contextlib.contextmanager
+    def _replica(self, tried: set[str]) -> Iterator[str]:
+        with self.pool.lease(tried) as url:
+            tried.add(url)
+            yield url
+
+    def _failover(self, exc: httpx.HTTPError, url: str, tried: set[str]) -> bool:
+        """On a refused connection, cool `url` down; True when another replica is left to try."""
+        if not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            return False
+        self.pool.mark_down(url)
+        return len(tried) < len(self.pool.urls)
+
+    def _named(self, exc: httpx.HTTPError, url: str) -> str:
+        """Which URL an error names: all replicas when none could be reached, else the one that failed."""
+        return self.base_url if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) else url
 
     def close(self) -> None:
         self._http.close()

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 
 from assistant.llm.client import ChatClient
@@ -140,6 +141,7 @@ class VLLMServer(ManagedServer):
         kv_cache_gib: int = 2,
         startup_timeout: float = 600.0,
         log_path: Path | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.python, self.model, self.model_name = python, model, name
         self.host, self.port = host, port or free_port(host)
@@ -147,7 +149,8 @@ class VLLMServer(ManagedServer):
         self.kv_cache_gib = kv_cache_gib
         self.startup_timeout = startup_timeout
         self.log_path = log_path
-        self.base_url = f"http://{host}:{self.port}/v1"
+        self.extra_args = list(extra_args)  # e.g. VLLMParallel.flags()
+        self.base_url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{self.port}/v1"
         self._proc: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
@@ -166,6 +169,7 @@ class VLLMServer(ManagedServer):
             "--served-model-name",
             self.model_name,
             "--enable-prefix-caching",  # every part answer shares the system prompt; research steps too
+            *self.extra_args,
         ]
         return [*cmd, "--enforce-eager"] if self.enforce_eager else cmd
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 
-def write_result(result: dict[str, Any], out: Path, detail: str) -> dict[str, Any]:
+def write_result(result: dict[str, Any], out: Path, detail: str | None = None) -> dict[str, Any]:
     """Record a benchmark's result as JSON at `out` and print it without its per-run `detail` list."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

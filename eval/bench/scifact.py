@@ -198,12 +198,16 @@ def main() -> None:
 
 def sweep_fusion(hybrid: HybridIndex, sources: list[str], data: BeirData) -> list[dict]:
     tune, check = split_queries(data.queries)
+
+    def split(ranked: list) -> tuple[list[int], list[float]]:
+        return [r for r, _ in ranked], [sc for _, sc in ranked]
+
+    backend = hybrid.backend
     dense_r = {
-        q: tuple(a.tolist() for a in hybrid.rank_dense(t, DEPTH_CHUNKS)) for q, t in data.queries.items()
+        q: split(backend.dense_search(hybrid.embedder.embed_query(t), DEPTH_CHUNKS))
+        for q, t in data.queries.items()
     }
-    sparse_r = {
-        q: tuple(a.tolist() for a in hybrid.rank_bm25(t, DEPTH_CHUNKS)) for q, t in data.queries.items()
-    }
+    sparse_r = {q: split(backend.sparse_search(t, DEPTH_CHUNKS)) for q, t in data.queries.items()}
     return fusion_sweep(dense_r, sparse_r, lambda r: sources[r], data.qrels, tune, check)[:10]  # type: ignore[arg-type]
 
 
