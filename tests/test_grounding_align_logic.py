@@ -44,6 +44,9 @@ def test_mismatch_checks_are_zero_on_a_clean_claim_and_fire_on_each_weak_spot() 
     assert set(_mismatch(evidence, evidence).values()) == {0.0}
     assert _mismatch("The bridge in San Francisco opened in 1941.", evidence)["number_missing"] == 1.0
     assert _mismatch("The bridge in Oakland opened in 1937.", evidence)["name_missing"] == 1.0
+    mrl = "Using MRL, the model keeps its accuracy at 256 dimensions."
+    assert _mismatch("Matryoshka Representation Learning keeps accuracy.", mrl)["name_missing"] == 0.0
+    assert _mismatch("Matryoshka Vector Learning keeps accuracy.", mrl)["name_missing"] == 1.0
     assert _mismatch("The bridge in San Francisco did not open in 1937.", evidence)["negation_flip"] == 1.0
     assert _mismatch("The bridge only opened in 1937.", evidence)["qualifier_added"] == 1.0
 

@@ -154,6 +154,21 @@ def _is_name(word: str, first: bool) -> bool:
     return word[:1].isupper() and (not first or word[1:2].isupper()) and word.lower() not in QUALIFIERS
 
 
+def _abbreviated(words: Sequence[str], evidence_words: set[str]) -> set[str]:
+    """Names of runs of capitalised words that the evidence abbreviates: "Matryoshka Representation
+    Learning" when it says "MRL" (an answer often spells out what its passage abbreviates)."""
+    found: set[str] = set()
+    run: list[str] = []
+    for word in [*words, ""]:
+        if word[:1].isupper():
+            run.append(word)
+            continue
+        if len(run) >= 2 and "".join(w[0] for w in run) in evidence_words:
+            found.update(run)
+        run = []
+    return found
+
+
 def _words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
@@ -164,13 +179,14 @@ def _negated(text: str) -> bool:
 
 def mismatches(plan: Plan, evidence: str) -> list[float]:
     """MISMATCH of one claim sentence, each 0 when the claim is clean, 1 when: a number or a name of the
-    claim is not in the evidence; the claim negates what none of its selected sentences negates, or
+    claim is not in the evidence (nor abbreviated there); the claim negates what none of its selected sentences negates, or
     affirms what its near-copy sentence negates; it restricts ("only", "all", ...) where the selected
     sentences do not."""
     claim = plan.claim
     words = _WORD.findall(claim)
-    names = [w for i, w in enumerate(words) if _is_name(w, i == 0)]
     found = content_terms(evidence)
+    spelled_out = _abbreviated(words, set(_WORD.findall(evidence)))
+    names = [w for i, w in enumerate(words) if _is_name(w, i == 0) and w not in spelled_out]
     claim_terms = content_terms(claim)
     near_copy = bool(claim_terms) and len(claim_terms & content_terms(plan.best)) >= NEAR_COPY * len(
         claim_terms
