@@ -214,33 +214,32 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def build_once(
+    path: Path,
+    load: Callable[[], object],
+    train_it: Callable[[], dict[str, Any]],
+    summarise: Callable[[dict[str, Any]], dict[str, Any]],
+    force: bool,
+) -> dict[str, Any]:
+    """A checker's training summary; trains only when its artifact at `path` is missing (or `force`);
+    `load` raises when the artifact is from another version."""
+    if path.is_file() and not force:
+        load()
+        return {"status": "already built", "path": str(path), **summarise(json.loads(path.read_text()))}
+    return {"status": "trained", "path": str(path), **summarise(train_it())}
+
+
 def build(
     cache_dir: Path, shared: Path, force: bool = False, progress: Progress | None = None
 ) -> dict[str, Any]:
     """The training summary; trains only when the checker is missing (or `force`)."""
-    path = artifact_dir(cache_dir) / ARTIFACT
-    if path.is_file() and not force:
-        MiniLMChecker.load(cache_dir)  # raises if it is from another version
-        return {"status": "already built", "path": str(path), **summary(json.loads(path.read_text()))}
-    return {"status": "trained", "path": str(path), **summary(train(cache_dir, shared, progress))}
-
-
-def main() -> None:
-    from assistant.cli.common import print_report, progress_bar
-    from assistant.settings import load_settings
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--shared", type=Path, default=None, help="shared data folder (default RA_SHARED_DIR)"
+    return build_once(
+        artifact_dir(cache_dir) / ARTIFACT,
+        lambda: MiniLMChecker.load(cache_dir),
+        lambda: train(cache_dir, shared, progress),
+        summary,
+        force,
     )
-    parser.add_argument("--force", action="store_true", help="retrain even when the checker exists")
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    args = parser.parse_args()
-    settings = load_settings()
-    with progress_bar(args.json) as bar:
-        print_report(
-            build(settings.cache_dir, shared_dir(args.shared), args.force, bar_progress(bar)), args.json
-        )
 
 
 def bar_progress(bar: Any) -> Progress:
@@ -253,6 +252,33 @@ def bar_progress(bar: Any) -> Progress:
         bar.update(tasks[stage], completed=done)
 
     return update
+
+
+Build = Callable[[Path, Path, bool, Progress | None], dict[str, Any]]
+
+
+def run_cli(description: str, build_checker: Build) -> None:
+    """The command line of a training module: `--shared`, `--force`, `--json`, a progress bar."""
+    from assistant.cli.common import print_report, progress_bar
+    from assistant.settings import load_settings
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--shared", type=Path, default=None, help="shared data folder (default RA_SHARED_DIR)"
+    )
+    parser.add_argument("--force", action="store_true", help="retrain even when the checker exists")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    args = parser.parse_args()
+    settings = load_settings()
+    with progress_bar(args.json) as bar:
+        print_report(
+            build_checker(settings.cache_dir, shared_dir(args.shared), args.force, bar_progress(bar)),
+            args.json,
+        )
+
+
+def main() -> None:
+    run_cli(__doc__.splitlines()[0], build)
 
 
 if __name__ == "__main__":

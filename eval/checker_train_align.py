@@ -23,7 +23,6 @@ Seeded; the same numbers on every build from the same data and packages. Steps:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import random
@@ -54,9 +53,9 @@ from eval.checker_eval import label_metrics
 from eval.checker_train import (
     HELD_OUT_FRACTION,
     Progress,
-    bar_progress,
+    build_once,
     fit_logistic,
-    shared_dir,
+    run_cli,
     stratified_sample,
     wice_dev_path,
     write_atomically,
@@ -424,29 +423,17 @@ def build(
     cache_dir: Path, shared: Path, force: bool = False, progress: Progress | None = None
 ) -> dict[str, Any]:
     """The training summary; trains only when the checker is missing (or `force`)."""
-    path = align.artifact_dir(cache_dir) / align.ARTIFACT
-    if path.is_file() and not force:
-        AlignChecker.load(cache_dir)  # raises if it is from another version
-        return {"status": "already built", "path": str(path), **summary(json.loads(path.read_text()))}
-    return {"status": "trained", "path": str(path), **summary(train(cache_dir, shared, progress))}
+    return build_once(
+        align.artifact_dir(cache_dir) / align.ARTIFACT,
+        lambda: AlignChecker.load(cache_dir),
+        lambda: train(cache_dir, shared, progress),
+        summary,
+        force,
+    )
 
 
 def main() -> None:
-    from assistant.cli.common import print_report, progress_bar
-    from assistant.settings import load_settings
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--shared", type=Path, default=None, help="shared data folder (default RA_SHARED_DIR)"
-    )
-    parser.add_argument("--force", action="store_true", help="retrain even when the checker exists")
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    args = parser.parse_args()
-    settings = load_settings()
-    with progress_bar(args.json) as bar:
-        print_report(
-            build(settings.cache_dir, shared_dir(args.shared), args.force, bar_progress(bar)), args.json
-        )
+    run_cli(__doc__.splitlines()[0], build)
 
 
 if __name__ == "__main__":
