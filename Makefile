@@ -2,7 +2,9 @@
 SHELL := /bin/bash
 # Independent set-up steps run side by side (the checker's training on the CPU while vLLM and the Debian
 # packages download); the lines of one recipe still run in order.
+ifeq ($(MAKELEVEL),0)
 MAKEFLAGS += --jobs=4
+endif
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
