@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_index_store import FACTS, make_corpus
 
 from assistant.index_access import index_config, open_index
 from assistant.settings import load_settings
 from index.ingest import ingest_paths
-from tests.test_index_store import FACTS, make_corpus
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
