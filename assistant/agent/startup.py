@@ -25,13 +25,9 @@ if TYPE_CHECKING:
 
 
 def warm(index: HybridIndex) -> HybridIndex:
-    """Load what the first search needs (BM25 matrix, dense index, embedding model) ahead of it."""
-    mode = index.retrieval.mode
-    if mode in ("hybrid", "bm25"):
-        _ = index.bm25
-    if mode in ("hybrid", "dense"):
-        _ = index.dense
-        index.embedder.embed_query("warm-up")
+    """Load what the first search needs ahead of it: one throw-away query in the configured mode loads
+    whatever the backend uses (BM25 matrix, dense index and embedding model, or a Milvus collection)."""
+    index.rank("warm-up", 1)
     return index
 
 
