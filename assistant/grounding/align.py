@@ -318,10 +318,6 @@ class AlignChecker:
             Path(cache_dir),
         )
 
-    def sentence_scores(self, pairs: Sequence[tuple[str, str]]) -> list[list[float]]:
-        """P(supported) of each claim sentence of each pair."""
-        return [self.model.probabilities(f).tolist() for f in pair_features(self.encoder, pairs)]
-
     def scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         if not pairs:
             return []
