@@ -54,7 +54,7 @@ def checker(
             client = stack.enter_context(open_backend(settings)).client
         grader = open_checker(settings, client)
         if grader is None:
-            fail("grounding.checker is 'none': pass --checker align, minilm or llm")
+            fail("grounding.checker is 'none': pass --checker minilm, align or llm")
         with progress_bar(as_json) as bar:
             task = bar.add_task("scoring", total=len(pairs))
             scored = score_pairs(grader, pairs, on_batch=lambda n: bar.advance(task, n))
