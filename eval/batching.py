@@ -115,8 +115,14 @@ class BatchingBackend:
         self.context_tokens = context_tokens
 
     def complete(
-        self, messages: Sequence[Message], json_schema: dict[str, Any] | None = None, *, max_tokens: int
+        self,
+        messages: Sequence[Message],
+        json_schema: dict[str, Any] | None = None,
+        *,
+        max_tokens: int,
+        logprobs: bool = False,
     ) -> Completion:
+        """The batched reply; without log probabilities (the self-check signal is then absent)."""
         request = {
             "messages": list(messages),
             "json_schema": json_schema,

@@ -38,7 +38,7 @@ def checker(
     as_json: JsonOpt = False,
 ) -> None:
     """Score (evidence, claim) pairs; with labels, report balanced accuracy at the checker's threshold."""
-    from assistant.agent.backends import open_backend
+    from assistant.agent.factory import open_backend
     from assistant.grounding.llm_judge import LLMJudge, write_calibrated_threshold
     from assistant.grounding.registry import open_checker
     from eval.checker_data import read_wice

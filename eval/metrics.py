@@ -42,11 +42,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from itertools import combinations
 from typing import Any
 
-Subset = tuple[int, ...]  # citation ids of one sentence, in citation order
+from assistant.grounding.support import ScoredSentence
 
 # Names of the per-question metrics, in the order reports show them.
 METRICS = (
@@ -97,28 +95,7 @@ def abstention_correct(abstained: bool, unanswerable: bool) -> bool:
     return abstained == unanswerable
 
 
-# -- support of cited sentences --------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class ScoredSentence:
-    """A sentence's citation ids and the checker's score for each subset of them that the metrics use
-    (`support_subsets`)."""
-
-    citations: Subset
-    scores: Mapping[Subset, float]
-
-
-def support_subsets(citations: Sequence[int]) -> list[Subset]:
-    """The citation subsets whose support the metrics need: each citation alone, all of them together,
-    and (for precision) all of them but one."""
-    ids = tuple(dict.fromkeys(citations))
-    if not ids:
-        return []
-    subsets = [(c,) for c in ids] + [ids]
-    if len(ids) > 2:
-        subsets += list(combinations(ids, len(ids) - 1))
-    return list(dict.fromkeys(subsets))
-
-
+# -- support of cited sentences (scored by assistant.grounding.support.support_table) ---------------------
 def faithfulness(verdicts: Sequence[str | None]) -> float | None:
     """Share of claiming sentences whose verdict is supported (None when there are none)."""
     if not verdicts:
@@ -212,7 +189,6 @@ def metric_means(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     answerable = [r for r in rows if not r["unanswerable"]]
     out["abstention_accuracy"] = mean(r["abstained"] for r in unanswerable)
     out["false_abstention_rate"] = mean(r["abstained"] for r in answerable)
-    out["errors"] = sum(1 for r in rows if r.get("error"))
     return out
 
 

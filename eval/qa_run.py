@@ -42,10 +42,9 @@ from typing import TYPE_CHECKING, Any
 from assistant.agent.prompts import render
 from assistant.agent.records import Answer, Sentence
 from assistant.grounding.base import GroundingChecker
-from assistant.grounding.support import evidence_text
+from assistant.grounding.support import ScoredSentence, resolve_threshold, support_table
 from assistant.index_access import open_index
 from eval.metrics import (
-    ScoredSentence,
     abstention_correct,
     citation_precision,
     citation_recall,
@@ -54,7 +53,6 @@ from eval.metrics import (
     faithfulness,
     keyword_hit,
     summarise,
-    support_subsets,
 )
 from index.errors import UserFacingError
 from index.ingest import NullProgress, Progress
@@ -320,35 +318,15 @@ class Scorer:
             "metrics": {k: _round(v) if isinstance(v, float) else v for k, v in metrics.items()},
             "timings": {k: round(v, 3) for k, v in answer.timings.items()},
             "actions": [s.action for s in answer.steps],
-            "error": answer.error,
         }
 
     def _support(self, answer: Answer, claims: list[Sentence]) -> list[ScoredSentence] | None:
-        """Each claiming sentence with the checker's scores of the citation subsets ALCE's recall and
-        precision need (one batched call per answer); None when no checker runs. A computed sentence's
-        subsets all carry its support from the one scorer (code checked it; a checker cannot)."""
+        """Each claiming sentence's support by the citation subsets ALCE's recall and precision need
+        (one batched checker call per answer); None when no checker runs."""
         if self.checker is None:
             return None
-        evidence = {e.id: e for e in answer.evidence}
-        plans: list[tuple[tuple[int, ...], list[tuple[tuple[int, ...], tuple[str, str] | float]]]] = []
-        pairs: dict[tuple[str, str], int] = {}  # distinct (evidence, claim) -> position in the batch
-        for s in claims:
-            ids = tuple(c for c in dict.fromkeys(s.citations) if c in evidence)
-            keyed: list[tuple[tuple[int, ...], tuple[str, str] | float]] = []
-            for sub in support_subsets(ids):
-                if s.kind == "computed":
-                    keyed.append((sub, s.support or 0.0))
-                    continue
-                pair = ("\n\n".join(evidence_text(evidence[c]) for c in sub), s.text)
-                pairs.setdefault(pair, len(pairs))
-                keyed.append((sub, pair))
-            plans.append((ids, keyed))
         with self._lock:  # a checker holds one model; answers finish in several threads
-            scores = self.checker.scores(list(pairs)) if pairs else []
-        return [
-            ScoredSentence(ids, {sub: p if isinstance(p, float) else scores[pairs[p]] for sub, p in keyed})
-            for ids, keyed in plans
-        ]
+            return support_table(self.checker, claims, {e.id: e for e in answer.evidence})
 
     def _judge(self, item: QAItem, answer: Answer, text: str) -> bool | None:
         """The LLM judge's verdict on an answerable item (an abstention is wrong); None when not judged
@@ -439,25 +417,17 @@ def open_eval_backend(settings: Settings, llm_backend: str, width: int) -> Itera
         return
     if llm_backend != "server":
         raise UserFacingError(f"unknown --llm-backend '{llm_backend}': use {' or '.join(LLM_BACKENDS)}")
-    from assistant.agent.backends import open_backend
+    from assistant.agent.factory import open_backend
 
     with open_backend(settings) as backend:
         yield backend
 
 
 def open_checker(settings: Settings, backend: ChatBackend) -> GroundingChecker | None:
-    """The checker the settings name (None for "none"), built by the grounding registry."""
-    if settings.grounding.checker == "none":
-        return None
-    try:
-        from assistant.grounding.registry import open_checker as registry_open
-    except ModuleNotFoundError as exc:
-        if exc.name != "assistant.grounding.registry":
-            raise
-        raise UserFacingError(
-            f"grounding checker '{settings.grounding.checker}' is not available in this build: "
-            "pass --checker none to evaluate without support scores"
-        ) from None
+    """The checker the settings name (None for "none"); an unbuilt local checker is an error here, since
+    an evaluation without support scores should be asked for (`--checker none`)."""
+    from assistant.grounding.registry import open_checker as registry_open
+
     return registry_open(settings, client=getattr(backend, "client", None))
 
 
@@ -469,7 +439,7 @@ def _judge_backend(
         from assistant.agent.backends import OpenAIBackend
         from assistant.llm.client import ChatClient
 
-        with ChatClient(options.judge_url, timeout=settings.llm.timeout_s) as client:
+        with ChatClient.for_settings(settings.llm, options.judge_url) as client:
             yield OpenAIBackend(client, 0.0, client.context_tokens(default=settings.llm.context_size))
     else:
         yield backend if options.judge else None
@@ -485,7 +455,7 @@ def evaluate(
 ) -> QARun:
     """Answer and score every question not yet in the output folder, then write summary and report.
     The factories default to `open_eval_backend` and `open_checker` (tests pass scripted ones)."""
-    from assistant.agent.build import agent_with_checker
+    from assistant.agent.factory import build_agent
     from assistant.agent.loop import final_answer
     from assistant.agent.trace import write_trace
     from eval.report import write_report
@@ -512,15 +482,9 @@ def evaluate(
             _judge_backend(options, settings, backend) as judge_backend,
         ):
             checker = (checker_factory or open_checker)(settings, backend)
-            threshold = settings.grounding.threshold
-            scorer = Scorer(
-                index,
-                checker,
-                threshold if threshold is not None else (checker.threshold if checker else 0.5),
-                judge_backend,
-                settings.retrieval.k,
-            )
-            agent = agent_with_checker(settings, backend, index, checker)
+            threshold = resolve_threshold(checker, settings.grounding.threshold)
+            scorer = Scorer(index, checker, threshold, judge_backend, settings.retrieval.k)
+            agent = build_agent(settings, backend, index, checker)
 
             def work(item: QAItem) -> dict[str, Any]:
                 answer = final_answer(agent.run(item.question))

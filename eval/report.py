@@ -32,10 +32,9 @@ LABELS = {
     "retrieval_recall": "retrieval recall@k",
     "abstention_accuracy": "abstention on unanswerable",
     "false_abstention_rate": "false abstention (answerable)",
-    "errors": "errors",
     "n": "questions",
 }
-COUNTS = {"n", "errors", "invalid_citations"}  # shown as numbers, not percentages
+COUNTS = {"n", "invalid_citations"}  # shown as numbers, not percentages
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;line-height:1.4}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
@@ -88,7 +87,6 @@ def _summary_table(summary: Mapping[str, Any]) -> str:
         *[m for m in METRICS if any(_has(summary, k, m) for k in [None, *kinds])],
         "abstention_accuracy",
         "false_abstention_rate",
-        "errors",
     ]
     head = "<tr><th>metric</th><th>all</th>" + "".join(f"<th>{escape(k)}</th>" for k in kinds) + "</tr>"
     body = []
@@ -123,11 +121,10 @@ def _questions_table(rows: Sequence[Mapping[str, Any]]) -> str:
     body = []
     for r in rows:
         m = r["metrics"]
-        error = f"<div class='bad small'>{escape(r['error'])}</div>" if r.get("error") else ""
         gold = f"<div class='small'>gold: {escape(r.get('gold_answer') or '')}</div>"
         body.append(
             f"<tr><td>{escape(str(r['id']))}</td><td>{escape(r['kind'])}</td>"
-            f"<td>{escape(r['question'])}{gold}</td><td>{_answer_html(r)}{error}</td>"
+            f"<td>{escape(r['question'])}{gold}</td><td>{_answer_html(r)}</td>"
             f"<td>{_mark(m.get('keyword_hit'))}</td><td>{_mark(m.get('abstention_correct'))}</td>"
             f"<td class='num'>{fmt('faithfulness', m.get('faithfulness'))}</td>"
             f"<td class='num'>{r['timings'].get('total_s', 0):.1f}</td></tr>"

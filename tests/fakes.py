@@ -4,16 +4,19 @@ in-memory index, and a word-overlap checker. Integration tests use the real part
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
 
 from assistant.agent.backends import Completion
+from assistant.llm.client import TokenLogprob
 from index.types import Chunk, SearchHit
 
-Reply = str | Callable[[list[dict[str, Any]], dict[str, Any] | None], str]
+Reply = Any  # a reply text, a `Sure`, or a function of (messages, schema) returning one
 
 
 class SchemaViolation(AssertionError):
@@ -23,15 +26,20 @@ class SchemaViolation(AssertionError):
 class RuleBackend:
     """Replies made by `rule(messages, schema)` for every call. With `enforce` (the default, like llama.cpp
     and vLLM) every reply is validated against the request's JSON schema and a non-conforming one raises
-    `SchemaViolation`; `enforce=False` stands for a server that ignores schemas."""
+    `SchemaViolation`; `enforce=False` stands for a server that ignores schemas. Asked for log
+    probabilities, it reports its yes/no answer word with P(yes) = `p_yes` (a reply may set its own by
+    being a `Sure` pair)."""
 
-    def __init__(self, rule: Reply, *, enforce: bool = True, context_tokens: int = 8192) -> None:
+    def __init__(
+        self, rule: Reply, *, enforce: bool = True, context_tokens: int = 8192, p_yes: float = 0.9
+    ) -> None:
         self.rule = rule
         self.enforce = enforce
         self.context_tokens = context_tokens
+        self.p_yes = p_yes
         self.calls: list[tuple[list[dict[str, Any]], dict[str, Any] | None]] = []
 
-    def next_reply(self, messages: list[dict[str, Any]], json_schema: dict[str, Any] | None) -> str:
+    def next_reply(self, messages: list[dict[str, Any]], json_schema: dict[str, Any] | None) -> str | Sure:
         rule = self.rule
         return rule(messages, json_schema) if callable(rule) else rule
 
@@ -41,26 +49,52 @@ class RuleBackend:
         json_schema: dict[str, Any] | None = None,
         *,
         max_tokens: int,
+        logprobs: bool = False,
     ) -> Completion:
         self.calls.append((list(messages), json_schema))
-        text = self.next_reply(list(messages), json_schema)
+        reply = self.next_reply(list(messages), json_schema)
+        text, p_yes = (reply.text, reply.p_yes) if isinstance(reply, Sure) else (reply, self.p_yes)
         if self.enforce and json_schema is not None:
             try:
                 jsonschema.validate(json.loads(text), json_schema)
             except (ValueError, jsonschema.ValidationError) as exc:
                 raise SchemaViolation(f"reply {text!r} does not conform to the schema: {exc}") from None
         prompt = sum(len(m["content"]) for m in messages) // 4
-        return Completion(text, prompt, max(1, len(text) // 4))
+        tokens = _yes_no_tokens(text, p_yes) if logprobs else None
+        return Completion(text, prompt, max(1, len(text) // 4), logprobs=tokens)
+
+
+@dataclass(frozen=True)
+class Sure:
+    """A yes/no reply together with the probability of "yes" the fake reports for it."""
+
+    text: str
+    p_yes: float
+
+
+def _yes_no_tokens(text: str, p_yes: float) -> list[TokenLogprob]:
+    said = "yes" if '"yes"' in text else "no" if '"no"' in text else None
+    if said is None:
+        return [TokenLogprob(text, 0.0)]
+    top = {"yes": math.log(max(p_yes, 1e-9)), "no": math.log(max(1 - p_yes, 1e-9))}
+    return [TokenLogprob('{"', 0.0), TokenLogprob(said, top[said], top)]
 
 
 class ScriptedBackend(RuleBackend):
     """Replies from a script, in order (a reply may be a function of the request)."""
 
-    def __init__(self, replies: Sequence[Reply], *, enforce: bool = True, context_tokens: int = 8192) -> None:
-        super().__init__("", enforce=enforce, context_tokens=context_tokens)
+    def __init__(
+        self,
+        replies: Sequence[Reply],
+        *,
+        enforce: bool = True,
+        context_tokens: int = 8192,
+        p_yes: float = 0.9,
+    ) -> None:
+        super().__init__("", enforce=enforce, context_tokens=context_tokens, p_yes=p_yes)
         self.replies = list(replies)
 
-    def next_reply(self, messages: list[dict[str, Any]], json_schema: dict[str, Any] | None) -> str:
+    def next_reply(self, messages: list[dict[str, Any]], json_schema: dict[str, Any] | None) -> str | Sure:
         if not self.replies:
             raise AssertionError(
                 f"the script ran out of replies at call {len(self.calls)}: {messages[-1]['content'][:300]}"
@@ -69,24 +103,47 @@ class ScriptedBackend(RuleBackend):
         return reply(messages, json_schema) if callable(reply) else reply
 
 
-def by_schema(text: str, query: str) -> Reply:
-    """A rule answering each kind of agent request from its schema: the rewrite gets `query`, a part
-    answer `text` citing the first passage offered, a research step gives up, operands pick the first two."""
+def request_kind(schema: dict[str, Any] | None) -> str:
+    """Which agent request a schema belongs to: plan, answer, check, relation, step or rewrite."""
+    options = (schema or {}).get("anyOf") or [schema or {}]
+    props: dict[str, Any] = {}
+    for option in options:
+        props |= option.get("properties", {})
+    if "parts" in props:
+        return "plan"
+    if "how" in props:
+        return "answer"
+    if "supported" in props:
+        return "check"
+    if "action" in props:
+        return "step"
+    if "answer" in props:
+        return "relation"
+    if "query" in props:
+        return "rewrite"
+    return "other"
+
+
+def by_schema(text: str, query: str, asks: str = "fact") -> Reply:
+    """A rule answering each kind of agent request from its schema: the plan says every part asks `asks`,
+    a part's answer states `text` citing the first sentence offered, the self-check says yes, a relation
+    takes the first choice, a research step gives up, a rewrite gets `query`."""
 
     def rule(messages: list[dict[str, Any]], schema: dict[str, Any] | None) -> str:
-        props = (schema or {}).get("properties", {})
-        if "query" in props:
+        kind = request_kind(schema)
+        if kind == "plan":
+            n = schema["properties"]["parts"]["minItems"]  # type: ignore[index]
+            return plan_reply(*[asks] * n)
+        if kind == "answer":
+            options = schema.get("anyOf") or [schema]  # type: ignore[union-attr]
+            return part_reply(text, [options[0]["properties"]["citations"]["items"]["enum"][0]])
+        if kind == "check":
+            return check_reply("yes")
+        if kind == "relation":
+            return json.dumps({"answer": schema["properties"]["answer"]["enum"][0]})  # type: ignore[index]
+        if kind == "rewrite":
             return json.dumps({"query": query})
-        if "citations" in props:
-            return part_reply(text, [props["citations"]["items"]["enum"][0]])
-        if "items" in props:
-            return json.dumps({"items": re.findall(r"\b[A-Z][\w-]+", messages[-1]["content"])[:2]})
-        if "a" in props:
-            numbers = props["a"]["properties"]["number"]["enum"]
-            return json.dumps(
-                {"a": {"name": "a", "number": numbers[0]}, "b": {"name": "b", "number": numbers[1]}}
-            )
-        return step_reply("give_up", "")
+        return step_reply("give_up")
 
     return rule
 
@@ -140,9 +197,32 @@ class WordChecker:
         return out
 
 
+def plan_reply(*parts: str | Sequence[str]) -> str:
+    """A plan: "fact" or "number" per part, or a list of the compared items for a comparison."""
+    return json.dumps(
+        {
+            "parts": [
+                {"asks": p} if isinstance(p, str) else {"asks": "comparison", "items": list(p)} for p in parts
+            ]
+        }
+    )
+
+
 def part_reply(text: str, citations: list[int]) -> str:
-    return json.dumps({"text": text, "citations": citations})
+    return json.dumps({"how": "stated", "text": text, "citations": citations})
 
 
-def step_reply(action: str, arg: str, thought: str = "ok") -> str:
-    return json.dumps({"thought": thought, "action": action, "input": arg})
+def computed_reply(expression: str, **operands: str) -> str:
+    """A computation: `operands` maps each number id to what the model says it measures."""
+    listed = [{"id": k, "of": v} for k, v in operands.items()]
+    return json.dumps({"how": "computed", "operands": listed, "expression": expression})
+
+
+def check_reply(said: str, p_yes: float | None = None) -> str | Sure:
+    text = json.dumps({"supported": said})
+    return text if p_yes is None else Sure(text, p_yes)
+
+
+def step_reply(action: str, arg: str | int = "", thought: str = "ok") -> str:
+    fields: dict[str, Any] = {"search": {"query": arg}, "read": {"passage": arg}}.get(action, {})
+    return json.dumps({"thought": thought, "action": action, **fields})

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from assistant.agent.citations import best_quote, key_sentences, render, resolve_citations
+from assistant.agent.citations import best_quote, key_sentences, render, resolve_citations, sentence_offsets
 from assistant.agent.records import Evidence, Sentence
+
+
+def passage(id: int, text: str, source: str = "a.txt", **fields: object) -> Evidence:
+    """A passage as the ledger records it: split into sentences once, on entry."""
+    return Evidence(id, "passage", text, source, sentences=sentence_offsets(text), **fields)  # type: ignore[arg-type]
+
 
 PASSAGE = (
     "Alpaca is small. Stanford's Alpaca 7B was fine-tuned on 52K instruction-following demonstrations.\n"
@@ -12,7 +18,7 @@ PASSAGE = (
 
 
 def test_best_quote_is_the_matching_sentence_and_an_exact_substring() -> None:
-    offset, quote = best_quote(PASSAGE, "Alpaca was fine-tuned on 52K demonstrations")
+    offset, quote = best_quote(passage(1, PASSAGE), "Alpaca was fine-tuned on 52K demonstrations")
     assert quote == "Stanford's Alpaca 7B was fine-tuned on 52K instruction-following demonstrations."
     assert PASSAGE[offset : offset + len(quote)] == quote
 
@@ -21,7 +27,7 @@ def test_a_long_sentence_is_cut_to_the_window_with_the_claim() -> None:
     long = (
         "Filler words about nothing " * 20 + "the key result is 45.1 AP on COCO test-dev" + " and more" * 30
     )
-    offset, quote = best_quote(long, "CenterNet reaches 45.1 AP on COCO", max_chars=80)
+    offset, quote = best_quote(passage(1, long), "CenterNet reaches 45.1 AP on COCO", max_chars=80)
     assert "45.1" in quote and len(quote) <= 80 and long[offset : offset + len(quote)] == quote
 
 
@@ -50,16 +56,13 @@ def test_unseen_citations_are_dropped_and_counted_and_a_sentence_keeps_its_kind(
 
 
 def test_key_sentences_prefer_rare_question_words_and_bring_the_next_sentence() -> None:
-    glide = Evidence(
+    glide = passage(
         1,
-        "passage",
         "The GLIDE model is large. They compare CLIP guidance and classifier-free guidance. "
         "They find that the latter is preferred by human evaluators. The model has many layers.",
         source="a.txt",
     )
-    noise = Evidence(
-        2, "passage", "A model is a model. Every model has a model card. Models are models.", source="b.txt"
-    )
+    noise = passage(2, "A model is a model. Every model has a model card. Models are models.", "b.txt")
     lines = key_sentences(
         [noise, glide], "Which guidance strategy of the GLIDE model did evaluators prefer?", 3
     )
@@ -70,7 +73,7 @@ def test_key_sentences_prefer_rare_question_words_and_bring_the_next_sentence() 
 
 
 def test_key_sentences_never_pull_a_neighbour_from_another_passage() -> None:
-    a = Evidence(1, "passage", "Birds fly south. Alpaca was tuned on 52K demonstrations.", source="a.txt")
-    b = Evidence(2, "passage", "Unrelated text about birds.", source="b.txt")
+    a = passage(1, "Birds fly south. Alpaca was tuned on 52K demonstrations.")
+    b = passage(2, "Unrelated text about birds.", "b.txt")
     lines = key_sentences([a, b], "How many demonstrations was Alpaca tuned on?", 1)
     assert lines == [(1, "Alpaca was tuned on 52K demonstrations.")]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import typer
-from fakes import ScriptedBackend, TinyIndex, part_reply
+from fakes import RuleBackend, ScriptedBackend, TinyIndex, by_schema, part_reply, plan_reply, request_kind
 from typer.testing import CliRunner
 
 from assistant.agent.config import AgentSettings
@@ -43,26 +43,42 @@ def app() -> typer.Typer:
 
 
 def first_line_cited(text: str, extra: list[int] | None = None) -> Any:
-    """A part answer citing the first passage line of the prompt (plus `extra` ids)."""
+    """A part answer citing the first sentence line of the prompt (plus `extra` ids)."""
 
     def reply(messages: list[dict[str, Any]], schema: dict[str, Any] | None) -> str:
-        enum = schema["properties"]["citations"]["items"]["enum"] if schema else [1]
+        options = (schema or {}).get("anyOf") or [schema]
+        enum = options[0]["properties"]["citations"]["items"]["enum"] if schema else [1]
         return part_reply(text, [enum[0], *(extra or [])][:2])
 
     return reply
 
 
-def scripted(monkeypatch: pytest.MonkeyPatch, replies: list[Any], *, enforce: bool = True) -> ScriptedBackend:
+def in_turn(*replies: Any, asks: str = "fact") -> Any:
+    """A model that plans every part as `asks`, says yes to every self-check and gives the `replies` (text
+    or functions of the request) to the other requests in turn."""
+    queue = list(replies)
+    plain = by_schema("unused", "", asks)
+
+    def rule(messages: list[dict[str, Any]], schema: dict[str, Any] | None) -> str:
+        if request_kind(schema) in ("plan", "check"):
+            return plain(messages, schema)
+        reply = queue.pop(0)
+        return reply(messages, schema) if callable(reply) else reply
+
+    return rule
+
+
+def scripted(monkeypatch: pytest.MonkeyPatch, rule: Any, *, enforce: bool = True) -> RuleBackend:
     """Run the CLI over the tiny index with a scripted model instead of a server."""
-    backend = ScriptedBackend(replies, enforce=enforce)
+    backend = RuleBackend(rule, enforce=enforce)
 
     @contextmanager
-    def fake_backend(settings: object) -> Iterator[ScriptedBackend]:
+    def fake_backend(settings: object) -> Iterator[RuleBackend]:
         yield backend
 
-    monkeypatch.setattr("assistant.agent.startup.open_backend", fake_backend)
-    monkeypatch.setattr("assistant.agent.startup.open_index", lambda settings: TinyIndex(DOCS))
-    monkeypatch.setattr("assistant.agent.startup.warm", lambda index: index)
+    monkeypatch.setattr("assistant.agent.factory.open_backend", fake_backend)
+    monkeypatch.setattr("assistant.agent.factory.open_index", lambda settings: TinyIndex(DOCS))
+    monkeypatch.setattr("assistant.agent.factory.warm", lambda index: index)
     return backend
 
 
@@ -84,8 +100,8 @@ def test_missing_index_says_how_to_build_one(app: typer.Typer, tmp_path: Path) -
 def test_unreachable_llm_names_the_url_and_ra_serve(
     app: typer.Typer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("assistant.agent.startup.open_index", lambda settings: TinyIndex(DOCS))
-    monkeypatch.setattr("assistant.agent.startup.warm", lambda index: index)
+    monkeypatch.setattr("assistant.agent.factory.open_index", lambda settings: TinyIndex(DOCS))
+    monkeypatch.setattr("assistant.agent.factory.warm", lambda index: index)
     result = CliRunner().invoke(
         app, ["ask", "Which guidance?", "--llm-url", "http://127.0.0.1:9", "--checker", "none"]
     )
@@ -103,7 +119,9 @@ def test_ask_json_reports_answer_citations_parts_evidence_and_timings(
 ) -> None:
     # a server that ignores schemas could send an unseen number: it is dropped and counted
     scripted(
-        monkeypatch, [first_line_cited("Evaluators preferred classifier-free guidance.", [9])], enforce=False
+        monkeypatch,
+        in_turn(first_line_cited("Evaluators preferred classifier-free guidance.", [9])),
+        enforce=False,
     )
     result = CliRunner().invoke(
         app, ["ask", "Which guidance did evaluators prefer?", "--json", "--checker", "none"]
@@ -116,8 +134,9 @@ def test_ask_json_reports_answer_citations_parts_evidence_and_timings(
     [cite] = data["citations"]
     assert set(cite) >= {"id", "source", "page", "start", "end", "quote", "chunk_id", "part"}
     assert DOCS[cite["source"]][cite["start"] : cite["end"]] == cite["quote"]
-    assert [s["action"] for s in data["steps"]] == ["search", "answer"] and "total_s" in data["timings"]
-    assert [p["status"] for p in data["parts"]] == ["answered"] and data["plan"]["source"] == "rules"
+    assert [s["action"] for s in data["steps"]] == ["plan", "search", "answer", "check"]
+    assert "total_s" in data["timings"]
+    assert [p["status"] for p in data["parts"]] == ["answered"] and data["plan"]["source"] == "model"
     [seen] = data["evidence"]  # the ledger: everything the agent saw (the one passage sharing words)
     assert (
         seen["source"] == "docs/glide.md" and seen["part"] == 1 and seen["query"].startswith("Which guidance")
@@ -127,7 +146,7 @@ def test_ask_json_reports_answer_citations_parts_evidence_and_timings(
 def test_ask_shows_sources_found_then_streams_the_answer_and_writes_a_trace(
     app: typer.Typer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    scripted(monkeypatch, [first_line_cited("Alpaca used 52K demonstrations.")])
+    scripted(monkeypatch, in_turn(first_line_cited("Alpaca used 52K demonstrations."), asks="number"))
     trace = tmp_path / "run.jsonl"
     args = [
         "ask",
@@ -155,11 +174,11 @@ def test_chat_keeps_history_and_handles_new_and_exit(
 ) -> None:
     scripted(
         monkeypatch,
-        [
+        in_turn(
             first_line_cited("Alpaca 7B was fine-tuned on 52K demonstrations."),
             json.dumps({"query": "Which guidance did GLIDE evaluators prefer?"}),
             first_line_cited("They preferred classifier-free guidance."),
-        ],
+        ),
     )
     lines = "How many demonstrations for Alpaca?\nand for GLIDE?\n/new\n/exit\n"
     result = CliRunner().invoke(app, ["chat", "--checker", "none"], input=lines)
@@ -186,8 +205,10 @@ def real_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 def test_citations_resolve_to_spans_of_a_real_index(real_index: Path) -> None:
     index = open_index(load_settings({"index": {"dir": real_index}, "retrieval": {"mode": "bm25"}}))
-    backend = ScriptedBackend([first_line_cited("Human evaluators preferred classifier-free guidance.")])
-    agent = ResearchAgent(backend, index, AgentSettings(sandbox=False), weak_margin=0.15)
+    backend = ScriptedBackend(
+        [plan_reply("fact"), first_line_cited("Human evaluators preferred classifier-free guidance.")]
+    )
+    agent = ResearchAgent(backend, index, AgentSettings(sandbox=False, self_check=False), weak_margin=0.15)
     result = final_answer(agent.run("GLIDE guidance human evaluators"))
 
     assert result.citations and not result.abstained

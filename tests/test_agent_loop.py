@@ -1,4 +1,4 @@
-"""Agent v2 logic with a scripted model that enforces the JSON schema of every request (tests/fakes.py)
+"""Agent v3 logic with a scripted model that enforces the JSON schema of every request (tests/fakes.py)
 over a tiny in-memory index; test_agent_cli.py and test_agent_real.py cover the real model and index."""
 
 from __future__ import annotations
@@ -8,12 +8,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import SchemaViolation, ScriptedBackend, TinyIndex, WordChecker, part_reply, step_reply
+from fakes import (
+    SchemaViolation,
+    ScriptedBackend,
+    TinyIndex,
+    WordChecker,
+    check_reply,
+    computed_reply,
+    part_reply,
+    plan_reply,
+    step_reply,
+)
 
 from assistant.agent.chat import ChatSession
 from assistant.agent.config import AgentSettings
-from assistant.agent.loop import QuestionTooLong, ResearchAgent, final_answer, part_schema, step_schema
-from assistant.agent.records import ABSTAIN_MESSAGE, AnswerToken, EvidenceFound, PlanMade, QuestionRewritten
+from assistant.agent.loop import (
+    QuestionTooLong,
+    ResearchAgent,
+    answer_schema,
+    final_answer,
+    prompt_tokens,
+    step_schema,
+)
+from assistant.agent.records import AnswerToken, EvidenceFound, PlanMade, QuestionRewritten
 from assistant.agent.trace import write_trace
 
 DOCS = {
@@ -24,20 +41,23 @@ DOCS = {
     "docs/bloomberg.md": "BloombergGPT was trained on 363 billion tokens from finance data and 345 billion "
     "tokens from a general dataset.",
     "docs/rwkv.md": "RWKV is a recurrent neural network with transformer-level LLM performance.",
-    "docs/retnet.md": "RetNet proposes the retention mechanism with parallel and recurrent forms.",
+    "docs/retnet.md": "RetNet is a recurrent network that proposes the retention mechanism.",
+    "docs/survey.md": "The survey counts 12 layers in BERT-base.",
+    "docs/blog.md": "The blog post also counts 12 layers in BERT-base.",
 }
+ALPACA = "How many demonstrations was Stanford's Alpaca 7B fine-tuned on?"
 
 
-def agent_for(replies: list[Any], *, checker: Any = "words", enforce: bool = True, **settings: Any):
-    backend = ScriptedBackend(replies, enforce=enforce)
+def agent_for(replies: list[Any], *, checker: Any = "words", **settings: Any):
+    backend = ScriptedBackend(replies)
     index = TinyIndex(DOCS)
-    cfg = AgentSettings(**{"sandbox": False, **settings})
+    cfg = AgentSettings(**{"sandbox": False, "self_check": False, **settings})
     judge = WordChecker() if checker == "words" else checker
     agent = ResearchAgent(backend, index, cfg, checker=judge, weak_margin=0.2)
     return agent, backend, index
 
 
-def evidence_id(messages: list[dict[str, Any]], source_text: str) -> int:
+def line_id(messages: list[dict[str, Any]], source_text: str) -> int:
     """The number the prompt gave the line that contains `source_text` (as a model would read it)."""
     for message in reversed(messages):  # a re-ask ends with the error: the lines are further up
         for line in message["content"].splitlines():
@@ -46,230 +66,282 @@ def evidence_id(messages: list[dict[str, Any]], source_text: str) -> int:
     raise AssertionError(f"no line with {source_text!r} in the prompt")
 
 
+def number_id(messages: list[dict[str, Any]], written: str) -> str:
+    """The id the prompt's number list gave the number written `written`."""
+    for message in reversed(messages):
+        for line in message["content"].splitlines():
+            if line.split(" = ", 1)[-1].startswith(written + " ") and " = " in line:
+                return line.split(" = ", 1)[0]
+    raise AssertionError(f"no number {written!r} listed")
+
+
 def answering(text: str, cite_line: str):
     """A reply that cites the prompt line holding `cite_line`, whatever number the run gave it."""
-    return lambda messages, schema: part_reply(text, [evidence_id(messages, cite_line)])
+    return lambda messages, schema: part_reply(text, [line_id(messages, cite_line)])
+
+
+def computing(expression: str, **operands: tuple[str, str]):
+    """A computation naming numbers by how they are written: operands = {"a": ("155", "Fast YOLO")}."""
+
+    def reply(messages: list[dict[str, Any]], schema: dict[str, Any]) -> str:
+        ids = {key: number_id(messages, written) for key, (written, _) in operands.items()}
+        expr = expression
+        for key, real in ids.items():
+            expr = expr.replace(key, real)
+        return computed_reply(expr, **{ids[k]: of for k, (_, of) in operands.items()})
+
+    return reply
 
 
 # -- the fake itself -------------------------------------------------------------------------------------
 def test_the_scripted_backend_rejects_a_reply_outside_the_schema() -> None:
-    backend = ScriptedBackend([part_reply("x", [9])])
+    backend = ScriptedBackend([part_reply("Alpaca was tuned on data.", [9])])
     with pytest.raises(SchemaViolation):
-        backend.complete([{"role": "user", "content": "q"}], part_schema([1, 2]), max_tokens=10)
+        backend.complete([{"role": "user", "content": "q"}], answer_schema([1, 2], []), max_tokens=10)
+    loose = ScriptedBackend([computed_reply("n1 + 7", n1="x")])
+    with pytest.raises(SchemaViolation):  # the expression grammar is in the schema too
+        loose.complete([{"role": "user", "content": "q"}], answer_schema([1], ["n1"]), max_tokens=10)
 
 
 # -- planning ----------------------------------------------------------------------------------------
-def test_a_single_fact_question_is_one_part_and_asks_the_model_once() -> None:
-    agent, backend, _index = agent_for([answering("Alpaca 7B was fine-tuned on 52K demonstrations.", "52K")])
-    events = list(agent.run("How many demonstrations was Stanford's Alpaca 7B fine-tuned on?"))
-    [plan] = [e.plan for e in events if isinstance(e, PlanMade)]
-    answer = final_answer(iter(events))
-    assert len(plan.parts) == 1 and plan.source == "rules"
-    assert len(backend.calls) == 1  # no planning call
-    assert not answer.abstained and "52K" in answer.text and answer.citations[0].source == "docs/alpaca.md"
-
-
-def test_each_clause_of_a_two_part_question_is_searched_and_answered_from_its_own_passages() -> None:
+def test_the_model_plans_each_clause_and_each_part_is_answered_from_its_own_passages() -> None:
     agent, backend, index = agent_for(
         [
+            plan_reply("number", "number"),
             answering("The seed pool holds 175 human-written instructions.", "175"),
             answering("Alpaca 7B was fine-tuned on 52K instruction-following demonstrations.", "52K"),
         ]
     )
-    answer = final_answer(
+    events = list(
         agent.run(
             "How many human-written instructions does the Self-Instruct seed pool hold, and how many "
             "demonstrations was Stanford's Alpaca 7B fine-tuned on?"
         )
     )
+    [plan] = [e.plan for e in events if isinstance(e, PlanMade)]
+    answer = final_answer(iter(events))
+    assert plan.source == "model" and [p.asks for p in plan.parts] == ["number", "number"]
     assert [p.status for p in answer.parts] == ["answered", "answered"]
-    assert "175" in answer.text and "52K" in answer.text
     assert {c.source for c in answer.citations} == {"docs/selfinstruct.md", "docs/alpaca.md"}
-    # each part was searched with its own clause, and each answer prompt names its part
-    assert any("Self-Instruct" in q and "52K" not in q for q in index.queries[:1])
-    assert "Answer only this part: How many human-written" in backend.calls[0][0][-1]["content"]
-    assert "Answer only this part: how many demonstrations" in backend.calls[1][0][-1]["content"]
-    # the ledger says which part each passage was found for
+    assert "Self-Instruct" in index.queries[0] and "Alpaca" not in index.queries[0]
+    assert "Answer only this: how many demonstrations" in backend.calls[2][0][-1]["content"]
     assert {e.part for e in answer.evidence} == {1, 2}
 
 
-def test_a_comparison_gets_one_part_per_item_and_cites_both_sides() -> None:
-    agent, _backend, _ = agent_for(
-        [
-            answering(
-                "RWKV is a recurrent neural network with transformer-level LLM performance.", "RWKV is"
-            ),
-            answering("RetNet proposes the retention mechanism with parallel and recurrent forms.", "RetNet"),
-        ]
+def test_comparison_items_must_be_written_in_the_question_and_an_unusable_plan_falls_back_to_rules() -> None:
+    invented = plan_reply(["GPT-4", "Claude"])
+    agent, backend, _ = agent_for(
+        [invented, invented, invented, answering("RWKV is a recurrent neural network.", "RWKV is")]
     )
-    answer = final_answer(
-        agent.run("RWKV and RetNet are both recurrent models. How does each one's pitch differ?")
-    )
-    assert [p.part.focus for p in answer.parts] == [
-        "what the documents say about RWKV",
-        "what the documents say about RetNet",
-    ]
-    assert {c.source for c in answer.citations} == {"docs/rwkv.md", "docs/retnet.md"}
-    assert "retention" in answer.text
+    answer = final_answer(agent.run("How does RWKV differ from RetNet?"))
+    assert answer.plan is not None and answer.plan.source == "rules"
+    assert answer.plan.parts[0].asks == "fact"  # rules know no items to compare
+    assert "copied exactly from the question" in backend.calls[1][0][-1]["content"]  # the error fed back
 
 
-def test_the_model_names_comparison_items_only_from_the_question() -> None:
-    invented = json.dumps({"items": ["GPT-4", "Claude"]})
-    named = json.dumps({"items": ["RWKV", "RetNet"]})
-    agent, _backend, _ = agent_for(
+def test_a_comparison_of_things_the_question_does_not_set_side_by_side_is_a_plain_part() -> None:
+    agent, backend, _ = agent_for(
         [
-            invented,
-            named,
-            answering(
-                "RWKV is a recurrent neural network with transformer-level LLM performance.", "RWKV is"
-            ),
-            answering("RetNet proposes the retention mechanism with parallel and recurrent forms.", "RetNet"),
-        ]
-    )
-    answer = final_answer(agent.run("In what way do RWKV's and RetNet's designs contrast?"))
-    plan_step = answer.steps[0]
-    assert plan_step.action == "plan" and plan_step.attempts == 2 and plan_step.error is None
-    assert answer.plan is not None and answer.plan.source == "model" and len(answer.plan.parts) == 2
-
-
-# -- per-part abstention -------------------------------------------------------------------------------
-def test_a_part_the_documents_do_not_cover_is_named_while_the_other_is_answered() -> None:
-    agent, _backend, _ = agent_for(
-        [
+            plan_reply(["dataset", "Alpaca 7B"]),
             answering("Alpaca 7B was fine-tuned on 52K instruction-following demonstrations.", "52K"),
-            answering("Claude 3 models support 200K frames per second.", "Fast YOLO"),  # not what it says
-            step_reply("give_up", ""),
+        ]
+    )
+    answer = final_answer(agent.run("On what dataset was Alpaca 7B fine-tuned?"))
+    assert answer.plan is not None and answer.plan.source == "model"
+    assert [(p.asks, p.items) for p in answer.plan.parts] == [("fact", ())]
+    assert len(backend.calls) == 2  # no re-ask: nothing in the question compares
+
+
+def test_a_statement_before_the_question_is_its_context_not_a_part() -> None:
+    from assistant.agent.plan import split_clauses
+
+    assert len(split_clauses("Alpaca is a small model; how many demonstrations was it tuned on?")) == 1
+    assert len(split_clauses("Add up the three scores. What do you get?")) == 1
+    assert split_clauses("What does RWKV replace, and how many GPUs trained it?") == [
+        "What does RWKV replace?",
+        "how many GPUs trained it?",
+    ]
+
+
+# -- comparisons ---------------------------------------------------------------------------------------
+def test_a_comparison_answers_each_item_from_its_own_search_and_the_model_names_the_winner() -> None:
+    agent, backend, index = agent_for(
+        [
+            plan_reply(["RWKV", "RetNet"]),
+            answering("RWKV is a recurrent neural network with transformer-level LLM performance.", "RWKV"),
+            answering("RetNet is a recurrent network that proposes the retention mechanism.", "RetNet"),
+            json.dumps({"answer": "RetNet"}),
+        ]
+    )
+    answer = final_answer(agent.run("Which proposes a retention mechanism, RWKV or RetNet?"))
+    [part] = answer.parts
+    assert part.part.relation == "which" and [s.kind for s in part.sentences] == [
+        "answer",
+        "answer",
+        "relation",
+    ]
+    assert index.queries[0].startswith("RWKV") and index.queries[1].startswith("RetNet")
+    assert "(answer only for RWKV)" in backend.calls[1][0][-1]["content"]
+    assert part.sentences[-1].text == "Of RWKV and RetNet, the answer is RetNet."
+    assert set(part.sentences[-1].citations) == {*part.sentences[0].citations, *part.sentences[1].citations}
+
+
+def test_a_yes_no_comparison_is_decided_by_code_when_each_side_states_one_number() -> None:
+    agent, backend, _ = agent_for(
+        [
+            plan_reply(["the survey", "the blog post"]),
+            answering("The survey counts 12 layers in BERT-base.", "survey counts"),
+            answering("The blog post also counts 12 layers in BERT-base.", "blog post"),
         ]
     )
     answer = final_answer(
-        agent.run(
-            "How many demonstrations was Stanford's Alpaca 7B fine-tuned on, and how many frames per second do "
-            "Claude 3 models support?"
-        )
+        agent.run("Do the survey and the blog post agree on how many layers BERT-base has?")
     )
-    assert not answer.abstained
-    assert [p.status for p in answer.parts] == ["answered", "not_stated"]
-    assert answer.parts[1].draft is not None and "200K" in answer.parts[1].draft.text
-    assert "52K" in answer.text and "200K" not in answer.text
-    assert (
-        "The documents do not answer this part: “how many frames per second do Claude 3 models support”"
-        in answer.text
-    )
-    [not_stated] = [s for s in answer.sentences if s.kind == "not_stated"]
-    assert not_stated.citations == () and not_stated.verdict is None
+    assert answer.parts[0].sentences[-1].text.startswith("Yes,")
+    assert len(backend.calls) == 3  # no relation call: code compared 12 with 12
+    assert {c.source for c in answer.citations} == {"docs/survey.md", "docs/blog.md"}
 
 
-def test_the_whole_answer_abstains_only_when_no_part_is_supported() -> None:
+def test_a_yes_no_is_not_answered_when_one_side_is_not_stated() -> None:
     agent, _, _ = agent_for(
         [
-            answering("Mamba is five times faster.", "YOLO"),
-            step_reply("search", "Mamba throughput factor"),  # finds nothing new: the part ends not stated
+            plan_reply(["the survey", "the blog post"]),
+            answering("The survey counts 12 layers in BERT-base.", "survey counts"),
+            answering("The blog post says BERT-base is trained by Alpaca 7B.", "blog post"),  # unanchored
+            step_reply("give_up"),
         ]
     )
-    events = list(agent.run("By what factor does Mamba improve frames per second?"))
-    answer = final_answer(iter(events))
-    assert answer.abstained and answer.text == ABSTAIN_MESSAGE and answer.abstain_reason == "unsupported"
-    assert not [
-        e for e in events if isinstance(e, AnswerToken)
-    ]  # nothing was streamed that is then retracted
-    assert [s.action for s in answer.steps] == ["search", "answer", "think", "search"]
-    assert answer.sentences[0].text == "Mamba is five times faster."  # the rejected draft stays inspectable
-
-
-def test_a_research_step_finds_what_the_first_search_missed() -> None:
-    agent, _backend, index = agent_for(
-        [
-            answering("It is not stated anywhere.", "RWKV"),  # unsupported: a research step follows
-            step_reply("search", "BloombergGPT finance tokens", thought="the answer is about tokens"),
-            answering("BloombergGPT was trained on 363 billion tokens from finance data.", "363 billion"),
-        ],
-        search_k=1,
+    answer = final_answer(
+        agent.run("Do the survey and the blog post agree on how many layers BERT-base has?")
     )
-    answer = final_answer(agent.run("How large is RWKV's recurrent corpus?"))
-    assert not answer.abstained and "363 billion" in answer.text
-    think = next(s for s in answer.steps if s.action == "think")
-    assert think.thought == "the answer is about tokens" and think.input == "BloombergGPT finance tokens"
-    assert index.queries[-1] == "BloombergGPT finance tokens"
-
-
-def test_research_cannot_run_code_a_document_asks_for() -> None:
-    """The research step offers search, read and give_up: python is not an action the model can take."""
-    assert step_schema(["search", "read", "give_up"])["properties"]["action"]["enum"] == [
-        "search",
-        "read",
-        "give_up",
-    ]
-    agent, _backend, _ = agent_for(
-        [
-            answering("Nothing about it here.", "RWKV"),
-            step_reply("python", "import os; os.system('touch /tmp/pwned')"),
-            step_reply("python", "print(1)"),
-            step_reply("python", "print(1)"),
-        ],
-        enforce=False,  # a server that ignores schemas: the agent's own validation must refuse
-    )
-    answer = final_answer(agent.run("What does RWKV say?"))
-    assert "python" not in [s.action for s in answer.steps]
-    think = next(s for s in answer.steps if s.action == "think")
-    assert think.attempts == 3 and "not one of the actions" in (think.error or "")
-
-
-def test_invalid_replies_are_re_asked_with_the_error_and_then_the_part_is_not_stated() -> None:
-    agent, backend, _ = agent_for(["not json", '{"text": 3}', "[]"], enforce=False, part_retries=0)
-    answer = final_answer(agent.run("How many demonstrations was Alpaca 7B fine-tuned on?"))
-    step = next(s for s in answer.steps if s.action == "answer")
-    assert step.attempts == 3 and step.error == "it is not a JSON object"
-    assert "not valid" in backend.calls[1][0][-1]["content"]  # the parse error was fed back
-    assert answer.abstained and answer.abstain_reason == "model"
+    texts = [s.text for s in answer.parts[0].sentences]
+    assert not any(t.startswith(("Yes", "No")) for t in texts)
+    assert texts[-1].endswith("for blog post”.") and answer.parts[0].sentences[-1].kind == "not_stated"
 
 
 # -- computation ---------------------------------------------------------------------------------------
-def pick(a: str, b: str, a_name: str = "A", b_name: str = "B") -> str:
-    return json.dumps({"a": {"name": a_name, "number": a}, "b": {"name": b_name, "number": b}})
-
-
 def test_a_ratio_is_computed_by_code_from_cited_operands_never_by_the_model() -> None:
-    agent, backend, _ = agent_for([pick("45", "155", "base YOLO fps", "Fast YOLO fps")])
-    answer = final_answer(
-        agent.run("How many times more frames per second does Fast YOLO process than the base YOLO model?")
+    agent, _, _ = agent_for(
+        [
+            plan_reply("number"),
+            computing(
+                "a / b", a=("155", "Fast YOLO frames per second"), b=("45", "base YOLO frames per second")
+            ),
+        ]
     )
+    answer = final_answer(agent.run("By what factor is Fast YOLO faster than the base YOLO model?"))
     [sentence] = answer.sentences
-    assert sentence.kind == "computed" and sentence.verdict == "supported"
-    assert answer.text.startswith(
-        "3.444 times, computed as 155 (Fast YOLO fps) ÷ 45 (base YOLO fps)."
-    )  # swapped: >1
-    computed = next(c for c in answer.citations if c.kind == "computed")
-    assert "a = 155.0" in (computed.code or "") and computed.output == "3.444"
-    passage = next(c for c in answer.citations if c.kind == "passage")
-    assert "155" in passage.passage and "45" in passage.passage
-    # the enum offered only numbers the passages contain
-    schema = backend.calls[0][1]
-    assert set(schema["properties"]["a"]["properties"]["number"]["enum"]) >= {"45", "155"}
+    assert sentence.kind == "computed" and sentence.text.startswith("3.44 times: 155 ÷ 45 = 3.44444")
+    computed = next(e for e in answer.evidence if e.kind == "computed")
+    assert [o.text for o in computed.operands] == ["155", "45"]
+    assert {o.evidence_id for o in computed.operands} <= set(sentence.citations)
+    assert sentence.acceptance is not None and sentence.acceptance.accepted
+
+
+def test_an_operand_from_a_sentence_about_something_else_is_refused_with_the_reason() -> None:
+    agent, backend, _ = agent_for(
+        [
+            plan_reply("number"),
+            computing("a + b", a=("363 billion", "Alpaca 7B demonstrations"), b=("52K", "Alpaca 7B demos")),
+            computing("a", a=("52K", "Alpaca 7B demonstrations")),
+        ]
+    )
+    answer = final_answer(
+        agent.run("How many demonstrations was Alpaca 7B tuned on, in total, with BloombergGPT?")
+    )
+    assert "does not mention Alpaca" in backend.calls[2][0][-1]["content"]
+    [sentence] = answer.sentences  # a "computation" of one number is the number stated, cited
+    assert sentence.kind == "answer" and sentence.text == "Alpaca 7B demonstrations: 52K."
+    assert answer.citations[0].source == "docs/alpaca.md"
+
+
+def test_division_by_zero_is_an_error_fed_back_not_an_answer() -> None:
+    agent, backend, _ = agent_for(
+        [
+            plan_reply("number"),
+            computing("a / (b - b)", a=("155", "Fast YOLO"), b=("45", "YOLO")),
+            computing("a / (b - b)", a=("155", "Fast YOLO"), b=("45", "YOLO")),
+            computing("a / (b - b)", a=("155", "Fast YOLO"), b=("45", "YOLO")),
+            step_reply("give_up"),
+        ]
+    )
+    answer = final_answer(agent.run("By what factor is Fast YOLO faster than the base YOLO model?"))
+    assert answer.abstained and "divides by zero" in backend.calls[2][0][-1]["content"]
 
 
 def test_a_sum_keeps_the_operands_scale() -> None:
-    agent, _, _ = agent_for([pick("363 billion", "345 billion", "finance tokens", "general tokens")])
+    agent, _, _ = agent_for(
+        [
+            plan_reply("number"),
+            computing(
+                "a + b", a=("363 billion", "BloombergGPT finance"), b=("345 billion", "BloombergGPT general")
+            ),
+        ]
+    )
+    answer = final_answer(agent.run("How many tokens was BloombergGPT trained on in total?"))
+    assert answer.sentences[0].text.startswith("708 billion tokens: 363 billion + 345 billion")
+
+
+# -- acceptance and research ------------------------------------------------------------------------------
+def test_the_self_check_rescues_a_draft_the_checker_rejects_and_anchoring_stops_a_wrong_one() -> None:
+    paraphrase = "Alpaca 7B learned from 52K demos written to follow instructions."  # checker: too few words
+    agent, _, _ = agent_for(
+        [plan_reply("number"), answering(paraphrase, "52K"), check_reply("yes", 0.8)], self_check=True
+    )
+    answer = final_answer(agent.run(ALPACA))
+    [s] = answer.sentences
+    assert s.verdict != "supported" and s.acceptance is not None and s.acceptance.accepted
+    assert s.acceptance.self_check == pytest.approx(0.8)
+    wrong = "Alpaca 7B was fine-tuned on 64K instruction-following demonstrations."
+    agent, _, _ = agent_for(
+        [plan_reply("number"), answering(wrong, "52K"), check_reply("yes", 0.99), step_reply("give_up")],
+        self_check=True,
+    )
+    answer = final_answer(agent.run(ALPACA))
+    assert answer.abstained and answer.parts[0].drafts[0].acceptance.missing == ("64K",)  # type: ignore[union-attr]
+
+
+def test_a_research_step_finds_what_the_first_search_missed() -> None:
+    agent, _, index = agent_for(
+        [
+            plan_reply("fact"),
+            lambda m, schema: part_reply("The paper proposes the Zorblax engine.", [1]),  # not anchored
+            step_reply("search", "retention mechanism RetNet"),
+            answering("RetNet is a recurrent network that proposes the retention mechanism.", "retention"),
+        ],
+        search_k=1,
+    )
+    answer = final_answer(agent.run("What does the paper on Kepler propose?"))
+    assert index.queries[-1] == "retention mechanism RetNet"
+    assert not answer.abstained and answer.steps[-1].action == "answer"
+
+
+def test_a_part_the_documents_do_not_cover_is_named_while_the_other_is_answered() -> None:
+    agent, _, _ = agent_for(
+        [
+            plan_reply("number", "fact"),
+            answering("Alpaca 7B was fine-tuned on 52K instruction-following demonstrations.", "52K"),
+            answering("The seed pool was written by Kepler astronomers in 2031.", "175"),  # unanchored
+            step_reply("give_up"),
+        ]
+    )
     answer = final_answer(
-        agent.run("How many training tokens did BloombergGPT see in total, both datasets combined?")
+        agent.run("How many demonstrations was Alpaca 7B fine-tuned on, and who wrote the Kepler seed pool?")
     )
-    assert answer.text.startswith(
-        "708 billion tokens, computed as 363 billion (finance tokens) + 345 billion"
-    )
+    assert [p.status for p in answer.parts] == ["answered", "not_stated"]
+    assert not answer.abstained and "do not answer this part" in answer.text
+    assert "Kepler" in answer.parts[1].drafts[0].text
 
 
-def test_a_computation_without_two_numbers_falls_back_to_a_cited_sentence() -> None:
-    agent, _backend, _ = agent_for(
-        [answering("RWKV is a recurrent neural network.", "RWKV"), step_reply("give_up", "")]
-    )
-    answer = final_answer(agent.run("How many times more efficient is RWKV?"))
-    assert [s.action for s in answer.steps][:2] == [
-        "search",
-        "answer",
-    ]  # no operands step: one number at most
-    assert answer.sentences[0].kind == "answer"
+def test_invalid_replies_are_re_asked_with_the_error_and_then_the_part_is_not_stated() -> None:
+    fragment = part_reply("52K", [1])
+    agent, backend, _ = agent_for([plan_reply("number"), fragment, fragment, fragment, step_reply("give_up")])
+    answer = final_answer(agent.run(ALPACA))
+    assert answer.abstained and answer.steps[2].attempts == 3
+    assert "complete sentence" in backend.calls[2][0][-1]["content"]
 
 
-# -- limits, budget, events, traces -------------------------------------------------------------------
+# -- limits, events, traces -------------------------------------------------------------------------------
 def test_an_over_long_question_is_refused_before_any_model_call() -> None:
     agent, backend, _ = agent_for([])
     with pytest.raises(QuestionTooLong, match="max_question_chars"):
@@ -279,51 +351,65 @@ def test_an_over_long_question_is_refused_before_any_model_call() -> None:
 
 def test_the_part_prompt_is_cut_to_the_models_context() -> None:
     backend = ScriptedBackend(
-        [lambda m, s: part_reply("Alpaca was tuned on 52K demonstrations.", [1])], context_tokens=600
+        [plan_reply("fact"), lambda m, s: part_reply("Alpaca was tuned on demonstrations.", [1])],
+        context_tokens=1000,
     )
     docs = {f"d{i}.md": f"Alpaca detail {i}: " + "words " * 60 + "." for i in range(8)}
-    agent = ResearchAgent(backend, TinyIndex(docs), AgentSettings(sandbox=False, search_k=8), weak_margin=0.2)
-    final_answer(agent.run("What Alpaca detail is there?"))
-    messages = backend.calls[0][0]
-    from assistant.agent.loop import prompt_tokens
-
-    assert prompt_tokens(messages) <= 600 - AgentSettings().part_max_tokens
+    cfg = AgentSettings(sandbox=False, search_k=8, self_check=False)
+    final_answer(
+        ResearchAgent(backend, TinyIndex(docs), cfg, weak_margin=0.2).run("What Alpaca detail is there?")
+    )
+    messages = backend.calls[1][0]
+    assert prompt_tokens(messages) <= 1000 - cfg.part_max_tokens
     assert 1 <= messages[-1]["content"].count("\n[") < 7  # lines were dropped to fit, not all of them
 
 
-def test_sources_are_announced_before_the_model_writes_and_the_trace_keeps_every_step(tmp_path: Path) -> None:
-    agent, _, _ = agent_for([answering("Alpaca 7B was fine-tuned on 52K demonstrations.", "52K")])
-    events = list(agent.run("How many demonstrations was Stanford's Alpaca 7B fine-tuned on?"))
+def test_sources_are_announced_before_the_answer_and_the_trace_keeps_every_step(tmp_path: Path) -> None:
+    agent, _, _ = agent_for(
+        [
+            plan_reply("number"),
+            answering("Alpaca 7B was fine-tuned on 52K demonstrations.", "52K"),
+            check_reply("yes"),
+        ],
+        self_check=True,
+    )
+    events = list(agent.run(ALPACA))
     kinds = [type(e).__name__ for e in events]
     assert kinds.index("EvidenceFound") < kinds.index("AnswerToken")
-    found = next(e for e in events if isinstance(e, EvidenceFound))
-    assert found.evidence[0].query == "How many demonstrations was Stanford's Alpaca 7B fine-tuned on?"
+    assert next(e for e in events if isinstance(e, EvidenceFound)).evidence[0].query == ALPACA.rstrip("?")
     answer = final_answer(iter(events))
+    assert [s.action for s in answer.steps] == ["plan", "search", "answer", "check"]
     path = tmp_path / "run.jsonl"
     write_trace(answer, path)
     records = [json.loads(line) for line in path.read_text().splitlines()]
-    steps = [r for r in records if r["type"] == "step"]
-    answer_step = next(s for s in steps if s["action"] == "answer")
-    assert answer_step["raw"].startswith('{"text": ') and len(answer_step["prompt_sha"]) == 16
-    assert answer_step["prompt_tokens"] > 0 and answer_step["prompt_chars"] > 0
-    assert next(r["type"] for r in records) == "question" and records[-1]["type"] == "answer"
-    assert any(r["type"] == "evidence" and r["source"] == "docs/alpaca.md" for r in records)
+    answer_step = next(r for r in records if r["type"] == "step" and r["action"] == "answer")
+    assert json.loads(answer_step["raw"])["how"] == "stated" and len(answer_step["prompt_sha"]) == 16
+    assert answer_step["prompt_tokens"] > 0 and records[-1]["type"] == "answer"
+    assert sum(isinstance(e, AnswerToken) for e in events) == 1
 
 
-def test_without_a_checker_a_cited_part_stands() -> None:
+def test_without_a_checker_or_self_check_anchoring_alone_decides() -> None:
     agent, _, _ = agent_for(
-        [answering("Alpaca 7B was fine-tuned on 52K demonstrations.", "52K")], checker=None
+        [plan_reply("number"), answering("Alpaca 7B was fine-tuned on 52K demonstrations.", "52K")],
+        checker=None,
     )
-    answer = final_answer(agent.run("How many demonstrations was Stanford's Alpaca 7B fine-tuned on?"))
+    answer = final_answer(agent.run(ALPACA))
     assert not answer.abstained and answer.sentences[0].verdict is None
 
 
+def test_the_research_step_schema_offers_read_only_for_passages_shown() -> None:
+    kinds = [o["properties"]["action"]["enum"][0] for o in step_schema([3, 4])["anyOf"]]
+    assert kinds == ["search", "read", "give_up"]
+    assert [o["properties"]["action"]["enum"][0] for o in step_schema([])["anyOf"]] == ["search", "give_up"]
+
+
 def test_chat_rewrites_a_follow_up_into_a_standalone_question() -> None:
-    rewrite = json.dumps({"query": "How many demonstrations was Alpaca 7B fine-tuned on?"})
     agent, _, _ = agent_for(
         [
+            plan_reply("fact"),
             answering("Alpaca 7B was fine-tuned on 52K demonstrations.", "52K"),
-            rewrite,
+            json.dumps({"query": ALPACA}),
+            plan_reply("number"),
             answering("Alpaca 7B was fine-tuned on 52K demonstrations.", "52K"),
         ]
     )
@@ -331,54 +417,31 @@ def test_chat_rewrites_a_follow_up_into_a_standalone_question() -> None:
     final_answer(session.ask("What was Alpaca 7B fine-tuned on?"))
     events = list(session.ask("how many of them?"))
     [rewritten] = [e for e in events if isinstance(e, QuestionRewritten)]
-    assert rewritten.standalone == "How many demonstrations was Alpaca 7B fine-tuned on?"
-    assert len(session.history) == 2
+    assert rewritten.standalone == ALPACA and len(session.history) == 2
 
 
-# -- LangChain ----------------------------------------------------------------------------------------
 def test_a_langchain_chat_model_can_answer_and_the_tools_work_as_langchain_tools() -> None:
     from langchain_core.language_models import FakeListChatModel
 
     from assistant.agent.backends import LangChainBackend
     from assistant.agent.tools import Toolbox
 
-    model = FakeListChatModel(responses=[part_reply("Alpaca 7B was fine-tuned on 52K demonstrations.", [1])])
+    model = FakeListChatModel(
+        responses=[plan_reply("number"), part_reply("Alpaca 7B was fine-tuned on 52K demonstrations.", [1])]
+    )
     backend = LangChainBackend(model, context_tokens=4096)
-    agent = ResearchAgent(backend, TinyIndex(DOCS), AgentSettings(sandbox=False), weak_margin=0.2)
-    answer = final_answer(agent.run("How many demonstrations was Stanford's Alpaca 7B fine-tuned on?"))
+    cfg = AgentSettings(sandbox=False, self_check=False)
+    answer = final_answer(ResearchAgent(backend, TinyIndex(DOCS), cfg, weak_margin=0.2).run(ALPACA))
     assert answer.text == "Alpaca 7B was fine-tuned on 52K demonstrations. [1]"
-
     tools = Toolbox(TinyIndex(DOCS), k=2, sandbox=False).langchain_tools()
     assert sorted(tools) == ["read", "search"]  # no python without the sandbox
-    assert "[1] alpaca.md: Stanford's Alpaca 7B" in tools["search"].invoke("Alpaca demonstrations")
-    assert "Stanford's Alpaca 7B" in tools["read"].invoke("1")
+    assert "Stanford's Alpaca 7B" in tools["search"].invoke("Alpaca demonstrations")
 
 
-def test_a_weakly_supported_part_is_not_stated() -> None:
-    # WordChecker: 0.8 supported, 0.6-0.8 weak. 7 of 9 words in the passage: weak.
-    weak = "Fast YOLO processes 155 frames per second, truly astonishing."
-    agent, _, _ = agent_for([answering(weak, "Fast YOLO"), step_reply("give_up", "")])
-    answer = final_answer(agent.run("How many frames does Fast YOLO process per second?"))
-    assert answer.abstained and answer.sentences[0].verdict == "weak"
-
-
-def test_a_quantity_question_is_not_answered_by_a_sentence_without_a_number() -> None:
-    from assistant.agent.plan import expects_number
-
-    assert expects_number("How many GPU-hours were needed?") and expects_number(
-        "At roughly what batch size did it stop?"
-    )
-    assert not expects_number("Which guidance did evaluators prefer?")
-    supported_but_numberless = "Stanford's Alpaca was fine-tuned on instruction-following demonstrations."
-    agent, _, _ = agent_for([answering(supported_but_numberless, "52K"), step_reply("give_up", "")])
-    answer = final_answer(agent.run("How many demonstrations was Stanford's Alpaca 7B fine-tuned on?"))
-    assert answer.abstained and answer.sentences[0].verdict == "supported"  # supported, yet no answer
-
-
-def test_a_fragment_is_re_asked_as_a_complete_sentence() -> None:
-    agent, backend, _ = agent_for(
-        [answering("52K", "52K"), answering("Alpaca 7B was fine-tuned on 52K demonstrations.", "52K")]
-    )
-    answer = final_answer(agent.run("How many demonstrations was Stanford's Alpaca 7B fine-tuned on?"))
-    assert not answer.abstained and answer.steps[1].attempts == 2
-    assert "complete sentence" in backend.calls[1][0][-1]["content"]
+def test_code_adds_the_passage_a_names_number_comes_from_when_the_model_cites_too_little() -> None:
+    both = "BloombergGPT was trained on 363 billion finance tokens, like Fast YOLO's 155 frames."
+    agent, _, _ = agent_for([plan_reply("fact"), answering(both, "BloombergGPT")], checker=None, search_k=8)
+    answer = final_answer(agent.run("What were BloombergGPT and Fast YOLO measured at?"))
+    [sentence] = answer.sentences
+    assert {c.source for c in answer.citations} == {"docs/bloomberg.md", "docs/yolo.md"}
+    assert sentence.acceptance is not None and sentence.acceptance.anchored

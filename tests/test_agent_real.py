@@ -1,4 +1,4 @@
-"""Agent v2 with the real parts: the packaged embedded model, the trained checker, the seed corpus index
+"""Agent v3 with the real parts: the packaged embedded model, the trained checker, the seed corpus index
 and the real sandbox. Each test is one question of a kind the plan handles differently."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from assistant.agent.factory import ready_agent
 from assistant.agent.loop import ResearchAgent, final_answer
-from assistant.agent.startup import ready_agent
+from assistant.agent.records import ABSTAIN_MESSAGE, Answer, Evidence, Sentence
 from assistant.settings import load_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -28,38 +29,80 @@ def agent(seed_index: Path) -> Iterator[ResearchAgent]:
         yield ready
 
 
-def test_a_comparison_is_answered_with_both_sides_cited(agent: ResearchAgent) -> None:
+def computed(answer: Answer) -> tuple[Sentence, Evidence]:
+    """The answer's one computed sentence and the sandbox run it cites."""
+    [sentence] = [s for s in answer.sentences if s.kind == "computed"]
+    by_id = {e.id: e for e in answer.evidence}
+    [run] = [by_id[n] for n in sentence.citations if by_id[n].kind == "computed"]
+    return sentence, run
+
+
+def assert_operands_cited(sentence: Sentence, run: Evidence, answer: Answer) -> None:
+    """Each operand is written verbatim in a passage the sentence cites; the run was sandboxed."""
+    by_id = {e.id: e for e in answer.evidence}
+    assert run.sandboxed
+    for o in run.operands:
+        assert o.evidence_id in sentence.citations and o.text in by_id[o.evidence_id].text, o  # type: ignore[index]
+
+
+def test_a_factor_is_computed_in_the_sandbox_from_both_cited_operands(agent: ResearchAgent) -> None:
+    answer = final_answer(
+        agent.run("By what factor does Fast YOLO's frame rate exceed the base YOLO model's?")
+    )
+    sentence, run = computed(answer)
+    assert sorted(o.text for o in run.operands) == ["155", "45"] and "3.44" in sentence.text
+    assert "÷" in sentence.text  # the expression is shown
+    assert_operands_cited(sentence, run, answer)
+
+
+def test_a_gap_between_percentages_is_given_in_percentage_points(agent: ResearchAgent) -> None:
     answer = final_answer(
         agent.run(
-            "RWKV and RetNet are both presented as recurrent alternatives to the Transformer. "
-            "How does each one's pitch differ in the corpus?"
+            "How many percentage points separate base-size BEiT from DeiT trained from scratch in "
+            "ImageNet-1K top-1 accuracy?"
         )
     )
-    assert [p.part.focus for p in answer.parts] == [
-        "what the documents say about RWKV",
-        "what the documents say about RetNet",
-    ]
-    assert [p.status for p in answer.parts] == ["answered", "answered"]
-    by_id = {e.id: e for e in answer.evidence}
-    for result, name in zip(answer.parts, ("RWKV", "RetNet"), strict=True):
-        assert any(name in by_id[n].text for n in result.sentence.citations), (name, result.sentence)
+    sentence, run = computed(answer)
+    assert sorted(o.text for o in run.operands) == ["81.8%", "83.2%"]
+    assert sentence.text.startswith("1.4 percentage points")
+    assert_operands_cited(sentence, run, answer)
 
 
-def test_a_compute_question_is_answered_by_a_sandbox_run_that_cites_its_operands(
-    agent: ResearchAgent,
-) -> None:
+def test_a_total_of_three_stated_numbers(agent: ResearchAgent) -> None:
+    answer = final_answer(agent.run("Taken together, how many parameters do phi-1, phi-1.5 and phi-2 have?"))
+    sentence, run = computed(answer)
+    assert len(run.operands) == 3 and sentence.text.startswith("5.3B")
+    assert_operands_cited(sentence, run, answer)
+
+
+def test_a_yes_no_comparison_answers_only_with_both_sides_cited(agent: ResearchAgent) -> None:
     answer = final_answer(
-        agent.run("How many times more frames per second does Fast YOLO process than the base YOLO model?")
+        agent.run(
+            "Do Raschka's 2023 review and the Hippocampus's Garden 2023 review feature the same number of "
+            "papers?"
+        )
     )
-    [sentence] = answer.sentences
-    assert sentence.kind == "computed" and sentence.verdict == "supported" and "3.4" in answer.text
-    [run] = [c for c in answer.citations if c.kind == "computed"]
-    assert run.evidence.sandboxed and run.output == "3.444" and "result = a / b" in (run.code or "")
-    operands = {o.text for o in run.evidence.operands}
-    assert operands == {"155", "45"}
-    passages = [c for c in answer.citations if c.kind == "passage"]
-    assert all(any(o in c.passage for o in operands) for c in passages) and passages
-    assert [s.action for s in answer.steps].count("python") == 1
+    [part] = answer.parts
+    assert part.part.asks == "comparison" and part.part.relation == "yes_no"
+    *sides, relation = part.sentences
+    assert relation.kind == "relation" and relation.text.startswith("Yes")
+    assert len(sides) == 2 and all(s.acceptance and s.acceptance.accepted for s in sides)
+    assert all("10" in s.text for s in sides)
+
+
+def test_a_difference_in_one_attribute_names_it_for_each_side(agent: ResearchAgent) -> None:
+    answer = final_answer(
+        agent.run(
+            "How do DistilBERT and the 4-layer TinyBERT differ in how much smaller than BERT-base they are?"
+        )
+    )
+    [part] = answer.parts
+    assert part.part.asks == "comparison" and part.status == "answered"
+    sides = [s for s in part.sentences if s.kind == "answer"]
+    assert len(sides) == 2
+    assert "40%" in sides[0].text and "DistilBERT" in sides[0].text
+    assert "7.5x" in sides[1].text and "TinyBERT" in sides[1].text
+    assert all("smaller" in s.text for s in sides)  # the attribute asked about, for each side
 
 
 def test_an_answerable_part_is_answered_and_the_unanswerable_one_named(agent: ResearchAgent) -> None:
@@ -81,20 +124,25 @@ def test_an_unanswerable_question_abstains(agent: ResearchAgent) -> None:
             "What maximum context window length do Anthropic's Claude 3 models (Opus, Sonnet, Haiku) support?"
         )
     )
-    assert answer.abstained and answer.abstain_reason in ("unsupported", "model")
-    assert (
-        answer.citations == [] or answer.abstain_reason == "unsupported"
-    )  # a withheld draft stays inspectable
+    assert answer.abstained and answer.text == ABSTAIN_MESSAGE
 
 
 GATE = ("dev-002", "dev-003", "dev-013", "dev-017", "dev-021", "dev-026", "dev-038", "dev-011")
+# dev_v2, chosen by kind before any v3 run: factor, percentage points, three-operand total, yes/no, differ
+# in an attribute, which-is-higher, a two-part question, a factor over a PDF.
+GATE_V2 = ("dev2-038", "dev2-041", "dev2-046", "dev2-052", "dev2-050", "dev2-049", "dev2-066", "dev2-091")
 
 
 def test_quality_gate_on_a_pinned_dev_subset(shared: Path, seed_index: Path, tmp_path: Path) -> None:
-    """`ra eval qa` on 8 pinned dev questions (every kind): every citation verbatim, keyword accuracy >= 50%."""
-    rows = [json.loads(line) for line in (shared / "qa" / "seeds_dev.jsonl").read_text().splitlines()]
+    """`ra eval qa` on 16 pinned dev questions (every kind): every citation verbatim, and keyword accuracy
+    >= 50% on the 8 of each dev set."""
+    rows = [
+        json.loads(line)
+        for name in ("seeds_dev.jsonl", "dev_v2.jsonl")
+        for line in (shared / "qa" / name).read_text().splitlines()
+    ]
     data = tmp_path / "gate.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows if r["id"] in GATE))
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows if r["id"] in GATE + GATE_V2))
     env = {**os.environ, "RA_CONFIG": str(tmp_path / "none.toml"), "RA_LLM__TIMEOUT_S": "1200"}
     cmd = [sys.executable, "-m", "assistant", "eval", "qa", "--data", str(data), "--index", str(seed_index)]
     proc = subprocess.run(
@@ -103,13 +151,15 @@ def test_quality_gate_on_a_pinned_dev_subset(shared: Path, seed_index: Path, tmp
         text=True,
         cwd=REPO,
         env=env,
-        timeout=2400,
+        timeout=3600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
-    assert len(results) == len(GATE)
+    assert len(results) == len(GATE) + len(GATE_V2)
     assert all(r["metrics"]["citations_resolve"] is not False for r in results)
     assert all(r["metrics"]["invalid_citations"] == 0 for r in results)
-    hits = [r["metrics"]["keyword_hit"] for r in results if r["metrics"]["keyword_hit"] is not None]
-    assert sum(hits) / len(hits) >= 0.5, [(r["id"], r["answer"]) for r in results]
+    for gate in (GATE, GATE_V2):
+        hits = [r["metrics"]["keyword_hit"] for r in results if r["id"] in gate]
+        hits = [h for h in hits if h is not None]
+        assert sum(hits) / len(hits) >= 0.5, [(r["id"], r["answer"]) for r in results if r["id"] in gate]
     assert (tmp_path / "run" / "traces" / "dev-017.jsonl").is_file()

@@ -18,7 +18,6 @@ from eval.metrics import (
     keyword_hit,
     percentile,
     summarise,
-    support_subsets,
 )
 
 T = 0.5  # threshold of the hand-made scores
@@ -55,13 +54,6 @@ def test_abstention_is_correct_exactly_on_unanswerable_items() -> None:
 def sentence(citations: tuple[int, ...], **scores: float) -> ScoredSentence:
     """Scores by subset name: s1 = (1,), s12 = (1, 2)..."""
     return ScoredSentence(citations, {tuple(int(d) for d in k[1:]): v for k, v in scores.items()})
-
-
-def test_support_subsets_are_singles_all_and_all_but_one() -> None:
-    assert support_subsets([]) == []
-    assert support_subsets([2, 2]) == [(2,)]
-    assert support_subsets([1, 2]) == [(1,), (2,), (1, 2)]
-    assert support_subsets([1, 2, 3]) == [(1,), (2,), (3,), (1, 2, 3), (1, 2), (1, 3), (2, 3)]
 
 
 def test_a_redundant_citation_is_irrelevant_and_an_unsupported_sentence_scores_zero() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import typer
-from fakes import TinyIndex, part_reply, step_reply
+from fakes import TinyIndex, by_schema, part_reply, request_kind, step_reply
 from typer.testing import CliRunner
 
 from assistant.agent.backends import Completion
@@ -65,7 +65,7 @@ ANSWERS: dict[str, list[tuple[str, list[int]]]] = {
 }
 RESULT_KEYS = {
     *("id", "question", "kind", "unanswerable", "gold_answer", "answer", "abstained", "citations"),
-    *("abstain_reason", "sentences", "parts", "metrics", "timings", "actions", "error"),
+    *("abstain_reason", "sentences", "parts", "metrics", "timings", "actions"),
 }
 
 
@@ -90,7 +90,12 @@ class RuleBackend:
         self.context_tokens = 8192
 
     def complete(
-        self, messages: Sequence[dict], json_schema: dict | None = None, *, max_tokens: int
+        self,
+        messages: Sequence[dict],
+        json_schema: dict | None = None,
+        *,
+        max_tokens: int,
+        logprobs: bool = False,
     ) -> Completion:
         text = "\n".join(m["content"] for m in messages)
         props = (json_schema or {}).get("properties", {})
@@ -101,12 +106,15 @@ class RuleBackend:
             raise RuntimeError("the model server went away")
         if question not in self.asked:
             self.asked.append(question)
-        if "citations" in props:
-            [(sentence, cites)] = self.answers[question] or [
-                ("No passage says so.", [props["citations"]["items"]["enum"][0]])
-            ]
+        kind = request_kind(json_schema)
+        if kind in ("plan", "check"):
+            return Completion(by_schema("unused", "")(list(messages), json_schema))
+        if kind == "answer":
+            options = json_schema.get("anyOf") or [json_schema]  # type: ignore[union-attr]
+            first = options[0]["properties"]["citations"]["items"]["enum"][0]
+            [(sentence, cites)] = self.answers[question] or [("No passage says so at all.", [first])]
             return Completion(part_reply(sentence, cites))
-        return Completion(step_reply("give_up", ""))
+        return Completion(step_reply("give_up"))
 
 
 class OverlapChecker:
@@ -256,7 +264,8 @@ def test_agents_in_threads_share_batches_and_score_as_a_sequential_run(tmp_path:
 
     with Batcher(generate, max_batch=3, linger_s=2.0) as batcher:
         batched = run(tmp_path, BatchingBackend(batcher, 0.0, 8192), tmp_path / "batched", concurrency=3)
-    assert sum(batches) == 3 and len(batches) < 3  # q1, q2: an answer each; q3 (no passage): a research step
+    # q1, q2: a plan, an answer and a self-check each; q3 (no passage): a plan and a research step
+    assert sum(batches) == 8 and len(batches) < 8
     a, b = read_rows(tmp_path / "seq"), read_rows(tmp_path / "batched")
     for qid in a:
         assert a[qid]["answer"] == b[qid]["answer"] and a[qid]["metrics"] == b[qid]["metrics"]

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from assistant.grounding.base import verdict
 from assistant.grounding.calibration import balanced_accuracy, best_threshold, cross_fitted
+from assistant.grounding.support import verdict
 
 
 def test_balanced_accuracy_averages_the_recall_of_each_class() -> None:

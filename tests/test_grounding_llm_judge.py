@@ -116,7 +116,7 @@ def test_calibrated_threshold_round_trip(tmp_path: Any) -> None:
 @pytest.mark.integration
 def test_real_embedded_model_returns_graded_probabilities() -> None:
     """The packaged Qwen2.5-Coder-0.5B through llama.cpp: logprobs come back and give a probability."""
-    from assistant.agent.backends import open_backend
+    from assistant.agent.factory import open_backend
     from assistant.settings import load_settings
 
     pairs = [

@@ -73,3 +73,49 @@ def test_not_stated_sentences_and_runs_without_a_checker_are_left_alone() -> Non
     )
     plain = Sentence("Alpaca: 52K.", (1,))
     assert score_sentences(None, [plain], LEDGER, threshold=None, weak_margin=0.1) == [plain]
+
+
+# -- acceptance: anchoring, the checker, the self-check -------------------------------------------------------
+def test_anchoring_finds_numbers_by_value_and_names_in_what_is_cited_or_asked() -> None:
+    from assistant.grounding.support import anchoring
+
+    ok = Sentence("Alpaca 7B was tuned on 52,000 demonstrations.", (1,))
+    assert anchoring(ok, LEDGER, "How many demonstrations did Alpaca 7B use?") == ()  # 52K = 52,000
+    wrong = Sentence("Vicuna was tuned on 64K demonstrations.", (1,))
+    assert anchoring(wrong, LEDGER, "How many demonstrations?") == ("64K", "Vicuna")
+    assert anchoring(Sentence("Alpaca used 52K demos.", (2,)), LEDGER, "Alpaca?") == ("52K",)  # not cited
+
+
+def accepted(
+    verdict: str | None, self_check: float | None, text: str = "Alpaca was tuned on 52K demos."
+) -> bool:
+    from assistant.grounding.support import accept
+
+    s = Sentence(text, (1,), verdict=verdict)  # type: ignore[arg-type]
+    return accept(s, LEDGER, "How many?", self_check=self_check, self_threshold=0.5).accepted
+
+
+def test_acceptance_needs_anchoring_and_either_the_checker_or_the_self_check() -> None:
+    assert accepted("supported", 0.1) and accepted("unsupported", 0.9) and accepted("supported", None)
+    assert not accepted("unsupported", 0.2) and not accepted("weak", None)
+    assert not accepted("supported", 0.99, "Alpaca was tuned on 64K demos.")  # not anchored: no signal helps
+    assert accepted(None, None)  # neither signal available: anchoring decides alone
+
+
+def test_a_computation_stands_on_its_code_check_unless_the_model_doubts_what_it_computed() -> None:
+    from assistant.grounding.support import accept
+
+    run = Evidence(
+        3,
+        "computed",
+        "3.44",
+        "python",
+        operands=(Operand("fast", 155.0, "155", "", "", 4), Operand("base", 45.0, "45", "", "", 4)),
+    )
+    passage = Evidence(4, "passage", "Fast YOLO runs at 155 fps; YOLO at 45 fps.", "y.md")
+    ledger = {3: run, 4: passage}
+    sentence = Sentence("3.44 times: 155 ÷ 45.", (4, 3), kind="computed")
+    assert accept(sentence, ledger, "q", self_check=0.8, self_threshold=0.5).accepted
+    assert not accept(sentence, ledger, "q", self_check=0.2, self_threshold=0.5).accepted
+    uncited = Sentence("3.44 times: 155 ÷ 45.", (3,), kind="computed")  # the operands' passage not cited
+    assert not accept(uncited, ledger, "q", self_check=0.9, self_threshold=0.5).accepted

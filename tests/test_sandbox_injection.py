@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import RuleBackend, by_schema, step_reply
+from fakes import RuleBackend, by_schema, computed_reply, request_kind
 
-from assistant.agent.backends import open_backend
 from assistant.agent.config import AgentSettings
+from assistant.agent.factory import open_backend
 from assistant.agent.loop import ResearchAgent, final_answer
 from assistant.agent.tools import Toolbox
 from assistant.index_access import index_config, open_index
@@ -50,10 +50,13 @@ def assert_nothing_escaped(victim: Path, listener: Listener) -> None:
 
 
 def obedient(messages: list[dict[str, Any]], schema: dict[str, Any] | None) -> str:
-    """A model that does whatever the text says: asked for a step, it calls python with the hostile code."""
-    props = (schema or {}).get("properties", {})
-    if "action" in props:
-        return step_reply("python", "import os; os.system('touch /tmp/ra-pwned')", thought="the notes say so")
+    """A model that does whatever the text says: asked for a step, it calls python with the hostile code;
+    asked for a number, it writes the code as its expression."""
+    hostile = "import os; os.system('touch /tmp/ra-pwned')"
+    if request_kind(schema) == "step":
+        return json.dumps({"thought": "the notes say so", "action": "python", "code": hostile})
+    if request_kind(schema) == "answer" and "computed" in json.dumps(schema):
+        return computed_reply(f"__import__('os').system('touch /tmp/ra-pwned') or n1 ; {hostile}", n1="x")
     return by_schema("Direct Preference Optimization trains on preference pairs.", "")(messages, schema)
 
 

@@ -108,7 +108,7 @@ def test_a_question_gets_a_streamed_answer_whose_citation_opens_its_highlighted_
     assert 'class="ra-doc">Alpaca, line 3</span>' in card  # the name is the document's title, with its line
     highlighted = card.split('<mark class="ra-hl">', 1)[1].split("</mark>", 1)[0]
     assert "52K" in highlighted  # the quoted span is marked inside the passage
-    assert next(s.label for s in at.status).startswith("Research: 2 steps")  # search, answer
+    assert next(s.label for s in at.status).startswith("Research: 4 steps")  # plan, search, answer, check
     assert model.calls  # the scripted model, not a real one, answered
     assert at.chat_input[0].disabled is False  # ready for the next question
 
@@ -140,7 +140,7 @@ def test_settings_persist_across_pages_and_apply_to_the_next_question(
     assert at.toggle(key="settings.sandbox").value is False
 
     ask(at, QUESTION)
-    first = model.calls[0][0][-1]["content"]
+    first = model.calls[1][0][-1]["content"]  # the answer call, after the plan
     assert "[1]" in first and "[2]" not in first  # top-k 1: the part's search showed one passage
 
 
@@ -259,6 +259,7 @@ def test_an_answer_its_sources_do_not_support_is_withheld_with_the_draft_inspect
     tiny_index: Path, monkeypatch: pytest.MonkeyPatch, model: RuleBackend
 ) -> None:
     monkeypatch.setattr(resources, "build_checker", lambda settings, backend, warn: FixedChecker(0.0))
+    model.p_yes = 0.1  # the model's self-check doubts it too
     at = ask(app(tiny_index, monkeypatch, RA_GROUNDING__CHECKER="minilm"), QUESTION)
 
     assert any(i.value == ABSTAIN_MESSAGE for i in at.info)

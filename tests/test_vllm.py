@@ -15,7 +15,7 @@ import typer
 from typer.testing import CliRunner
 
 from assistant.agent.config import AgentSettings
-from assistant.agent.loop import part_schema, step_schema
+from assistant.agent.loop import YES_NO_SCHEMA, answer_schema, step_schema
 from assistant.cli import serve_cmd
 from assistant.llm import vllm_env
 from assistant.llm.client import ChatClient
@@ -26,10 +26,11 @@ from assistant.settings import load_settings
 from index.errors import UserFacingError
 
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"  # the small packaged model: this is about the vLLM path on 2 CPU cores
-REACT_SCHEMA = step_schema(["search", "read", "give_up"])
+REACT_SCHEMA = step_schema([3, 7])
 STEP_INSTRUCTION = {
     "role": "system",
-    "content": "Decide the next step. Reply with JSON: thought (one short sentence), action, input.",
+    "content": "Decide the next step. Reply with JSON: thought (one short sentence), action (search with a "
+    "query, read with a passage number, or give_up).",
 }
 
 
@@ -221,28 +222,27 @@ def test_server_lists_the_served_name(vllm_server: VLLMServer) -> None:
 @pytest.mark.vllm
 @pytest.mark.slow
 def test_every_agent_schema_is_enforced_by_xgrammar(vllm_server: VLLMServer) -> None:
-    """The research step, part answer, operand pick and comparison items schemas (enums of integers and
-    strings, maxLength, nested objects) all come back as valid JSON through vLLM's structured outputs."""
+    """The plan, part answer (stated, or computed under the expression grammar), self-check and research
+    step schemas (anyOf, enums of integers and strings, patterns, nested objects) all come back as valid
+    JSON through vLLM's structured outputs."""
     import jsonschema
 
-    from assistant.agent.compute import operand_request
-    from assistant.agent.plan import ItemsAsk, plan_question
-    from assistant.agent.records import Part
+    from assistant.agent.plan import PlanRequest, plan_request
 
-    lines = [(3, "Fast YOLO runs at 155 frames per second."), (5, "The base YOLO model runs at 45 fps.")]
-    operands = operand_request(
-        Part(1, "How many times faster is Fast YOLO?", "compute", operation="ratio"), lines, "q"
-    )
-    items = plan_question("In what way do RWKV's and RetNet's designs contrast?")
-    assert operands is not None and isinstance(items, ItemsAsk)
+    plan = plan_request("How many frames per second does Fast YOLO run at, and which is faster, YOLO or SSD?")
+    assert isinstance(plan, PlanRequest)
+    numbers = [
+        {
+            "role": "user",
+            "content": "[3] Fast YOLO runs at 155 fps.\n[5] YOLO runs at 45 fps.\n"
+            "n1 = 155, n2 = 45\nHow many times faster is Fast YOLO? Compute it.",
+        }
+    ]
     cases = [
+        (plan.messages, plan.schema),
         ([STEP_INSTRUCTION, {"role": "user", "content": "Who proposed the transformer?"}], REACT_SCHEMA),
-        (
-            [{"role": "user", "content": "[3] Alpaca used 52K demos.\n[7] GLIDE.\nHow many demos?"}],
-            part_schema([3, 7]),
-        ),
-        (operands.messages, operands.schema),
-        (items.messages, items.schema),
+        (numbers, answer_schema([3, 5], ["n1", "n2"])),
+        ([*numbers, {"role": "user", "content": "Is that stated? yes or no"}], YES_NO_SCHEMA),
     ]
     with ChatClient(vllm_server.base_url, DEFAULT_MODEL) as client:
         for messages, schema in cases:

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from assistant.agent.build import agent_with_checker
 from assistant.agent.chat import ChatSession
+from assistant.agent.factory import build_agent
 from assistant.agent.records import Event
 from assistant.settings import Settings
 from index.errors import UserFacingError
@@ -131,7 +131,7 @@ def start_run(question: str, settings: Settings, index: HybridIndex, convo: Conv
         backend = resources.backend_for(settings)
         checking = resources.checker_for(settings, backend)
         turn.notice = checking.note
-        agent = agent_with_checker(settings, backend, index, checking.checker)
+        agent = build_agent(settings, backend, index, checking.checker)
         yield from ChatSession(agent, convo.history).ask(question)
 
     return AgentRun(turn, events).start()

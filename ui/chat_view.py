@@ -19,7 +19,8 @@ ICONS = {
     "read": ":material/menu_book:",
     "think": ":material/psychology:",
     "answer": ":material/edit_note:",
-    "operands": ":material/calculate:",
+    "check": ":material/fact_check:",
+    "relation": ":material/compare_arrows:",
     "python": ":material/code:",
 }
 _DOING = {
@@ -28,7 +29,8 @@ _DOING = {
     "read": "reading around a passage",
     "think": "deciding where else to look",
     "answer": "writing a part of the answer",
-    "operands": "reading the numbers to compute with",
+    "check": "checking that part against its sources",
+    "relation": "comparing the sides",
     "python": "running code in the sandbox",
 }
 _OBSERVATION_CHARS = 1500  # of a step's observation shown in the steps panel
@@ -115,8 +117,6 @@ def render_code_runs(steps: list[Step]) -> None:
 
 
 def render_answer(answer: Answer, key: str) -> None:
-    if answer.error:
-        st.warning(f"The agent stopped early: {answer.error}", icon=":material/error:")
     if answer.abstained:
         st.info(answer.text, icon=":material/search_off:")
         if answer.abstain_reason == "unsupported" and answer.citations:

@@ -215,8 +215,6 @@ def inspect(result: EvalResult, table: pd.DataFrame) -> None:
             st.markdown(f"- {s.get('text', '')} {cites}{verdict}")
         if not row.get("sentences"):
             st.markdown(f"**Answer:** {row.get('answer') or '–'}")
-        if row.get("error"):
-            st.error(row["error"])
 
 
 def _label(name: str) -> str:

@@ -177,7 +177,7 @@ def find_results(root: Path) -> list[Path]:
 
 
 def question_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per question: what was asked and answered, its metrics, its time, its error."""
+    """One row per question: what was asked and answered, its metrics and its time."""
     records = []
     for r in rows:
         metrics = r.get("metrics") or {}
@@ -192,7 +192,6 @@ def question_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
                 **{m: _number(metrics.get(m)) for m in METRICS},
                 "total_s": _number(timings.get("total_s")),
                 "first_token_s": _number(timings.get("first_token_s")),
-                "error": r.get("error") or "",
             }
         )
     return pd.DataFrame.from_records(records)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from assistant.agent.backends import ChatBackend, open_backend
-from assistant.agent.build import build_checker
+from assistant.agent.backends import ChatBackend
+from assistant.agent.factory import build_checker, open_backend
 from assistant.grounding.base import GroundingChecker
 from assistant.index_access import open_index
 from assistant.settings import Settings

@@ -1,4 +1,4 @@
-"""Chat backends behind one small protocol, and the choice of backend from the settings.
+"""Chat backends behind one small protocol (the factory picks one from the settings).
 
 The agent only needs "complete these messages (optionally under a JSON schema)" and the same as a stream,
 so any OpenAI-compatible server (embedded llama.cpp, vLLM, Ollama) and any LangChain chat model fit.
@@ -6,38 +6,44 @@ so any OpenAI-compatible server (embedded llama.cpp, vLLM, Ollama) and any LangC
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from assistant.llm.client import ChatClient, Message, response_format
+from assistant.llm.client import ChatClient, Message, TokenLogprob, response_format
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
     from langchain_core.messages import BaseMessage
 
-    from assistant.settings import Settings
-
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """A model reply and, where the backend reports them, its token counts (for traces)."""
+    """A model reply and, where the backend reports them, its token counts (for traces) and the log
+    probabilities of its tokens (asked for by the self-check)."""
 
     text: str
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    logprobs: list[TokenLogprob] | None = None
 
 
 class ChatBackend(Protocol):
     """What the agent asks of a model. A backend that cannot enforce `json_schema` may ignore it:
-    the agent validates every reply and re-asks on invalid output. `context_tokens` is the served
+    the agent validates every reply and re-asks on invalid output. A backend without log probabilities
+    returns `logprobs=None`, and the self-check signal is then absent. `context_tokens` is the served
     model's context window, which the agent's prompt budget derives from."""
 
     context_tokens: int
 
     def complete(
-        self, messages: Sequence[Message], json_schema: dict[str, Any] | None = None, *, max_tokens: int
+        self,
+        messages: Sequence[Message],
+        json_schema: dict[str, Any] | None = None,
+        *,
+        max_tokens: int,
+        logprobs: bool = False,
     ) -> Completion: ...
 
 
@@ -50,13 +56,29 @@ class OpenAIBackend:
         self.context_tokens = context_tokens
 
     def complete(
-        self, messages: Sequence[Message], json_schema: dict[str, Any] | None = None, *, max_tokens: int
+        self,
+        messages: Sequence[Message],
+        json_schema: dict[str, Any] | None = None,
+        *,
+        max_tokens: int,
+        logprobs: bool = False,
     ) -> Completion:
         result = self.client.chat(
-            messages, json_schema=json_schema, max_tokens=max_tokens, temperature=self.temperature
+            messages,
+            json_schema=json_schema,
+            max_tokens=max_tokens,
+            temperature=self.temperature,
+            logprobs=logprobs,
+            top_logprobs=10 if logprobs else None,
         )
         usage = result.usage
-        return Completion(result.text, usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        return Completion(
+            result.text,
+            usage.get("prompt_tokens"),
+            usage.get("completion_tokens"),
+            usage.get("cached_tokens"),
+            result.logprobs,
+        )
 
 
 class LangChainBackend:
@@ -69,7 +91,12 @@ class LangChainBackend:
         self.structured = structured
 
     def complete(
-        self, messages: Sequence[Message], json_schema: dict[str, Any] | None = None, *, max_tokens: int
+        self,
+        messages: Sequence[Message],
+        json_schema: dict[str, Any] | None = None,
+        *,
+        max_tokens: int,
+        logprobs: bool = False,
     ) -> Completion:
         runnable: Any = self.model
         if self.structured and json_schema is not None:
@@ -91,30 +118,3 @@ def _content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     return "".join(b if isinstance(b, str) else str(b.get("text", "")) for b in content)
-
-
-@contextmanager
-def open_backend(settings: Settings) -> Iterator[OpenAIBackend]:
-    """The backend the settings name: `llm.url` when set, else the embedded llama.cpp server with
-    `llm.model`, started here and stopped when the block ends."""
-    llm = settings.llm
-    if llm.url:
-        with ChatClient(
-            llm.url, timeout=llm.timeout_s, first_token_timeout=llm.first_token_timeout_s, api_key=llm.api_key
-        ) as client:
-            yield OpenAIBackend(client, llm.temperature, client.context_tokens(default=llm.context_size))
-        return
-    from assistant.llm.llamacpp import LlamaCppServer
-    from assistant.llm.models import resolve_model
-
-    resolved = resolve_model(llm.model, settings.cache_dir, llm.allow_download)
-    with (
-        LlamaCppServer(resolved, n_ctx=llm.context_size) as server,
-        ChatClient(
-            server.base_url,
-            server.model_name,
-            timeout=llm.timeout_s,
-            first_token_timeout=llm.first_token_timeout_s,
-        ) as client,
-    ):
-        yield OpenAIBackend(client, llm.temperature, llm.context_size)

@@ -17,6 +17,85 @@ from index.text import sentence_spans
 
 MAX_QUOTE = 240
 _WORD = re.compile(r"\w+")
+_NAME = re.compile(r"[\w][\w'’.-]*[\w]|\w")
+_NOT_NAMES = frozenset(
+    [
+        "according",
+        "answer",
+        "based",
+        "besides",
+        "only",
+        "part",
+        "using",
+        "documents",
+        "document",
+        "how",
+        "what",
+        "which",
+        "who",
+        "when",
+        "where",
+        "why",
+        "up",
+        "at",
+        "in",
+        "on",
+        "from",
+        "by",
+        "to",
+        "for",
+        "is",
+        "are",
+        "was",
+        "were",
+        "does",
+        "do",
+        "did",
+        "the",
+        "a",
+        "an",
+        "of",
+        "and",
+        "or",
+        "if",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "they",
+        "their",
+        "there",
+        "both",
+        "each",
+        "using",
+        "given",
+        "following",
+        "unlike",
+        "like",
+        "per",
+        "also",
+        "not",
+        "no",
+        "yes",
+        "so",
+        "then",
+        "roughly",
+        "about",
+        "approximately",
+        "around",
+        "over",
+        "under",
+        "between",
+        "with",
+        "without",
+        "as",
+        "while",
+        "whereas",
+        "however",
+    ]
+)
 
 
 def _words(text: str) -> set[str]:
@@ -29,12 +108,40 @@ def content_words(text: str) -> list[str]:
     return list(dict.fromkeys(words))
 
 
-def best_quote(passage: str, claim: str, max_chars: int = MAX_QUOTE) -> tuple[int, str]:
+def names(text: str, *, hyphenated: bool = True) -> list[str]:
+    """Names and terms of a text: quoted phrases, capitalised or mixed-case words, acronyms, words with
+    digits and (with `hyphenated`) hyphenated terms such as "prefix-tuning"."""
+    quoted = re.findall(r"[\"“](.+?)[\"”]", text)
+    words = [
+        w.removesuffix("'s").removesuffix("’s").rstrip(".")
+        for w in _NAME.findall(text)
+        if (
+            any(c.isupper() for c in w[1:])
+            or w[:1].isupper()
+            or (hyphenated and "-" in w)
+            or _has_digit_and_letter(w)
+        )
+        and w.lower().rstrip(".") not in _NOT_NAMES
+    ]
+    return list(dict.fromkeys([*quoted, *words]))
+
+
+def _has_digit_and_letter(word: str) -> bool:
+    return any(c.isdigit() for c in word) and any(c.isalpha() for c in word)
+
+
+def sentence_offsets(text: str) -> tuple[tuple[int, int], ...]:
+    """The sentences of a passage as (start, end) offsets, split once when the passage enters the ledger."""
+    return tuple(sentence_spans(text, 0, len(text), lines=True))
+
+
+def best_quote(passage: Evidence, claim: str, max_chars: int = MAX_QUOTE) -> tuple[int, str]:
     """(offset, quote): the passage sentence sharing most words with `claim`, at most `max_chars` long."""
     target = _words(claim)
     best: tuple[float, int, str] = (-1.0, 0, "")
-    for lo, hi in sentence_spans(passage, 0, len(passage), lines=True):
-        offset, segment = _strip_span(lo, passage[lo:hi])
+    text = passage.text
+    for lo, hi in passage.sentences or sentence_offsets(text):
+        offset, segment = _strip_span(lo, text[lo:hi])
         if not segment:
             continue
         offset, segment = _best_window(offset, segment, target, max_chars)
@@ -56,11 +163,7 @@ def key_sentences(evidence: Iterable[Evidence], query: str, n: int) -> list[tupl
     questions this keeps 48 of 55 gold quotes in a third of the characters of the whole passages (50 of 55).
     """
     target = _words(query)
-    segments: list[tuple[int, str]] = []
-    for ev in evidence:
-        spans = sentence_spans(ev.text, 0, len(ev.text), lines=True)
-        parts = [ev.text] if ev.kind == "computed" else [ev.text[lo:hi] for lo, hi in spans]
-        segments += [(ev.id, seg[: MAX_QUOTE * 2]) for seg in (" ".join(p.split()) for p in parts) if seg]
+    segments = [(ev.id, seg[: MAX_QUOTE * 2]) for ev in evidence for seg in ev.sentence_texts()]
     words = [_words(seg) for _, seg in segments]
     df: dict[str, int] = {}
     for ws in words:
@@ -124,7 +227,7 @@ def _citation(ev: Evidence, claim: str) -> Citation:
     if ev.kind == "computed":
         quote = ev.text.strip().splitlines()[0][:MAX_QUOTE] if ev.text.strip() else ""
         return Citation(ev.id, quote, None, None, ev)
-    offset, quote = best_quote(ev.text, claim)
+    offset, quote = best_quote(ev, claim)
     start = (ev.start or 0) + offset
     return Citation(ev.id, quote, start, start + len(quote), ev, _quote_lines(ev, offset, len(quote)))
 

@@ -6,23 +6,31 @@ from pydantic import BaseModel, Field
 
 
 class AgentSettings(BaseModel):
-    """Knobs of the plan -> evidence -> answer-per-part loop, sized for a 0.5B model on a CPU."""
+    """Knobs of the plan -> evidence -> answer-per-part loop, sized for a small model on a CPU."""
 
     sandbox: bool = Field(True, description="run computations and requested snippets in the sandbox")
-    max_steps: int = Field(10, ge=1, description="model calls per question (plan, part answers, research)")
+    max_steps: int = Field(12, ge=1, description="model calls per question (plan, answers, checks, research)")
     retries: int = Field(2, ge=0, description="re-asks after an invalid reply, with the parse error fed back")
     search_k: int = Field(5, ge=1, description="passages per search")
     part_sentences: int = Field(
         8, ge=1, description="evidence sentences closest to a part shown when answering it"
     )
     part_retries: int = Field(
-        1, ge=0, description="research steps (new search or read) for a part whose answer is not supported"
+        1, ge=0, description="research steps (new search or read) for a part whose answer is not accepted"
     )
+    plan_max_tokens: int = Field(96, ge=16, description="generation cap of the planning call")
     step_max_tokens: int = Field(160, ge=16, description="generation cap of one research step")
     part_max_tokens: int = Field(160, ge=16, description="generation cap of one part's answer")
+    check_max_tokens: int = Field(12, ge=4, description="generation cap of the self-check and relation calls")
+    self_check: bool = Field(
+        True, description="ask the answering model whether its cited sentences state its answer (logprob)"
+    )
+    self_check_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="P(yes) of the self-check at which it counts as a yes"
+    )
     abstain_unsupported: bool = Field(
         True,
-        description="say a part is not stated unless the grounding checker finds its answer supported",
+        description="say a part is not stated unless its answer is accepted (anchored and supported)",
     )
     observation_chars: int = Field(1500, ge=100, description="stdout/stderr kept in a python observation")
     max_question_chars: int = Field(2000, ge=10, description="longest question accepted")

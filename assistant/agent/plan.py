@@ -1,269 +1,267 @@
-"""The question cut into parts a small model can answer one at a time.
+"""The question cut into parts, and what each part asks: the model decides, code checks.
 
-Rules do what rules do reliably: split "…, and how many …" into its clauses, find the compared items of
-"X and Y both …" / "How does X differ from Y", and tell a computation by its cue words ("how many times",
-"combined", "in total"). Only when a question reads as a comparison but the rules cannot name the items is
-the model asked, under a schema of short strings, and each item it names must occur in the question.
+Division of labour, measured on two CPU cores (docs/benchmarks.md section 15): a free-form plan written by
+the 1.5B model (each part's question, focus, attribute, items, queries) took 10-25 s a question, 70-200
+generated tokens at ~9 tokens/s, and it put the wrong things in `items`. So the model's plan is one call
+whose reply is almost all enums, ~10 tokens: for each part, whether it asks for a fact, a number or a
+comparison, and for a comparison the things compared (each checked to occur in the question). Rules do
+only what English syntax makes unambiguous: split "…, and how many …?" into clauses, tell a yes/no question
+("Do …", "Is …") from a "which" question, and notice a request to run the documents' code. Rule cues for a
+number or a comparison are kept beside the model's decision (`Part.rule_asks`) so routing can be measured;
+they never override it. Whether a number is written in the documents or must be computed is decided later,
+by the model with the part's evidence in front of it (`loop.py`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
 
-from assistant.agent.citations import content_words
-from assistant.agent.prompts import render
-from assistant.agent.records import Operation, Part, Plan
-from assistant.agent.replies import parse_json
+from assistant.agent.citations import content_words, names
+from assistant.agent.prompts import json_object, render
+from assistant.agent.records import Asks, Message, Part, Plan, Relation
+
+ASKS: tuple[Asks, ...] = ("fact", "number", "comparison")
+MAX_PARTS = 4
+MAX_ITEMS = 4
 
 _WH = (
     r"how|what|which|who|whom|whose|when|where|why|up to|at what|in what|on what|from what|by what|to what|"
     r"for what|is|are|was|were|does|do|did"
 )
 _PREP = r"(?:from|across|in|on|at|by|to|for|with|over|under)\s+(?:how|what|which)"
-_CLAUSE_SPLIT = re.compile(rf"(?:,\s*|;\s*|\s+)and\s+(?=(?:{_WH}|{_PREP})\b)|;\s+|\?\s+(?=\S)", re.IGNORECASE)
+_CLAUSE_SPLIT = re.compile(
+    rf"(?:,\s*|;\s*|\s+)(?:and|as well as)\s+(?=(?:{_WH}|{_PREP})\b)|;\s+|\?\s+(?:and\s+|also,?\s+)?(?=\S)",
+    re.IGNORECASE,
+)
+_YES_NO = re.compile(r"^(?:do|does|did|is|are|was|were|has|have|had|can|could|will|would)\b", re.IGNORECASE)
+_WHICH = re.compile(r"\b(?:which|who|whose)\b", re.IGNORECASE)
+_NUMBER_CUE = re.compile(
+    r"\b(?:how many|how much|by what factor|how (?:large|long|big|far|fast|high|low|often)|what (?:percentage|"
+    r"share|fraction|proportion|number|value|ratio|factor|multiple)|how many times)\b",
+    re.IGNORECASE,
+)
 _COMPARISON_CUE = re.compile(
-    r"\b(?:differs?|differed|difference between|how different|contrast|compare|compared (?:with|to)|"
-    r"comparison|versus|vs\.?|each one's|both)\b",
+    r"\b(?:differs?|differed|difference between|how different|contrast|compared? (?:with|to)|comparison|versus|"
+    r"vs\.?|agree|disagree|same|higher|lower|larger|smaller|more|fewer|better|worse|both)\b",
     re.IGNORECASE,
 )
-_BOTH = re.compile(r"^(?P<a>.+?)\s+and\s+(?P<b>.+?)\s+(?:are\s+)?both\b", re.IGNORECASE)
-_DIFFER = re.compile(
-    r"\bhow\s+(?:does|do|did|is|are)\s+(?:the\s+)?(?P<a>.+?)\s+"
-    r"(?:contrast|differ|compare)\s+(?:with|from|to)\s+(?P<b>.+?)\s*(?:[?,.]|$)",
-    re.IGNORECASE,
-)
-_COMPUTE: list[tuple[Operation, re.Pattern[str]]] = [
-    (
-        "ratio",
-        re.compile(
-            r"\bhow many times\b|\btimes (?:more|longer|larger|faster|bigger|higher|as)\b|\bratio\b", re.I
-        ),
-    ),
-    ("sum", re.compile(r"\b(?:combined|in total|altogether|sum of|total number)\b", re.I)),
-    (
-        "difference",
-        re.compile(r"\b(?:difference between|how (?:much|many) (?:more|fewer|less|higher|lower))\b", re.I),
-    ),
-]
-_NUMBER_ASKED = re.compile(
-    r"\b(?:how many|how much|by what factor|what (?:\w+ ){0,3}?(?:value|number|size|length|percentage|rate|"
-    r"factor|year|accuracy|score|error rates?|batch size|ap)\b|at (?:roughly |about )?what (?:\w+ )?"
-    r"(?:size|rate|scale|batch size)\b)",
-    re.IGNORECASE,
-)
-_PER = re.compile(r"\b(?:about|roughly|approximately|on average|based on)\b.*\bhow many\b.*\bper\s+\w+", re.I)
 _SNIPPET = re.compile(
     r"\b(?:run|execute|output of|print|prints|printed|returns?)\b.*\b(?:code|snippet|script|function|program|example)\b"
     r"|\b(?:code|snippet|script|function|program)\b.*\b(?:run|execute|output|print|prints|printed|return)\b",
     re.I,
 )
-_NOISE = frozenset(
-    [
-        "differ",
-        "different",
-        "difference",
-        "contrast",
-        "compare",
-        "compared",
-        "comparison",
-        "versus",
-        "vs",
-        "each",
-        "both",
-        "one",
-        "one's",
-        "pitch",
-        "corpus",
-        "documents",
-        "document",
-        "paper",
-        "according",
-        "described",
-        "mentioned",
-        "presented",
-        "way",
-        "these",
-        "those",
-        "how",
-        "purposes",
-        "purpose",
-        "kind",
-    ]
+_LINK = re.compile(r"\b(?:and|or|nor|vs|versus|than|from|with|to|against|between)\b|[,/:&]", re.IGNORECASE)
+MAX_GAP_WORDS = 8
+_QUESTION_START = re.compile(
+    rf"^(?:{_WH}|{_PREP}|has|have|had|can|could|will|would|should|name|list|give|add|compute|calculate)\b",
+    re.IGNORECASE,
 )
-_ITEMS_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "items": {"type": "array", "minItems": 2, "maxItems": 4, "items": {"type": "string", "maxLength": 60}}
-    },
-    "required": ["items"],
-    "additionalProperties": False,
-}
+_QUESTION_WORD = re.compile(r"\b(?:how|what|which|who|whom|whose|when|where|why)\b", re.IGNORECASE)
+_ARTICLE = re.compile(r"^(?:(?:the|a|an)\s+)+", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
-class ItemsAsk:
-    """A request for the model: name the compared items (the loop runs it as a recorded step)."""
+class PlanRequest:
+    """The one model call that plans a question (the loop runs it as a recorded step)."""
 
-    messages: list[dict[str, str]]
-    schema: dict[str, object]
-    parse: Callable[[str], list[str]]
+    messages: list[Message]
+    schema: dict[str, Any]
+    parse: Callable[[str], Plan]
 
 
-def plan_question(question: str) -> Plan | ItemsAsk:
-    """The plan by rules, or the model call needed to name a comparison's items."""
+def plan_request(question: str) -> PlanRequest | Plan:
+    """The planning call for `question`, or the plan itself when the user asks to run the documents'
+    code (a request about the user's own intent, which the rule reads unambiguously)."""
     q = " ".join(question.split())
-    if (op := compute_operation(q)) is not None:
-        return Plan(q, (Part(1, q, "compute", queries=(q,), operation=op),))
     if _SNIPPET.search(q):
-        return Plan(q, (Part(1, q, "snippet", queries=(q,)),))
+        return Plan(q, (Part(1, q, "snippet", queries=(q,)),), "rules")
     clauses = split_clauses(q)
-    if len(clauses) > 1:
-        return Plan(q, tuple(_clause_part(i, c, clauses[: i - 1]) for i, c in enumerate(clauses, 1)))
-    if _COMPARISON_CUE.search(q):
-        items = comparison_items(q)
-        if items:
-            return comparison_plan(q, items, "rules")
-        return ItemsAsk(
-            [{"role": "user", "content": render("plan_items.md", question=q)}],
-            _ITEMS_SCHEMA,
-            lambda raw: _parse_items(raw, q),
-        )
-    return single_part(q)
+    listed = "\n".join(f"Part {i}: {c}" for i, c in enumerate(clauses, 1))
+    messages: list[Message] = [
+        {"role": "system", "content": render("plan_system.md")},
+        {"role": "user", "content": render("plan_user.md", question=q, parts=listed)},
+    ]
+    return PlanRequest(messages, plan_schema(len(clauses)), lambda raw: parse_plan(raw, q, clauses))
 
 
-def expects_number(text: str) -> bool:
-    """The question asks for a quantity ("how many", "what batch size", "by what factor"): an answer
-    without a number does not answer it, however well its passages support it."""
-    return bool(_NUMBER_ASKED.search(text))
+def plan_schema(n_parts: int) -> dict[str, Any]:
+    """One entry per clause, in order: {"asks": "fact"|"number"} or {"asks": "comparison", "items": [...]}."""
+    simple = {
+        "type": "object",
+        "properties": {"asks": {"type": "string", "enum": ["fact", "number"]}},
+        "required": ["asks"],
+        "additionalProperties": False,
+    }
+    comparison = {
+        "type": "object",
+        "properties": {
+            "asks": {"type": "string", "enum": ["comparison"]},
+            "items": {
+                "type": "array",
+                "minItems": 2,
+                "maxItems": MAX_ITEMS,
+                "items": {"type": "string", "maxLength": 60},
+            },
+        },
+        "required": ["asks", "items"],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "parts": {
+                "type": "array",
+                "minItems": n_parts,
+                "maxItems": n_parts,
+                "items": {"anyOf": [simple, comparison]},
+            }
+        },
+        "required": ["parts"],
+        "additionalProperties": False,
+    }
 
 
-def single_part(question: str) -> Plan:
-    return Plan(question, (Part(1, question, "fact", queries=(question,)),))
+def parse_plan(raw: str, question: str, clauses: Sequence[str]) -> Plan:
+    """The plan from the model's reply; ValueError (fed back to the model) when it breaks a check the
+    schema cannot express: a comparison's items must be written in its part."""
+    entries = json_object(raw).get("parts")
+    if not isinstance(entries, list) or len(entries) != len(clauses):
+        raise ValueError(f'"parts" must list exactly {len(clauses)} entries, one per part, in order')
+    parts: list[Part] = []
+    for n, (entry, clause) in enumerate(zip(entries, clauses, strict=True), 1):
+        asks = entry.get("asks") if isinstance(entry, dict) else None
+        if asks not in ASKS:
+            raise ValueError(f'part {n}: "asks" must be one of {", ".join(ASKS)}')
+        items: list[str] = []
+        if asks == "comparison":
+            raw_items = entry.get("items")
+            items = _items_in(raw_items if isinstance(raw_items, list) else [], question)
+            if len(items) < 2 or not side_by_side(items, question):
+                if rule_asks(clause) == "comparison":
+                    raise ValueError(
+                        f"part {n}: name at least two compared things, each copied exactly from the question"
+                    )
+                # nothing in the clause compares and the items are not set side by side: not a comparison
+                asks, items = ("number" if _NUMBER_CUE.search(clause) else "fact"), []
+        parts.append(make_part(n, clause, asks, items, clauses[: n - 1]))
+    return Plan(question, tuple(parts), "model")
 
 
-def compute_operation(question: str) -> Operation | None:
-    for op, cue in _COMPUTE:
-        if cue.search(question):
-            return op
-    return "ratio" if _PER.search(question) else None
+def rules_plan(question: str) -> Plan:
+    """The plan rules alone would make (the fallback when the model's reply is unusable, and the baseline
+    the routing benchmark compares the model with)."""
+    q = " ".join(question.split())
+    clauses = split_clauses(q)
+    return Plan(
+        q,
+        tuple(
+            make_part(n, c, "number" if rule_asks(c) == "number" else "fact", [], clauses[: n - 1])
+            for n, c in enumerate(clauses, 1)
+        ),
+        "rules",
+    )
+
+
+def make_part(n: int, clause: str, asks: Asks, items: Sequence[str], earlier: Sequence[str]) -> Part:
+    """A part and its searches. A clause that names nothing itself ("which model family is it based on?")
+    refers back: its search takes the names of the clauses before it, and it is searched again with the
+    earlier parts' answers. A comparison searches once per compared item, with the clause's other words."""
+    own = names(clause)
+    context = [] if own else [w for c in earlier for w in names(c)]
+    query = " ".join([clause.rstrip("?"), *context])
+    queries: tuple[str, ...] = (query,)
+    relation: Relation | None = None
+    if asks == "comparison":
+        aspect = [w for w in content_words(clause) if not _in_items(w, items)]
+        queries = tuple(" ".join([item, *aspect]) for item in items)
+        relation = "yes_no" if _YES_NO.match(clause) else "which" if _WHICH.search(clause) else "describe"
+    return Part(
+        n,
+        clause,
+        asks,
+        items=tuple(items),
+        relation=relation,
+        queries=queries,
+        refers_back=not own and n > 1,
+        rule_asks=rule_asks(clause),
+    )
+
+
+def rule_asks(clause: str) -> Asks | None:
+    """What cue words alone suggest (None: no cue). Kept beside the model's decision for measurement."""
+    if _COMPARISON_CUE.search(clause) and len(names(clause)) >= 2:
+        return "comparison"
+    if _NUMBER_CUE.search(clause):
+        return "number"
+    return None
 
 
 def split_clauses(question: str) -> list[str]:
-    """ "A …, and how many B …?" -> ["A …?", "how many B …?"]; a clause without content words stays
-    attached to the previous one."""
+    """ "A …, and how many B …?" -> ["A …?", "how many B …?"]. A piece without two content words stays
+    attached to the clause before it, and a question that splits into more than MAX_PARTS pieces is not
+    split at all (such a list is a list of things, not of questions)."""
     pieces = [p.strip(" ,;") for p in _CLAUSE_SPLIT.split(question) if p and p.strip(" ,;?")]
     clauses: list[str] = []
-    for piece in pieces:
-        if clauses and len(content_words(piece)) < 2:
+    preface = ""  # a statement before a question ("X is Y; what does that model?") belongs to it
+    for i, piece in enumerate(pieces):
+        if clauses and not preface and len(content_words(piece)) < 2:
             clauses[-1] = f"{clauses[-1].rstrip('?')} and {piece}"
+        elif i < len(pieces) - 1 and not _asks_something(piece):
+            preface = f"{preface}{piece.rstrip('.')}; "
         else:
-            clauses.append(piece)
-    return [c if c.endswith("?") else c + "?" for c in clauses]
+            clauses.append(preface + piece)
+            preface = ""
+    if not clauses or len(clauses) > MAX_PARTS:
+        return [question]
+    return [c if c.endswith("?") else c.rstrip(".") + "?" for c in clauses]
 
 
-def comparison_items(question: str) -> list[str]:
-    """The compared items the rules can read off the question ([] when they cannot)."""
-    for pattern in (_BOTH, _DIFFER):
-        if m := pattern.search(question):
-            return [_clean_item(m.group("a")), _clean_item(m.group("b"))]
-    return []
-
-
-def comparison_plan(question: str, items: list[str], source: str) -> Plan:
-    aspect = [w for w in content_words(question) if w.lower() not in _NOISE and not _in_items(w, items)]
-    parts = tuple(
-        Part(
-            i,
-            question,
-            "fact",
-            focus=f"what the documents say about {item}",
-            queries=(" ".join([item, *aspect]),),
-        )
-        for i, item in enumerate(items, 1)
-    )
-    return Plan(question, parts, "model" if source == "model" else "rules")
-
-
-def _clause_part(n: int, clause: str, earlier: list[str]) -> Part:
-    """A clause that names nothing itself ("which model family is it based on?") refers back: its search
-    takes the names of the clauses before it, and it is searched again with the earlier parts' answers."""
-    own = _names(clause)
-    context = [] if own else [w for c in earlier for w in _names(c)]
-    query = " ".join([clause.rstrip("?"), *context])
-    return Part(
-        n, " ".join([*earlier, clause]), "fact", focus=clause, queries=(query,), refers_back=not own and n > 1
-    )
-
-
-def _names(text: str) -> list[str]:
-    """Names and terms of a question: quoted phrases, capitalised or mixed-case words, acronyms."""
-    quoted = re.findall(r"[\"“](.+?)[\"”]", text)
-    words = [
-        w
-        for w in re.findall(r"\b[\w-]+\b", text)
-        if any(c.isupper() for c in w[1:]) or w[:1].isupper() or "-" in w
-    ]
-    words = [w for w in words if w.lower() not in _LEADING]
-    return list(dict.fromkeys([*quoted, *words]))
-
-
-_LEADING = frozenset(
-    ["according", "answer", "based", "besides", "only", "part", "using", "documents"]
-) | frozenset(
-    [
-        "how",
-        "what",
-        "which",
-        "who",
-        "when",
-        "where",
-        "why",
-        "up",
-        "at",
-        "in",
-        "on",
-        "from",
-        "by",
-        "to",
-        "for",
-        "is",
-        "are",
-        "was",
-        "were",
-        "does",
-        "do",
-        "did",
-        "the",
-        "a",
-        "an",
-        "of",
-    ]
-)
+def _asks_something(piece: str) -> bool:
+    """The piece's last sentence is a question or a request (not a statement that prefaces one)."""
+    last = re.split(r"(?<=[.!?])\s+", piece.strip())[-1]
+    return piece.rstrip().endswith("?") or _QUESTION_START.match(last) is not None
 
 
 def _clean_item(text: str) -> str:
-    return re.sub(r"^(?:(?:the|a|an|way)\s+)+", "", re.sub(r"[\"“”]", "", text).strip(" '.,?"), flags=re.I)
+    return _ARTICLE.sub("", re.sub(r"[\"“”]", "", text).strip(" '.,?"))
 
 
-def _in_items(word: str, items: list[str]) -> bool:
+def _items_in(raw: Sequence[object], question: str) -> list[str]:
+    """The model's items that really occur in the question and name a thing (not a question phrase such
+    as "across how many languages"), cleaned, each once, none inside another."""
+    low = question.lower()
+    kept = [_clean_item(i) for i in raw if isinstance(i, str) and _clean_item(i)]
+    kept = [i for i in dict.fromkeys(kept) if _has_phrase(low, i) and not _QUESTION_WORD.search(i)]
+    return [i for i in kept if not any(i != j and _has_phrase(j.lower(), i) for j in kept)]
+
+
+def side_by_side(items: Sequence[str], question: str) -> bool:
+    """The compared things are set side by side in the question: between each and the next, in the order
+    written, stand a few words that link them ("and", "or", "than", "versus", "from", a comma...). A
+    small model's "comparison" of "unlabeled dataset" and "T5" in "On what unlabeled dataset was T5
+    pre-trained?" fails this."""
+    low = question.lower()
+    spans = sorted(m.span() for i in items if (m := _phrase(low, i)) is not None)
+    for (_, end), (start, _) in pairwise(spans):
+        gap = low[end:start]
+        if start < end or len(gap.split()) > MAX_GAP_WORDS or not _LINK.search(gap):
+            return False
+    return len(spans) >= 2
+
+
+def _phrase(text: str, phrase: str) -> re.Match[str] | None:
+    return re.search(rf"(?<![\w-]){re.escape(phrase.lower())}(?![\w-])", text)
+
+
+def _has_phrase(text: str, phrase: str) -> bool:
+    """`phrase` occurs in lower-cased `text` as whole words ("BERT" is not in "RoBERTa")."""
+    return _phrase(text, phrase) is not None
+
+
+def _in_items(word: str, items: Sequence[str]) -> bool:
     w = word.lower().removesuffix("'s").removesuffix("’s")
     return any(w in item.lower() or item.lower() in w for item in items)
-
-
-def _parse_items(raw: str, question: str) -> list[str]:
-    """The model's items that really occur in the question (at least two), or ValueError."""
-    data = parse_json(raw)
-    items = data.get("items") if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        raise ValueError('it needs an "items" list')
-    kept = [
-        _clean_item(i)
-        for i in items
-        if isinstance(i, str) and i.strip() and _clean_item(i).lower() in question.lower()
-    ]
-    kept = list(dict.fromkeys(kept))
-    if len(kept) < 2:
-        raise ValueError("name at least two things, each copied exactly from the question")
-    return kept

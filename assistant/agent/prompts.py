@@ -1,4 +1,5 @@
 """Prompt files live in the `prompts` package; `$name` placeholders are filled with `string.Template`.
+Model replies come back as JSON under a schema and are read here too (`json_object`).
 
 Every file starts with a header that declares its variables:
 
@@ -13,10 +14,12 @@ Template rather than `str.format` because prompts show JSON, whose braces would 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 from string import Template
+from typing import Any
 
 
 class PromptError(ValueError):
@@ -58,11 +61,6 @@ def load(name: str) -> Prompt:
     return Prompt(name, text, frozenset(declared))
 
 
-def prompt_text(name: str) -> str:
-    """A prompt without variables."""
-    return render(name)
-
-
 def render(name: str, **values: object) -> str:
     """The prompt file `name` with its `$placeholders` substituted; the values must be exactly the
     declared variables."""
@@ -72,3 +70,18 @@ def render(name: str, **values: object) -> str:
         missing, extra = sorted(prompt.variables - given), sorted(given - prompt.variables)
         raise PromptError(f"prompts/{name}: missing values {missing}, unexpected values {extra}")
     return Template(prompt.text).substitute({k: str(v) for k, v in values.items()})
+
+
+def parse_json(raw: str) -> Any:
+    """A model's JSON reply; a parse failure becomes the ValueError the re-ask feeds back."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"it is not JSON ({exc.msg})") from None
+
+
+def json_object(raw: str) -> dict[str, Any]:
+    data = parse_json(raw)
+    if not isinstance(data, dict):
+        raise ValueError("it is not a JSON object")
+    return data

@@ -14,9 +14,16 @@ from index.documents import DocumentMeta
 
 ABSTAIN_MESSAGE = "The documents do not answer this question."
 
+Message = dict[str, Any]  # one OpenAI-style chat message: {"role": ..., "content": ...}
 EvidenceKind = Literal["passage", "computed"]
-PartKind = Literal["fact", "compute", "snippet"]
-Operation = Literal["ratio", "sum", "difference", "product"]
+# What a part asks for (the model's plan decides; "snippet" is the user's request to run the documents' code).
+Asks = Literal["fact", "number", "comparison", "snippet"]
+# How a comparison is answered: name the one that wins, yes or no, or each side in its own words.
+Relation = Literal["which", "yes_no", "describe"]
+Action = Literal["plan", "search", "read", "python", "answer", "check", "think", "relation"]
+Verdict = Literal["supported", "weak", "unsupported"]
+AbstainReason = Literal["unsupported", "no-evidence", "model"]
+SentenceKind = Literal["answer", "computed", "relation", "not_stated"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +35,7 @@ class Operand:
     text: str  # as the passage writes it, e.g. "363 billion"
     unit: str  # what is counted, e.g. "tokens"; "%" for percentages
     scale: str  # the scale word kept for display ("billion", "K", "")
-    evidence_id: int
+    evidence_id: int | None  # the passage it is read from; None for a number the question gives
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,6 +66,14 @@ class Evidence:
     sandboxed: bool = True
     document: DocumentMeta | None = None  # the passage's document (title, authors, year, identifiers)
     line_start: int | None = None  # 1-based line of the document where `text` starts
+    # The passage split into sentences once (offsets into `text`), reused for prompt lines, quotes and checks.
+    sentences: tuple[tuple[int, int], ...] = ()
+
+    def sentence_texts(self) -> list[str]:
+        """Each sentence of the passage, whitespace collapsed (a computation is one sentence)."""
+        if self.kind == "computed" or not self.sentences:
+            return [" ".join(self.text.split())]
+        return [t for t in (" ".join(self.text[lo:hi].split()) for lo, hi in self.sentences) if t]
 
     def label(self) -> str:
         if self.kind == "computed":
@@ -69,6 +84,7 @@ class Evidence:
         data = asdict(self)
         data["operands"] = [o.to_json() for o in self.operands]
         data["document"] = self.document.to_json() if self.document else None
+        data.pop("sentences")
         return data
 
 
@@ -152,7 +168,7 @@ class Step:
 
     index: int
     thought: str
-    action: str  # plan | search | read | python | answer | operands | finish
+    action: Action
     input: str
     observation: str = ""
     part: int | None = None
@@ -165,6 +181,7 @@ class Step:
     error: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    cached_tokens: int | None = None  # prompt tokens the server took from its KV cache
     new_evidence: tuple[int, ...] = ()
     figures: list[bytes] = field(default_factory=list)  # PNGs a python step's code produced (UI shows them)
 
@@ -176,7 +193,21 @@ class Step:
         return data
 
 
-SentenceKind = Literal["answer", "computed", "not_stated"]
+@dataclass(frozen=True, slots=True)
+class Acceptance:
+    """The three signals a drafted sentence is accepted on, and the decision (see grounding/support.py):
+    `anchored` (code: its numbers and names occur in what it cites, the question or a computation),
+    `support` (the grounding checker) and `self_check` (the answering model's P(yes) that its sentences
+    state it)."""
+
+    anchored: bool
+    support: float | None
+    self_check: float | None
+    accepted: bool
+    missing: tuple[str, ...] = ()  # the numbers or names that broke anchoring
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self) | {"missing": list(self.missing)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,14 +215,15 @@ class Sentence:
     """An answer sentence, its citation ids, and (when a grounding checker ran) its support.
 
     `not_stated` sentences say which part the documents do not cover; they cite nothing and are left out
-    of support metrics."""
+    of support metrics. `acceptance` holds the signals the agent accepted or rejected the sentence on."""
 
     text: str
     citations: tuple[int, ...]
     support: float | None = None
-    verdict: str | None = None  # supported | weak | unsupported
+    verdict: Verdict | None = None
     kind: SentenceKind = "answer"
     part: int | None = None
+    acceptance: Acceptance | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -201,21 +233,23 @@ class Sentence:
             "verdict": self.verdict,
             "kind": self.kind,
             "part": self.part,
+            "acceptance": self.acceptance.to_json() if self.acceptance else None,
         }
 
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    """One thing the question asks: its own question text, the search queries for it, and for a
-    computation the operation and the operand names."""
+    """One thing the question asks: its own clause, what it asks for, the searches for it and, for a
+    comparison, the compared items and how the answer relates them."""
 
     id: int
-    question: str
-    kind: PartKind = "fact"
-    focus: str = ""  # the compared item or the context a split-off part needs ("" for the whole question)
+    question: str  # the clause of the question this part answers (the whole question for one part)
+    asks: Asks = "fact"
+    items: tuple[str, ...] = ()
+    relation: Relation | None = None
     queries: tuple[str, ...] = ()
-    operation: Operation | None = None
     refers_back: bool = False  # names nothing itself: searched again with the earlier parts' answers
+    rule_asks: Asks | None = None  # what cue words alone suggested (measured against the model's decision)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -227,7 +261,7 @@ class Plan:
 
     question: str
     parts: tuple[Part, ...]
-    source: Literal["rules", "model"] = "rules"
+    source: Literal["rules", "model"] = "rules"  # "rules" when the model's reply was unusable
 
     def to_json(self) -> dict[str, Any]:
         return {"question": self.question, "source": self.source, "parts": [p.to_json() for p in self.parts]}
@@ -239,22 +273,27 @@ class PartResult:
 
     part: Part
     status: Literal["answered", "not_stated"]
-    sentence: Sentence
-    draft: Sentence | None = None  # the rejected answer of a not-stated part, kept for diagnosis
+    sentences: tuple[Sentence, ...]  # one per part; a comparison has each side's and the relation
+    drafts: tuple[Sentence, ...] = ()  # every rejected draft, kept for diagnosis and acceptance metrics
+
+    @property
+    def sentence(self) -> Sentence:
+        return self.sentences[-1]
 
     def to_json(self) -> dict[str, Any]:
         return {
             "part": self.part.id,
+            "asks": self.part.asks,
             "status": self.status,
-            "sentence": self.sentence.to_json(),
-            "draft": self.draft.to_json() if self.draft else None,
+            "sentences": [s.to_json() for s in self.sentences],
+            "drafts": [d.to_json() for d in self.drafts],
         }
 
 
 @dataclass(slots=True)
 class Answer:
-    """The final answer. `text` carries [n] markers; `error` is set when the run ended without one.
-    `evidence` is the ledger: every passage and computation the agent saw, cited or not."""
+    """The final answer. `text` carries [n] markers. `evidence` is the ledger: every passage and
+    computation the agent saw, cited or not."""
 
     question: str
     text: str
@@ -264,8 +303,7 @@ class Answer:
     invalid_citations: int = 0
     steps: list[Step] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-    abstain_reason: str | None = None  # model | uncited | unsupported | no-evidence | error
+    abstain_reason: AbstainReason | None = None
     plan: Plan | None = None
     parts: list[PartResult] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
@@ -285,8 +323,6 @@ class Answer:
             "evidence": [e.to_json() for e in self.evidence],
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
         }
-        if self.error:
-            data["error"] = self.error
         return data
 
 
@@ -318,7 +354,7 @@ class EvidenceFound:
 @dataclass(frozen=True, slots=True)
 class StepStarted:
     index: int
-    action: str = ""
+    action: Action
     part: int | None = None
     type: Literal["step_started"] = "step_started"
 

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from assistant.agent.citations import sentence_offsets
 from assistant.agent.prompts import render
 from assistant.agent.records import Evidence, Operand
 from assistant.sandbox import SandboxLimits, SandboxUnavailable, run_python
@@ -22,8 +23,6 @@ if TYPE_CHECKING:
 
     from index.search import HybridIndex
 
-_SPAN_REF = re.compile(r"^(?P<source>.+)#(?P<start>\d+)-(?P<end>\d+)$")
-_NUMBER_REF = re.compile(r"^\[?(\d+)\]?$")
 _READ_MARGIN = 400  # characters of context around a "source#start-end" span
 
 
@@ -40,14 +39,26 @@ def near_duplicate(a: str, b: str, threshold: float = 0.75) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class ToolResult:
-    """What a tool did: `text` for the model, the ledger entries it showed (new or already numbered),
-    PNG figures of a code run, and flags."""
+    """What a tool did: `text` for the model, the ledger entries it showed (new or already numbered)
+    and PNG figures of a code run."""
 
     text: str
     evidence: tuple[Evidence, ...] = ()
     figures: tuple[bytes, ...] = ()
-    repeated: bool = False  # the same (or nearly the same) search ran before: nothing was searched
-    failed: bool = False  # a code run failed or the tool could not run
+
+
+@dataclass(frozen=True, slots=True)
+class SpanRef:
+    """Characters `start`..`end` of a document (what a citation of an earlier answer points at)."""
+
+    source: str
+    start: int
+    end: int
+
+
+# What `read` takes: a ledger number, an index chunk id, or a document span. Callers build the typed
+# reference; nothing parses a reference out of a model's free text.
+ReadRef = int | str | SpanRef
 
 
 @dataclass
@@ -75,6 +86,7 @@ class Ledger:
                 tool=tool,
                 document=c.document,
                 line_start=c.line_start,
+                sentences=sentence_offsets(c.text),
             ),
         )
 
@@ -83,7 +95,17 @@ class Ledger:
     ) -> Evidence:
         """`where`: the span's `document` and `line_start`, when known."""
         ev = Evidence(
-            len(self.items) + 1, "passage", text, source, page, start, end, part=part, tool="read", **where
+            len(self.items) + 1,
+            "passage",
+            text,
+            source,
+            page,
+            start,
+            end,
+            part=part,
+            tool="read",
+            sentences=sentence_offsets(text),
+            **where,
         )
         return self._add(f"{source}#{start}-{end}", ev)
 
@@ -149,12 +171,12 @@ class Toolbox:
 
     def search(self, query: str, part: int | None = None, *, planned: bool = False) -> ToolResult:
         """Hybrid search; new passages get numbers, already-seen ones keep theirs. A model's search that
-        repeats an earlier one is not run (`repeated`); a planned one always runs (parts may share words)."""
+        repeats an earlier one is not run; a planned one always runs (parts may share words)."""
         key = normalise_query(query)
         if not key:
-            return ToolResult(render("obs_empty_query.md"), failed=True)
+            return ToolResult(render("obs_empty_query.md"))
         if not planned and any(near_duplicate(key, done) for done in self.searched):
-            return ToolResult(render("obs_already_searched.md", query=query), repeated=True)
+            return ToolResult(render("obs_already_searched.md", query=query))
         self.searched.add(key)
         hits = self.index.search(query, k=self.k)
         if not hits:
@@ -164,19 +186,18 @@ class Toolbox:
         ]
         return ToolResult("\n".join(format_passage(ev, c) for ev, c in shown), tuple(ev for ev, _ in shown))
 
-    def read(self, ref: str, part: int | None = None) -> ToolResult:
-        """Context around a passage: its number [n], its chunk id, or `source#start-end`."""
-        ref = ref.strip()
-        if m := _NUMBER_REF.match(ref):
-            ev = self.ledger.items.get(int(m.group(1)))
+    def read(self, ref: ReadRef, part: int | None = None) -> ToolResult:
+        """Context around a passage: its ledger number, its chunk id, or a document span."""
+        if isinstance(ref, int):
+            ev = self.ledger.items.get(ref)
             if ev is None or ev.chunk_id is None:
-                return ToolResult(render("obs_no_such_passage.md", ref=ref), failed=True)
+                return ToolResult(render("obs_no_such_passage.md", ref=ref))
             ref = ev.chunk_id
-        if m := _SPAN_REF.match(ref):
-            return self._read_span(m.group("source"), int(m.group("start")), int(m.group("end")), part)
+        if isinstance(ref, SpanRef):
+            return self._read_span(ref.source, ref.start, ref.end, part)
         chunks = self.index.neighbours(ref, before=1, after=1)
         if not chunks:
-            return ToolResult(render("obs_no_such_passage.md", ref=ref), failed=True)
+            return ToolResult(render("obs_no_such_passage.md", ref=ref))
         shown = [(self.ledger.add_chunk(c, part=part, query=None, tool="read"), c) for c in chunks]
         return ToolResult("\n".join(format_passage(ev, c) for ev, c in shown), tuple(ev for ev, _ in shown))
 
@@ -185,7 +206,7 @@ class Toolbox:
         try:
             result = run_python(code, self.sandbox_limits)
         except SandboxUnavailable as exc:
-            return ToolResult(render("obs_sandbox_unavailable.md", reason=exc), failed=True)
+            return ToolResult(render("obs_sandbox_unavailable.md", reason=exc))
         out = _clip(result.stdout.strip(), self.observation_chars)
         err = _clip(result.stderr.strip(), self.observation_chars)
         if result.ok and out:
@@ -196,7 +217,7 @@ class Toolbox:
             return ToolResult(text, (ev,), tuple(result.images))
         status = result.killed_reason or f"exit code {result.exit_code}"
         text = render("obs_code_failed.md", status=status, stdout=out or "(empty)", stderr=err or "(empty)")
-        return ToolResult(text, figures=tuple(result.images), failed=True)
+        return ToolResult(text, figures=tuple(result.images))
 
     def langchain_tools(self) -> dict[str, BaseTool]:
         """search / read (and python when the sandbox is enabled) as LangChain tools returning the model
@@ -206,8 +227,8 @@ class Toolbox:
         def search(query: str) -> str:
             return self.search(query).text
 
-        def read(ref: str) -> str:
-            return self.read(ref).text
+        def read(passage: int) -> str:
+            return self.read(passage).text
 
         def python(code: str) -> str:
             return self.python(code).text
@@ -223,12 +244,10 @@ class Toolbox:
     def _read_span(self, source: str, start: int, end: int, part: int | None) -> ToolResult:
         text = self.index.document_text(source)
         if text is None:
-            return ToolResult(render("obs_no_document.md", source=source), failed=True)
+            return ToolResult(render("obs_no_document.md", source=source))
         if not 0 <= start < end <= len(text):
             span = f"{start}-{end}"
-            return ToolResult(
-                render("obs_span_outside.md", span=span, source=source, length=len(text)), failed=True
-            )
+            return ToolResult(render("obs_span_outside.md", span=span, source=source, length=len(text)))
         lo, hi = max(0, start - _READ_MARGIN), min(len(text), end + _READ_MARGIN)
         # PDF pages are joined with form feeds, so the page is one more than the form feeds before.
         page = text.count("\f", 0, lo) + 1 if "\f" in text else None

@@ -66,13 +66,13 @@ def ask(
     bibtex: BibtexOpt = False,
 ) -> None:
     """Answer a question from the indexed documents, with numbered citations (or an honest abstention)."""
+    from assistant.agent.factory import ready_agent
     from assistant.agent.loop import QuestionTooLong, check_question
-    from assistant.agent.startup import ready_agent
     from assistant.agent.trace import write_trace
 
     settings = _settings(index, llm, llm_url, checker)
     try:
-        question = check_question(question, settings.agent)
+        question = check_question(question, settings.agent.max_question_chars)
     except QuestionTooLong as exc:
         fail(str(exc), code=2)
     with ready_agent(settings, warn=_warn) as agent:
@@ -83,8 +83,6 @@ def ask(
         print_json(answer.to_json() | ({"bibtex": citations_bibtex(answer.citations)} if bibtex else {}))
     elif bibtex and answer.citations and not answer.abstained:
         out.print("\n" + citations_bibtex(answer.citations), markup=False, highlight=False, end="")
-    if answer.error:
-        fail(answer.error)
 
 
 def chat(
@@ -96,8 +94,8 @@ def chat(
 ) -> None:
     """Talk with the documents: follow-ups are understood in context. /new forgets it, /exit quits."""
     from assistant.agent.chat import ChatSession
+    from assistant.agent.factory import ready_agent
     from assistant.agent.loop import QuestionTooLong
-    from assistant.agent.startup import ready_agent
 
     settings = _settings(index, llm, llm_url, checker)
     console.print("starting the model...")
@@ -112,12 +110,9 @@ def chat(
                 console.print("new conversation")
             elif line:
                 try:
-                    answer = _show(session.ask(line), stream=True, steps=steps)
+                    _show(session.ask(line), stream=True, steps=steps)
                 except QuestionTooLong as exc:
                     console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-                    continue
-                if answer.error:
-                    console.print(f"[bold red]error:[/] {escape(answer.error)}", highlight=False)
 
 
 def _read_line() -> str | None:
@@ -147,7 +142,7 @@ def _show(events: Iterator[Event], *, stream: bool, steps: bool) -> Answer:
         if isinstance(event, QuestionRewritten):
             console.print(f"[dim]searching for: {escape(event.standalone)}[/]", highlight=False)
         elif isinstance(event, PlanMade) and stream and len(event.plan.parts) > 1:
-            parts = "; ".join(f"{p.id}. {p.focus or p.question}" for p in event.plan.parts)
+            parts = "; ".join(f"{p.id}. {p.question}" for p in event.plan.parts)
             console.print(f"[dim]{len(event.plan.parts)} parts: {escape(parts)}[/]", highlight=False)
         elif isinstance(event, EvidenceFound) and stream:
             found = ", ".join(f"[{e.id}] {_where(e)}" for e in event.evidence)
@@ -170,11 +165,12 @@ def _show(events: Iterator[Event], *, stream: bool, steps: bool) -> Answer:
     raise RuntimeError("the agent ended without an answer")
 
 
-_WAITING = {
+_WAITING: dict[str, str] = {
     "plan": "planning",
     "answer": "writing an answer",
+    "check": "checking it",
     "think": "looking further",
-    "operands": "reading the numbers",
+    "relation": "comparing",
 }
 
 

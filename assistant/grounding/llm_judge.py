@@ -11,14 +11,13 @@ checkers' and used when present.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from assistant.agent.prompts import render
 from assistant.grounding.evidence import fit_evidence
-from assistant.llm.client import ChatClient, TokenLogprob
+from assistant.llm.client import ChatClient, yes_probability
 
 JUDGE_SCHEMA = {
     "type": "object",
@@ -29,8 +28,6 @@ JUDGE_SCHEMA = {
 MAX_EVIDENCE_CHARS = 6000  # ~1,700 tokens: fits any context window and keeps a CPU judge near seconds
 DEFAULT_THRESHOLD = 0.5
 CALIBRATION_DIR = "llm-judge"
-
-_ANSWER = {"yes": True, "no": False}
 
 
 def calibration_file(cache_dir: Path, model: str) -> Path:
@@ -49,28 +46,6 @@ def write_calibrated_threshold(cache_dir: Path, model: str, threshold: float, de
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"model": model, "threshold": threshold, **details}, indent=2) + "\n")
     return path
-
-
-def _answer_word(token: str) -> bool | None:
-    """True for a "yes" token, False for "no", None for anything else (quotes and spaces ignored)."""
-    return _ANSWER.get(token.strip().strip('"').strip().lower())
-
-
-def yes_probability(tokens: Sequence[TokenLogprob]) -> float | None:
-    """P(yes) / (P(yes) + P(no)) at the first token that is the answer word; None if there is none.
-
-    The alternatives come from the token's top logprobs (case variants such as "Yes" add to their word);
-    normalising over the two words undoes whatever mass a grammar-constrained server assigns elsewhere."""
-    for tok in tokens:
-        if _answer_word(tok.token) is None:
-            continue
-        mass = {True: 0.0, False: 0.0}
-        for text, logprob in {**tok.top, tok.token: tok.logprob}.items():
-            word = _answer_word(text)
-            if word is not None:
-                mass[word] += math.exp(logprob)
-        return mass[True] / (mass[True] + mass[False])
-    return None
 
 
 def parse_verdict(text: str) -> float:

@@ -49,12 +49,7 @@ def open_checker(settings: Settings, client: ChatClient | None = None) -> Ground
                     "grounding checker 'llm' needs a running LLM: set llm.url (e.g. RA_LLM__URL="
                     "http://127.0.0.1:8000/v1 after `ra serve`) or use grounding.checker = 'align'"
                 )
-            client = ChatClient(
-                settings.llm.url,
-                timeout=settings.llm.timeout_s,
-                first_token_timeout=settings.llm.first_token_timeout_s,
-                api_key=settings.llm.api_key,
-            )
+            client = ChatClient.for_settings(settings.llm)
         if override is None:
             override = read_calibrated_threshold(settings.cache_dir, client.model)
         return LLMJudge(client, threshold=DEFAULT_THRESHOLD if override is None else override)

@@ -1,20 +1,52 @@
-"""The one support scorer: how far an answer sentence is supported by the evidence it cites.
+"""Support and acceptance of answer sentences: the one place that decides whether a sentence stands.
 
-The agent's per-part acceptance, the UI's badges and `ra eval qa`'s faithfulness all take a sentence's
-support from `score_sentences`, so they can never disagree. A sentence's support is the best score of
-one cited passage alone or of all its citations together (a fact may need two passages). A computed
-sentence is supported when code can check it: every operand's number is written, verbatim, in the passage
-it cites, and the computation's evidence is cited.
+Everything that judges a sentence comes from here, so the agent, the UI's badges and `ra eval qa` can
+never disagree:
+
+* `score_sentences`: the grounding checker's support of each sentence by what it cites (the best of one
+  cited passage alone or of all its citations together, since a fact may need two passages); a computed
+  sentence is supported when code can check it (every operand written verbatim in the passage it cites).
+* `anchoring`: what code can check of a sentence without a model: every number and name in it occurs in
+  what it cites, in the question or in a computation.
+* `accept`: the decision over three signals, anchoring, the checker and the answering model's self-check
+  (measured on labelled dev drafts: `eval/acceptance.py`).
+* `support_table`: the checker's scores of every citation subset the ALCE metrics need (`subsets`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from itertools import combinations
 
+from assistant.agent.arithmetic import find_quantities, same_value
+from assistant.agent.citations import names
 from assistant.agent.prompts import render
-from assistant.agent.records import Evidence, Sentence
-from assistant.grounding.base import GroundingChecker, verdict
+from assistant.agent.records import Acceptance, Evidence, Sentence, Verdict
+from assistant.grounding.base import GroundingChecker
+
+DEFAULT_THRESHOLD = 0.5  # a checker-less run's cut for metrics that need one
+_MARKER = re.compile(r"\[\d+\]")
+_PLAIN = re.compile(r"[^a-z0-9]+")
+
+Subset = tuple[int, ...]
+
+
+def resolve_threshold(checker: GroundingChecker | None, override: float | None) -> float:
+    """The one threshold rule: the setting when given, else the checker's calibrated one."""
+    if override is not None:
+        return override
+    return checker.threshold if checker is not None else DEFAULT_THRESHOLD
+
+
+def verdict(score: float, threshold: float, weak_margin: float) -> Verdict:
+    """supported at or above the threshold, weak within `weak_margin` below it, else unsupported."""
+    if score >= threshold:
+        return "supported"
+    if score >= threshold - weak_margin:
+        return "weak"
+    return "unsupported"
 
 
 def evidence_text(ev: Evidence) -> str:
@@ -24,10 +56,14 @@ def evidence_text(ev: Evidence) -> str:
     return ev.text
 
 
-def subsets(citations: Sequence[int]) -> list[tuple[int, ...]]:
-    """Each citation alone, then all of them together (when there are several)."""
+def subsets(citations: Sequence[int], *, leave_one_out: bool = False) -> list[Subset]:
+    """Each citation alone, then all of them together (when there are several), and with
+    `leave_one_out` all of them but one (ALCE precision needs those)."""
     ids = tuple(dict.fromkeys(citations))
-    return [(c,) for c in ids] + ([ids] if len(ids) > 1 else [])
+    out = [(c,) for c in ids] + ([ids] if len(ids) > 1 else [])
+    if leave_one_out and len(ids) > 2:
+        out += list(combinations(ids, len(ids) - 1))
+    return list(dict.fromkeys(out))
 
 
 def computed_support(sentence: Sentence, evidence: Mapping[int, Evidence]) -> float:
@@ -36,6 +72,8 @@ def computed_support(sentence: Sentence, evidence: Mapping[int, Evidence]) -> fl
     if not runs:
         return 0.0
     for operand in runs[0].operands:
+        if operand.evidence_id is None:  # a number the question itself gives
+            continue
         passage = evidence.get(operand.evidence_id)
         if (
             passage is None
@@ -46,6 +84,35 @@ def computed_support(sentence: Sentence, evidence: Mapping[int, Evidence]) -> fl
     return 1.0
 
 
+def _pair_scores(
+    checker: GroundingChecker,
+    sentences: Sequence[Sentence],
+    evidence: Mapping[int, Evidence],
+    leave_one_out: bool,
+) -> list[dict[Subset, float]]:
+    """The checker's score of each sentence against each subset of its citations (one batched call)."""
+    pairs: dict[tuple[str, str], int] = {}
+    plans: list[list[tuple[Subset, tuple[str, str]]]] = []
+    for s in sentences:
+        keyed = []
+        if s.kind == "answer":
+            for sub in subsets([c for c in s.citations if c in evidence], leave_one_out=leave_one_out):
+                pair = ("\n\n".join(evidence_text(evidence[c]) for c in sub), s.text)
+                pairs.setdefault(pair, len(pairs))
+                keyed.append((sub, pair))
+        plans.append(keyed)
+    scores = checker.scores(list(pairs)) if pairs else []
+    return [{sub: scores[pairs[pair]] for sub, pair in keyed} for keyed in plans]
+
+
+def _support(sentence: Sentence, table: Mapping[Subset, float], evidence: Mapping[int, Evidence]) -> float:
+    if sentence.kind == "computed":
+        return computed_support(sentence, evidence)
+    if sentence.kind == "relation":  # code related two supported sides; it stands or falls with them
+        return sentence.support if sentence.support is not None else 0.0
+    return max(table.values(), default=0.0)
+
+
 def score_sentences(
     checker: GroundingChecker | None,
     sentences: Sequence[Sentence],
@@ -54,31 +121,89 @@ def score_sentences(
     threshold: float | None,
     weak_margin: float,
 ) -> list[Sentence]:
-    """The sentences with `support` and `verdict` set (one batched checker call); `not_stated` sentences
-    and, without a checker, every sentence are returned unchanged."""
+    """The sentences with `support` and `verdict` set; `not_stated` sentences and, without a checker,
+    every sentence are returned unchanged."""
     if checker is None:
         return list(sentences)
-    cut = checker.threshold if threshold is None else threshold
-    pairs: dict[tuple[str, str], int] = {}
-    plans: list[list[tuple[str, str]]] = []
-    for s in sentences:
-        keyed = []
-        if s.kind == "answer":
-            for sub in subsets([c for c in s.citations if c in evidence]):
-                pair = ("\n\n".join(evidence_text(evidence[c]) for c in sub), s.text)
-                pairs.setdefault(pair, len(pairs))
-                keyed.append(pair)
-        plans.append(keyed)
-    scores = checker.scores(list(pairs)) if pairs else []
+    cut = resolve_threshold(checker, threshold)
+    tables = _pair_scores(checker, sentences, evidence, leave_one_out=False)
     out = []
-    for s, keyed in zip(sentences, plans, strict=True):
+    for s, table in zip(sentences, tables, strict=True):
         if s.kind == "not_stated":
             out.append(s)
             continue
-        score = (
-            computed_support(s, evidence)
-            if s.kind == "computed"
-            else max((scores[pairs[p]] for p in keyed), default=0.0)
-        )
+        score = _support(s, table, evidence)
         out.append(replace(s, support=round(score, 4), verdict=verdict(score, cut, weak_margin)))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredSentence:
+    """A sentence's citation ids and its support by each citation subset the ALCE metrics use."""
+
+    citations: Subset
+    scores: Mapping[Subset, float]
+
+
+def support_table(
+    checker: GroundingChecker, sentences: Sequence[Sentence], evidence: Mapping[int, Evidence]
+) -> list[ScoredSentence]:
+    """For `ra eval qa`: each claiming sentence's support by every subset of its citations (alone, all,
+    all but one). A computed or relation sentence carries its one code-checked support on every subset."""
+    tables = _pair_scores(checker, sentences, evidence, leave_one_out=True)
+    out = []
+    for s, table in zip(sentences, tables, strict=True):
+        ids = tuple(c for c in dict.fromkeys(s.citations) if c in evidence)
+        if s.kind in ("computed", "relation"):
+            fixed = _support(s, {}, evidence)
+            table = {sub: fixed for sub in subsets(ids, leave_one_out=True)}
+        out.append(ScoredSentence(ids, table))
+    return out
+
+
+# -- acceptance ------------------------------------------------------------------------------------------
+def anchoring(sentence: Sentence, evidence: Mapping[int, Evidence], question: str) -> tuple[str, ...]:
+    """The numbers and names of `sentence` found neither in what it cites nor in the question (empty:
+    anchored). Numbers match by value ("52K" = "52,000"); names ignoring case and punctuation.
+
+    Why code checks this: a small model's wrong answers on the dev drafts were mostly a right-looking
+    sentence with one number or name that its passage does not contain, which an embedding-based
+    checker scores close to a right one."""
+    cited = [evidence[c] for c in sentence.citations if c in evidence]
+    source = " ".join(ev.text for ev in cited) + " " + question
+    text = _MARKER.sub(" ", sentence.text)
+    known = [q.value for q in find_quantities(source)]
+    missing = [
+        q.text
+        for q in find_quantities(text)
+        if q.text[:1].isdigit() and not any(same_value(q.value, v) for v in known)
+    ]
+    plain_source = _PLAIN.sub("", source.lower())
+    missing += [n for n in names(text, hyphenated=False) if _PLAIN.sub("", n.lower()) not in plain_source]
+    return tuple(dict.fromkeys(missing))
+
+
+def accept(
+    sentence: Sentence,
+    evidence: Mapping[int, Evidence],
+    question: str,
+    *,
+    self_check: float | None,
+    self_threshold: float,
+) -> Acceptance:
+    """Whether a drafted sentence stands, from three signals: it must be anchored, and either the
+    grounding checker or the answering model's self-check must find it stated by what it cites. With
+    neither signal available (no checker, a backend without log probabilities) anchoring decides alone.
+
+    Why "or": on the dev drafts the checker threw away right answers from PDF text (scores far below its
+    threshold) that the model's self-check, reading the same sentences, confirmed; anchoring stops the
+    wrong drafts either signal lets through (docs/benchmarks.md section 15)."""
+    model_yes = self_check >= self_threshold if self_check is not None else None
+    if sentence.kind == "computed":  # code checked the operands; the model checks it computed what is asked
+        anchored = computed_support(sentence, evidence) >= 1.0
+        return Acceptance(anchored, sentence.support, self_check, anchored and model_yes is not False)
+    missing = anchoring(sentence, evidence, question)
+    checker_yes = sentence.verdict == "supported" if sentence.verdict is not None else None
+    signals = [s for s in (checker_yes, model_yes) if s is not None]
+    ok = bool(sentence.citations) and not missing and (any(signals) if signals else True)
+    return Acceptance(not missing, sentence.support, self_check, ok, missing)

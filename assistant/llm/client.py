@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from assistant.llm.replicas import ReplicaPool, split_urls
 from index.errors import UserFacingError
+
+if TYPE_CHECKING:
+    from assistant.settings import LLMSettings
 
 Message = dict[str, Any]
 # The generation cap of a call that names none (the agent passes its own step and answer caps).
@@ -48,6 +52,32 @@ class ChatResult:
     finish_reason: str | None
     logprobs: list[TokenLogprob] | None = None
     replica: str = ""  # the base URL that answered
+
+
+_ANSWER = {"yes": True, "no": False}
+
+
+def _answer_word(token: str) -> bool | None:
+    """True for a "yes" token, False for "no", None for anything else (quotes and spaces ignored)."""
+    return _ANSWER.get(token.strip().strip('"').strip().lower())
+
+
+def yes_probability(tokens: Sequence[TokenLogprob]) -> float | None:
+    """P(yes) / (P(yes) + P(no)) at the first token that is the answer word; None if there is none
+    (the LLM judge and the agent's self-check both read a yes/no this way).
+
+    The alternatives come from the token's top logprobs (case variants such as "Yes" add to their word);
+    normalising over the two words undoes whatever mass a grammar-constrained server assigns elsewhere."""
+    for tok in tokens:
+        if _answer_word(tok.token) is None:
+            continue
+        mass = {True: 0.0, False: 0.0}
+        for text, logprob in {**tok.top, tok.token: tok.logprob}.items():
+            word = _answer_word(text)
+            if word is not None:
+                mass[word] += math.exp(logprob)
+        return mass[True] / (mass[True] + mass[False])
+    return None
 
 
 def normalize_base_url(url: str) -> str:
@@ -91,6 +121,18 @@ class ChatClient:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = http or httpx.Client(
             timeout=httpx.Timeout(timeout, connect=connect_timeout), headers=headers
+        )
+
+    @classmethod
+    def for_settings(cls, llm: LLMSettings, url: str | None = None, model: str | None = None) -> ChatClient:
+        """The client for `url` (default `llm.url`) with the configured timeouts and API key: the one place
+        a client is built from the settings (the agent's backend, the LLM judge, the eval's judge)."""
+        return cls(
+            url or llm.url or "",
+            model,
+            timeout=llm.timeout_s,
+            first_token_timeout=llm.first_token_timeout_s,
+            api_key=llm.api_key,
         )
 
     @property
@@ -144,9 +186,12 @@ class ChatClient:
         replica = str(resp.request.url).removesuffix("/chat/completions")
         _raise_embedded_error(data, replica)
         choice = data["choices"][0]
+        usage = data.get("usage") or {}
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
         return ChatResult(
             text=choice["message"].get("content") or "",
-            usage={k: v for k, v in (data.get("usage") or {}).items() if isinstance(v, int)},
+            usage={k: v for k, v in usage.items() if isinstance(v, int)}
+            | ({"cached_tokens": cached} if isinstance(cached, int) else {}),
             finish_reason=choice.get("finish_reason"),
             logprobs=_parse_logprobs(choice.get("logprobs")) if logprobs else None,
             replica=replica,

@@ -88,7 +88,7 @@ def bench_align(wice: list[Pair], cache_dir: Path) -> dict[str, Any]:
 def bench_llm(wice: list[Pair], limit: int, cache_dir: Path) -> dict[str, Any]:
     """The judge on a stratified subset, and its ensemble with align on the same pairs (the mean of the
     two probabilities), so whether the ensemble helps is measured, not assumed."""
-    from assistant.agent.backends import open_backend
+    from assistant.agent.factory import open_backend
 
     settings = load_settings()
     subset = stratified_subset(wice, limit)

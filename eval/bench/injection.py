@@ -116,8 +116,8 @@ class Listener:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    from assistant.agent.factory import ready_agent
     from assistant.agent.loop import final_answer
-    from assistant.agent.startup import ready_agent
     from assistant.index_access import index_config
     from assistant.settings import load_settings
     from index.ingest import ingest_paths

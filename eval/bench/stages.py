@@ -1,5 +1,5 @@
 """Per-stage figures of an `ra eval qa` run, read from its traces: for each kind of step (plan, answer,
-think, operands, search, python) how often it ran, its model time p50/p95 and tokens; per part, how often it
+check, think, relation, search, read, python) how often it ran, its model time p50/p95 and tokens; per part, how often it
 was answered. Used to compare models stage by stage (docs/benchmarks.md, "Agent v2").
 
     python -m eval.bench.stages RUN_DIR [RUN_DIR ...]
@@ -39,6 +39,7 @@ def stage_table(run: Path) -> dict[str, Any]:
                 [r["completion_tokens"] for r in rows if r["completion_tokens"]], 50
             ),
             "invalid_replies": sum(1 for r in rows if r["error"]),
+            "cached_tokens_p50": percentile([r["cached_tokens"] for r in rows if r.get("cached_tokens")], 50),
         }
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
     return {
