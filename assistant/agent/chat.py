@@ -52,7 +52,9 @@ class ChatSession:
         lines = [f"User: {q}\nAssistant: {a}" for q, a in self.history[-_HISTORY_TURNS:]]
         prompt = render("rewrite.md", history="\n".join(lines), question=message)
         raw = self.backend.complete(
-            [{"role": "user", "content": prompt}], REWRITE_SCHEMA, max_tokens=128
+            [{"role": "user", "content": prompt}],
+            REWRITE_SCHEMA,
+            max_tokens=self.agent.settings.rewrite_max_tokens,
         ).text
         try:
             query = json.loads(raw).get("query")

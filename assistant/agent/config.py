@@ -21,6 +21,7 @@ class AgentSettings(BaseModel):
     plan_max_tokens: int = Field(96, ge=16, description="generation cap of the planning call")
     step_max_tokens: int = Field(160, ge=16, description="generation cap of one research step")
     part_max_tokens: int = Field(160, ge=16, description="generation cap of one part's answer")
+    rewrite_max_tokens: int = Field(128, ge=16, description="generation cap of a chat follow-up's rewrite")
     check_max_tokens: int = Field(12, ge=4, description="generation cap of the self-check and relation calls")
     self_check: bool = Field(
         True, description="ask the answering model whether its cited sentences state its answer (logprob)"

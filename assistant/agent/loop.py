@@ -703,7 +703,7 @@ class _Run:
         drafts: list[Sentence] = []
         missing: list[str] = []
         for side, item in enumerate(part.items, 1):
-            focus = f"{part.question} (answer only for {item})"
+            focus = render_prompt("part_side.md", question=part.question, item=item)
             outcome = yield from self._answer(part, (part.id, side), focus, numbers=False)
             drafts += outcome.drafts
             if outcome.sentence is None:

@@ -56,8 +56,9 @@ _SNIPPET = re.compile(
 )
 _LINK = re.compile(r"\b(?:and|or|nor|vs|versus|than|from|with|to|against|between)\b|[,/:&]", re.IGNORECASE)
 MAX_GAP_WORDS = 8
+MIN_CLAUSE_WORDS = 2  # content words a piece needs to be a clause of its own ("and with how many exemplars?")
 _QUESTION_START = re.compile(
-    rf"^(?:{_WH}|{_PREP}|has|have|had|can|could|will|would|should|name|list|give|add|compute|calculate)\b",
+    rf"^(?:{_WH}|{_PREP}|has|have|had|can|could|will|would|should|name|list|give|add|compute|calculate|tell|state|report|identify|explain|describe|say|find|show)\b",
     re.IGNORECASE,
 )
 _QUESTION_WORD = re.compile(r"\b(?:how|what|which|who|whom|whose|when|where|why)\b", re.IGNORECASE)
@@ -208,9 +209,9 @@ def split_clauses(question: str) -> list[str]:
     clauses: list[str] = []
     preface = ""  # a statement before a question ("X is Y; what does that model?") belongs to it
     for i, piece in enumerate(pieces):
-        if clauses and not preface and len(content_words(piece)) < 2:
+        if clauses and not preface and len(content_words(piece)) < MIN_CLAUSE_WORDS:
             clauses[-1] = f"{clauses[-1].rstrip('?')} and {piece}"
-        elif i < len(pieces) - 1 and not _asks_something(piece):
+        elif i < len(pieces) - 1 and not _asks_something(piece, question):
             preface = f"{preface}{piece.rstrip('.')}; "
         else:
             clauses.append(preface + piece)
@@ -220,10 +221,12 @@ def split_clauses(question: str) -> list[str]:
     return [c if c.endswith("?") else c.rstrip(".") + "?" for c in clauses]
 
 
-def _asks_something(piece: str) -> bool:
-    """The piece's last sentence is a question or a request (not a statement that prefaces one)."""
-    last = re.split(r"(?<=[.!?])\s+", piece.strip())[-1]
-    return piece.rstrip().endswith("?") or _QUESTION_START.match(last) is not None
+def _asks_something(piece: str, question: str) -> bool:
+    """The piece is a question or a request, not a statement that prefaces one: it ended in "?" in the
+    question, or one of its sentences or clauses starts with a question word or an imperative."""
+    if f"{piece.rstrip()}?" in question:
+        return True
+    return any(_QUESTION_START.match(c.strip()) for c in re.split(r"[.;:,()]\s+", piece))
 
 
 def _clean_item(text: str) -> str:

@@ -9,7 +9,8 @@ file (whose questions are rewordings of dev questions, `"of"` naming the origina
 with the hand-labelled route of the original (`eval/data/routes.jsonl`: parts, whether a number must be
 computed, whether it compares named things). A plan is routed right when it has the labelled number of
 parts, a computed question has a part that asks for a number, and a comparison question has a comparison
-part (and a non-comparison has none). The rules-only plan (`plan.rules_plan`) is scored the same way.
+part (and a non-comparison has none). The cue-word rules alone (`plan.rule_asks` per clause) are scored the
+same way.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from assistant.agent.plan import PlanRequest, plan_request, rules_plan
+from assistant.agent.plan import PlanRequest, plan_request, rule_asks, rules_plan, split_clauses
 from assistant.agent.records import Plan
 from eval.bench import write_result
 
@@ -44,13 +45,18 @@ def load_questions(data: list[Path], paraphrases: Path | None) -> list[dict[str,
     return out
 
 
-def routed_right(plan: Plan, route: dict[str, Any]) -> dict[str, bool]:
-    asks = [p.asks for p in plan.parts]
+def routed_right(asks: list[str], route: dict[str, Any]) -> dict[str, bool]:
     return {
-        "parts": len(plan.parts) == route["parts"],
+        "parts": len(asks) == route["parts"],
         "number": (not route["computed"]) or ("number" in asks),
         "comparison": route["compare"] == ("comparison" in asks),
     }
+
+
+def cue_asks(question: str) -> list[str]:
+    """What the cue-word rules alone would route each clause to (the baseline the model is measured
+    against; `rules_plan` itself never compares, having no items)."""
+    return [rule_asks(c) or "fact" for c in split_clauses(" ".join(question.split()))]
 
 
 def model_plans(questions: list[dict[str, Any]], settings: Any) -> Iterator[tuple[Plan, float]]:
@@ -117,8 +123,8 @@ def main() -> None:
             q
             | {
                 "seconds": round(seconds, 2),
-                "model": routed_right(plan, route),
-                "rules": routed_right(rules_plan(q["question"]), route),
+                "model": routed_right([p.asks for p in plan.parts], route),
+                "rules": routed_right(cue_asks(q["question"]), route),
                 "plan": [
                     {"asks": p.asks, "items": list(p.items), "rule_asks": p.rule_asks} for p in plan.parts
                 ],
