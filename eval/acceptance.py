@@ -32,6 +32,7 @@ class Draft:
     accepted: bool
     anchored: bool
     support: float | None
+    checker_yes: bool | None  # the checker's verdict as the run made it (at its calibrated threshold)
     self_check: float | None
     computed: bool
 
@@ -55,6 +56,7 @@ def drafts(rows: Sequence[dict[str, Any]]) -> Iterator[Draft]:
                     acc["accepted"],
                     acc["anchored"],
                     acc["support"],
+                    None if s.get("verdict") is None else s["verdict"] == "supported",
                     acc["self_check"],
                     s["kind"] == "computed",
                 )
@@ -67,9 +69,9 @@ def _keywords(row: dict[str, Any]) -> list[str]:
 Policy = Callable[[Draft], bool]
 
 
-def policies(threshold: float, self_threshold: float) -> dict[str, Policy]:
+def policies(self_threshold: float) -> dict[str, Policy]:
     def checker(d: Draft) -> bool:
-        return d.support is not None and d.support >= threshold
+        return bool(d.checker_yes)
 
     def model(d: Draft) -> bool:
         return d.self_check is not None and d.self_check >= self_threshold
@@ -118,23 +120,30 @@ def main() -> None:
     }
     rows = [r for run in args.runs for r in load_rows(run, gold)]
     config = json.loads((args.runs[0] / "config.json").read_text())
-    threshold = float(config.get("checker_threshold") or config.get("grounding", {}).get("threshold") or 0.5)
     self_threshold = args.self_threshold or float(config.get("agent", {}).get("self_check_threshold", 0.5))
     items = list(drafts(rows))
     result = {
         "drafts": len(items),
-        "threshold": threshold,
         "self_threshold": self_threshold,
-        "policies": {name: rates(items, p) for name, p in policies(threshold, self_threshold).items()},
+        "policies": {name: rates(items, p) for name, p in policies(self_threshold).items()},
         "computed": rates([d for d in items if d.computed], lambda d: d.accepted),
+        # the policy of the agent (anchored and (checker or self-check)) at other self-check thresholds
+        "self_threshold_sweep": {
+            str(t): rates(items, policies(t)["anchored and (checker or self-check)"])
+            for t in (0.5, 0.6, 0.65, 0.7, 0.75, 0.8)
+        },
     }
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"{len(items)} drafts; checker threshold {threshold}, self-check threshold {self_threshold}")
+    print(f"{len(items)} drafts; self-check threshold {self_threshold}")
     for name, r in result["policies"].items():
         print(
             f"{name:40s} right kept {r['right_kept']}  wrong stopped {r['wrong_stopped']}  ({r['right']}/{r['wrong']})"
+        )
+    for t, r in result["self_threshold_sweep"].items():
+        print(
+            f"  as run, self-check at {t}: right kept {r['right_kept']}  wrong stopped {r['wrong_stopped']}"
         )
 
 

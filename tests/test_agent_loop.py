@@ -445,3 +445,91 @@ def test_code_adds_the_passage_a_names_number_comes_from_when_the_model_cites_to
     [sentence] = answer.sentences
     assert {c.source for c in answer.citations} == {"docs/bloomberg.md", "docs/yolo.md"}
     assert sentence.acceptance is not None and sentence.acceptance.anchored
+
+
+def test_a_sentence_that_only_repeats_the_question_is_re_asked() -> None:
+    agent, backend, _ = agent_for(
+        [
+            plan_reply("fact"),
+            answering("Stanford's Alpaca 7B was fine-tuned on demonstrations", "52K"),
+            answering("Alpaca 7B was fine-tuned on 52K instruction-following demonstrations.", "52K"),
+        ]
+    )
+    answer = final_answer(agent.run("On what demonstrations was Stanford's Alpaca 7B fine-tuned?"))
+    assert "only repeats the question" in backend.calls[2][0][-1]["content"]
+    assert "52K" in answer.text
+
+
+def test_percent_is_offered_only_when_the_question_asks_for_a_percentage() -> None:
+    from assistant.agent.loop import allowed_constants
+
+    assert "PERCENT" not in allowed_constants("By what factor is Fast YOLO faster than YOLO?")
+    assert "PERCENT" in allowed_constants("What percentage of the datasets did FLAN win?")
+    schema = answer_schema([1], ["n1", "n2"], allowed_constants("By what factor is it faster?"))
+    backend = ScriptedBackend([computed_reply("n1 / n2 * PERCENT", n1="a", n2="b")])
+    with pytest.raises(SchemaViolation):
+        backend.complete([{"role": "user", "content": "q"}], schema, max_tokens=10)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "written", "named", "question", "ok"),
+    [
+        # several compared names in one sentence: the operand's clause decides
+        (
+            "The approximately 137B tokens used by BERT or the 2.2T tokens used by RoBERTa.",
+            "2.2T",
+            "BERT",
+            "RoBERTa vs BERT?",
+            False,
+        ),
+        (
+            "The approximately 137B tokens used by BERT or the 2.2T tokens used by RoBERTa.",
+            "2.2T",
+            "RoBERTa",
+            "RoBERTa vs BERT?",
+            True,
+        ),
+        (
+            "Gains of 5.7% on QA (RACE), and 1.5% on entailment (MultiNLI).",
+            "1.5%",
+            "MultiNLI",
+            "RACE and MultiNLI?",
+            True,
+        ),
+        (
+            "Gains of 5.7% on QA (RACE), and 1.5% on entailment (MultiNLI).",
+            "5.7%",
+            "MultiNLI",
+            "RACE and MultiNLI?",
+            False,
+        ),
+        (
+            "phi-1 (1.3B parameters), phi-1.5 (1.3B parameters) and phi-2 (2.7B parameters).",
+            "2.7B",
+            "phi-2",
+            "phi-1, phi-1.5 and phi-2?",
+            True,
+        ),
+        (
+            "LLaMA-Adapter V2 adds 14M parameters, LLaMA-Adapter 1.2M.",
+            "14M",
+            "LLaMA-Adapter V2",
+            "From 1.2M to 14M in LLaMA-Adapter V2?",
+            True,
+        ),
+        # one name: the sentence must mention it
+        ("The base YOLO model runs at 45 frames per second.", "45", "SSD", "SSD or YOLO?", False),
+        ("The base YOLO model runs at 45 frames per second.", "45", "base YOLO", "Fast YOLO vs YOLO?", True),
+        ("Trained for a week on eight GPUs.", "eight", "the number of GPUs", "How many GPU-hours?", True),
+        ("Trained for a week on eight GPUs.", "eight", "the number of layers", "How many layers?", False),
+    ],
+)
+def test_an_operand_must_come_from_a_sentence_about_what_the_model_says_it_measures(
+    sentence: str, written: str, named: str, question: str, ok: bool
+) -> None:
+    from assistant.agent import arithmetic as ar
+    from assistant.agent.loop import Candidate, operand_problem
+
+    [q] = [q for q in ar.find_quantities(sentence) if q.text == written][:1]
+    problem = operand_problem(Candidate("n1", q, 1, sentence), named, question)
+    assert (problem is None) == ok, problem

@@ -154,13 +154,15 @@ def best_quote(passage: Evidence, claim: str, max_chars: int = MAX_QUOTE) -> tup
 
 
 def key_sentences(evidence: Iterable[Evidence], query: str, n: int) -> list[tuple[int, str]]:
-    """About `n` sentences of all passages that best match `query`, each with the sentence after it, in
-    passage order, with their evidence ids.
+    """About `n` sentences of all passages that best match `query`, each with the sentence after it, the
+    best match first, with their evidence ids.
 
     Why: a small model answers better from a few focused lines than from whole passages. Words are
     weighted by rarity among these sentences (a rare name beats "model"), and the following sentence comes
     along because answers often continue a matching line ("They find that the latter ..."). On the dev
     questions this keeps 48 of 55 gold quotes in a third of the characters of the whole passages (50 of 55).
+    Best first, because the 1.5B model, shown the right line among eight in passage order, wrote from an
+    earlier plausible one in 15 of the first 19 dev_v2 misses (docs/benchmarks.md section 15).
     """
     target = _words(query)
     segments = [(ev.id, seg[: MAX_QUOTE * 2]) for ev in evidence for seg in ev.sentence_texts()]
@@ -171,13 +173,31 @@ def key_sentences(evidence: Iterable[Evidence], query: str, n: int) -> list[tupl
             df[w] = df.get(w, 0) + 1
     weight = {w: math.log(1 + len(segments) / d) for w, d in df.items()}
     ranked = sorted(range(len(segments)), key=lambda i: -sum(weight.get(w, 0.0) for w in words[i] & target))
-    chosen: list[int] = []
+    groups: list[list[int]] = []  # a matching sentence and the one after it, best match first
+    taken: set[int] = set()
     for i in ranked:
-        if len(chosen) >= n:
+        if len(taken) >= n:
             break
         same_passage_next = i + 1 < len(segments) and segments[i + 1][0] == segments[i][0]
-        chosen += [j for j in (i, i + 1) if j not in chosen and (j == i or same_passage_next)]
-    return [segments[i] for i in sorted(chosen[:n])]
+        group = [j for j in (i, i + 1) if j not in taken and (j == i or same_passage_next)]
+        if not group:
+            continue
+        taken.update(group)
+        groups.append(group)
+    return [segments[i] for i in _merged(groups)[:n]]
+
+
+def _merged(groups: list[list[int]]) -> list[int]:
+    """The groups in rank order, a group that continues another (its first sentence follows the other's
+    last) joined to it so a passage's lines stay in order where they touch."""
+    out: list[list[int]] = []
+    for group in groups:
+        host = next((g for g in out if g[-1] + 1 == group[0]), None)
+        if host is not None:
+            host += group
+        else:
+            out.append(list(group))
+    return [i for g in out for i in g]
 
 
 def _strip_span(offset: int, text: str) -> tuple[int, str]:

@@ -28,9 +28,16 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from assistant.agent import arithmetic as ar
-from assistant.agent.citations import key_sentences, names, render, render_sentence, resolve_citations
+from assistant.agent.citations import (
+    content_words,
+    key_sentences,
+    names,
+    render,
+    render_sentence,
+    resolve_citations,
+)
 from assistant.agent.config import AgentSettings
-from assistant.agent.plan import PlanRequest, plan_request, rules_plan
+from assistant.agent.plan import PlanRequest, is_yes_no, plan_request, rules_plan
 from assistant.agent.prompts import json_object
 from assistant.agent.prompts import render as render_prompt
 from assistant.agent.records import (
@@ -73,6 +80,10 @@ MAX_NUMBERS = 16  # numbers offered for a computation (the best-ranked evidence 
 PoolKey = tuple[int, int]  # (part id, compared item: 0 for a part that compares nothing)
 _MAX = ("higher", "larger", "bigger", "greater", "more", "better", "faster", "longer", "wider", "stronger")
 _MIN = ("lower", "smaller", "fewer", "less", "worse", "slower", "shorter", "cheaper", "lighter", "narrower")
+_PERCENT_ASKED = re.compile(
+    r"percent(?:age)?(?!\s+points?)|%|\bshare\b|\bproportion\b|\bfraction\b", re.IGNORECASE
+)
+_CLAUSE_CUT = re.compile(r"[,;:]\s*|\s(?:and|or|while|whereas|but)\s", re.IGNORECASE)
 _COMPARATIVE = re.compile(r"\b(" + "|".join(_MAX + _MIN) + r")\b", re.IGNORECASE)
 
 
@@ -114,8 +125,8 @@ def stated_schema(evidence_ids: Sequence[int]) -> dict[str, Any]:
     }
 
 
-def computed_schema(number_ids: Sequence[str]) -> dict[str, Any]:
-    token = "|".join([*number_ids, *ar.CONSTANTS])
+def computed_schema(number_ids: Sequence[str], constants: Sequence[str]) -> dict[str, Any]:
+    token = "|".join([*number_ids, *constants])
     return {
         "type": "object",
         "properties": {
@@ -141,11 +152,19 @@ def computed_schema(number_ids: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def answer_schema(evidence_ids: Sequence[int], number_ids: Sequence[str]) -> dict[str, Any]:
+def answer_schema(
+    evidence_ids: Sequence[int], number_ids: Sequence[str], constants: Sequence[str] = tuple(ar.CONSTANTS)
+) -> dict[str, Any]:
     """A part's reply: a stated sentence, or (when numbers are offered) a computation over them."""
     if not number_ids:
         return stated_schema(evidence_ids)
-    return {"anyOf": [stated_schema(evidence_ids), computed_schema(number_ids)]}
+    return {"anyOf": [stated_schema(evidence_ids), computed_schema(number_ids, constants)]}
+
+
+def allowed_constants(question: str) -> list[str]:
+    """The constants a computation for `question` may use: PERCENT only when it asks for a percentage
+    or a share (a factor times 100 is a wrong unit, which the 1.5B model wrote for "by what factor")."""
+    return [c for c in ar.CONSTANTS if c != "PERCENT" or _PERCENT_ASKED.search(question)]
 
 
 def step_schema(passage_ids: Sequence[int]) -> dict[str, Any]:
@@ -226,12 +245,15 @@ class Candidate:
     sentence: str
 
 
-def parse_stated(data: dict[str, Any]) -> Stated:
+def parse_stated(data: dict[str, Any], question: str) -> Stated:
     text, cites = data.get("text"), data.get("citations")
     if not isinstance(text, str) or len(text.split()) < MIN_ANSWER_WORDS:
         raise ValueError(
             f'"text" must be a complete sentence of at least {MIN_ANSWER_WORDS} words, not a fragment'
         )
+    asked = {w.lower() for w in content_words(question)}
+    if not is_yes_no(question) and all(w.lower() in asked for w in content_words(text)):
+        raise ValueError('"text" only repeats the question: state the answer the sentences give')
     if not isinstance(cites, list) or not all(isinstance(n, int) and not isinstance(n, bool) for n in cites):
         raise ValueError('"citations" must be a list of sentence numbers')
     return Stated(text.strip(), tuple(dict.fromkeys(cites)))
@@ -243,12 +265,18 @@ def parse_answer(raw: str, numbers: Mapping[str, Candidate], question: str) -> S
     model says it measures."""
     data = json_object(raw)
     if data.get("how") != "computed" or not numbers:
-        return parse_stated(data)
+        return parse_stated(data, question)
     operands = data.get("operands")
     if not isinstance(operands, list) or not operands:
         raise ValueError('"operands" must list the numbers the expression uses')
     named = {str(o.get("id")): str(o.get("of", "")).strip() for o in operands if isinstance(o, dict)}
     node = ar.parse_expression(str(data.get("expression", "")), set(numbers))
+    if set(ar.terms(node)) & set(ar.CONSTANTS) - set(allowed_constants(question)):
+        raise ar.ExpressionError("the question does not ask for a percentage: leave out PERCENT")
+    if "PERCENT" in ar.terms(node) and any(
+        numbers[t].quantity.unit == "%" for t in ar.terms(node) if t in numbers
+    ):
+        raise ar.ExpressionError("those numbers are already percentages: leave out PERCENT")
     used = [t for t in ar.terms(node) if t in numbers]
     if not used:
         raise ValueError("the expression must use at least one of the listed numbers")
@@ -273,38 +301,42 @@ def parse_answer(raw: str, numbers: Mapping[str, Candidate], question: str) -> S
 
 def operand_problem(c: Candidate, named: str, question: str) -> str | None:
     """Why the operand cannot be what the model says it measures (None when it can). Its sentence must
-    mention the thing named: a name in `named` that the question also uses (and, when the sentence
-    mentions several of the question's names, that one must be the nearest to the number: "137B tokens
-    used by BERT or 2.2T tokens used by RoBERTa"), or, when the model names nothing of the question's,
-    one of its content words."""
+    mention the thing named: a name in `named` that the question also uses, or, when the model names
+    nothing of the question's, one of its content words. And where the sentence lists several of the
+    question's names, the operand's own clause must not name only another one ("137B tokens used by BERT
+    or 2.2T tokens used by RoBERTa": 2.2T is not BERT's)."""
     if c.evidence_id is None:
         return None
     low = c.sentence.lower()
-    asked = [n for n in names(named) if n.lower() in question.lower()]
+    asked = [n for n in _names(named) if n.lower() in question.lower()]
     if asked and not any(n.lower() in low for n in asked):
         return f"{c.id} ({c.quantity.text}) comes from a sentence that does not mention {' or '.join(asked)}"
     if asked:
-        nearest = _nearest_name(c, [*asked, *names(question, hyphenated=False)])
-        if nearest is not None and nearest.lower() not in {n.lower() for n in asked}:
-            return f"{c.id} ({c.quantity.text}) is written next to {nearest}, not {' or '.join(asked)}"
+        clause = _clause_of(c).lower()
+        others = [n for n in _names(question) if n not in asked and _mentions(clause, n)]
+        if others and not any(_mentions(clause, n) for n in asked):
+            return f"{c.id} ({c.quantity.text}) is written about {others[0]}, not {' or '.join(asked)}"
     if not asked and named and not any(w.lower() in low for w in re.findall(r"[A-Za-z]{3,}", named)):
         return f"{c.id} ({c.quantity.text}) comes from a sentence that does not mention {named}"
     return None
 
 
-def _nearest_name(c: Candidate, question_names: Sequence[str]) -> str | None:
-    """Of the question's names that `c`'s sentence mentions, the one written nearest to the number (None
-    when the sentence mentions fewer than two of them)."""
-    low = c.sentence.lower()
-    start, end = c.quantity.start, c.quantity.start + len(c.quantity.text)
-    spots = [
-        (max(m.start() - end, start - m.end()), n)
-        for n in dict.fromkeys(question_names)
-        for m in re.finditer(rf"(?<![\w-]){re.escape(n.lower())}(?![\w-]|\.\d)", low)
-    ]
-    if len({n for _, n in spots}) < 2:
-        return None
-    return min(spots)[1]
+def _names(text: str) -> list[str]:
+    """Names of a text that are not themselves numbers ("14M" is a quantity, "T5" a name)."""
+    return [n for n in names(text, hyphenated=False) if not ar.find_quantities(n)]
+
+
+def _clause_of(c: Candidate) -> str:
+    """The clause of the operand's sentence that holds it (cut at , ; : and "and", "or", "while", "whereas")."""
+    start = c.quantity.start
+    cuts = [0, *(m.end() for m in _CLAUSE_CUT.finditer(c.sentence)), len(c.sentence)]
+    begin = max(x for x in cuts if x <= start)
+    end = min((x for x in cuts if x > start), default=len(c.sentence))
+    return c.sentence[begin:end]
+
+
+def _mentions(text: str, name: str) -> bool:
+    return re.search(rf"(?<![\w-]){re.escape(name.lower())}(?![\w-]|\.\d)", text) is not None
 
 
 def _operand(c: Candidate, named: str) -> Operand:
@@ -609,7 +641,7 @@ class _Run:
         """One answer call (and its self-check): the drafted sentence with its acceptance, or None."""
         offered = self._numbers(lines) if numbers else {}
         messages = self._part_messages(lines, offered, focus)
-        schema = answer_schema(sorted({n for n, _ in lines}), list(offered))
+        schema = answer_schema(sorted({n for n, _ in lines}), list(offered), allowed_constants(self.question))
         ex = yield from self._call(
             "answer",
             part.id,
@@ -833,9 +865,10 @@ class _Run:
 
     def _numbers(self, lines: list[tuple[int, str]]) -> dict[str, Candidate]:
         """The numbers a computation may use, each occurrence with its own id (phi-1's "1.3B" and
-        phi-1.5's "1.3B" are two operands): the evidence lines' in the order shown, then the question's."""
+        phi-1.5's "1.3B" are two operands): the question's first (a question that gives numbers means
+        them to be used), then the evidence lines' in the order shown."""
         found: dict[str, Candidate] = {}
-        for ev_id, sentence in dict.fromkeys([*lines, (0, self.question)]):
+        for ev_id, sentence in dict.fromkeys([(0, self.question), *lines]):
             for q in ar.find_quantities(sentence):
                 if len(found) >= MAX_NUMBERS:
                     return found
@@ -875,14 +908,14 @@ class _Run:
             ]
             if prompt_tokens(messages) <= budget or len(shown) == 1:
                 return messages
-            shown.pop()  # the lowest-ranked lines go first; key_sentences keeps passage order
+            shown.pop()  # the lowest-ranked lines go first (key_sentences puts the best first)
 
     def _recited(self, sentence: Sentence, lines: list[tuple[int, str]]) -> Sentence:
         """Bookkeeping code can do better than a small model: when a name or number of the sentence is in
         a shown passage it did not cite, that passage is added to its citations (at most MAX_CITED in
         all). A name found in no shown passage stays missing, and anchoring rejects the sentence."""
-        cites = [c for c in sentence.citations if c in self.ledger.items]
-        missing = anchoring(replace(sentence, citations=tuple(cites)), self.ledger.items, self.question)
+        cites = list(sentence.citations)  # an unseen number stays, to be dropped and counted later
+        missing = anchoring(sentence, self.ledger.items, self.question)
         for ev_id in dict.fromkeys(n for n, _ in lines):
             if not missing or len(cites) >= MAX_CITED:
                 break

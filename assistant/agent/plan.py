@@ -54,7 +54,10 @@ _SNIPPET = re.compile(
     r"|\b(?:code|snippet|script|function|program)\b.*\b(?:run|execute|output|print|prints|printed|return)\b",
     re.I,
 )
-_LINK = re.compile(r"\b(?:and|or|nor|vs|versus|than|from|with|to|against|between)\b|[,/:&]", re.IGNORECASE)
+_LINK = re.compile(
+    r"\b(?:and|or|nor|vs|versus|than|from|against|between|compared? (?:with|to)|compared)\b|[,/:&]",
+    re.IGNORECASE,
+)
 MAX_GAP_WORDS = 8
 MIN_CLAUSE_WORDS = 2  # content words a piece needs to be a clause of its own ("and with how many exemplars?")
 _QUESTION_START = re.compile(
@@ -141,7 +144,9 @@ def parse_plan(raw: str, question: str, clauses: Sequence[str]) -> Plan:
         if asks == "comparison":
             raw_items = entry.get("items")
             items = _items_in(raw_items if isinstance(raw_items, list) else [], question)
-            if len(items) < 2 or not side_by_side(items, question):
+            if _NUMBER_CUE.match(clause):  # "How many more layers does X have than Y?" asks a number
+                asks, items = "number", []
+            elif len(items) < 2 or not side_by_side(items, question):
                 if rule_asks(clause) == "comparison":
                     raise ValueError(
                         f"part {n}: name at least two compared things, each copied exactly from the question"
@@ -179,7 +184,7 @@ def make_part(n: int, clause: str, asks: Asks, items: Sequence[str], earlier: Se
     if asks == "comparison":
         aspect = [w for w in content_words(clause) if not _in_items(w, items)]
         queries = tuple(" ".join([item, *aspect]) for item in items)
-        relation = "yes_no" if _YES_NO.match(clause) else "which" if _WHICH.search(clause) else "describe"
+        relation = "yes_no" if is_yes_no(clause) else "which" if _WHICH.search(clause) else "describe"
     return Part(
         n,
         clause,
@@ -190,6 +195,11 @@ def make_part(n: int, clause: str, asks: Asks, items: Sequence[str], earlier: Se
         refers_back=not own and n > 1,
         rule_asks=rule_asks(clause),
     )
+
+
+def is_yes_no(clause: str) -> bool:
+    """ "Do …", "Is …", "Has …": a question answered by yes or no."""
+    return _YES_NO.match(clause.strip()) is not None
 
 
 def rule_asks(clause: str) -> Asks | None:
