@@ -52,7 +52,7 @@ def test_grammar_precedence_brackets_unary_minus_and_power() -> None:
     [
         ("n1 + 7", "'7'"),  # a literal number is not a listed operand
         ("n1 + n9", "'n9'"),
-        ("n1 +", "ends too early"),
+        ("n1 * (", "ends too early"),
         ("(n1 + n2", "not closed"),
         ("n1 n2", "unexpected 'n2'"),
         ("", "empty"),
@@ -132,3 +132,8 @@ def test_an_expression_that_cancels_equal_numbers_is_degenerate() -> None:
     for text in ("n1 - q1", "n2 * (n1 / q1)", "n1 / n1"):
         assert ar.degenerate(ar.parse_expression(text, set(values)), values) is not None
     assert ar.degenerate(ar.parse_expression("n1 - n2", set(values)), values) is None
+
+
+def test_a_dangling_operator_is_dropped() -> None:
+    values = {"n1": 10.0, "n2": 4.0}
+    assert ar.evaluate(ar.parse_expression("n1 / n2 *  ", set(values)), values) == 2.5

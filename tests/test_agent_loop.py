@@ -463,8 +463,21 @@ def test_a_sentence_that_only_repeats_the_question_is_re_asked() -> None:
 def test_percent_is_offered_only_when_the_question_asks_for_a_percentage() -> None:
     from assistant.agent.loop import allowed_constants
 
-    assert "PERCENT" not in allowed_constants("By what factor is Fast YOLO faster than YOLO?")
-    assert "PERCENT" in allowed_constants("What percentage of the datasets did FLAN win?")
+    for asks_percent in (
+        "What percentage of the datasets did FLAN win?",
+        "What share of all trajectories are expand sessions?",
+        "Give the proportion of layers that are frozen.",
+        "By how much, in percent, did accuracy rise?",
+        "What fraction of GPT-3's footprint did OPT need?",
+    ):
+        assert "PERCENT" in allowed_constants(asks_percent), asks_percent
+    for asks_other in (
+        "By what factor is Fast YOLO faster than YOLO?",
+        "How many percentage points higher is BEiT than DeiT?",
+        "How many times more tokens did RoBERTa see?",
+        "What is the gap, in percentage points, between the two?",
+    ):
+        assert "PERCENT" not in allowed_constants(asks_other), asks_other
     schema = answer_schema([1], ["n1", "n2"], allowed_constants("By what factor is it faster?"))
     backend = ScriptedBackend([computed_reply("n1 / n2 * PERCENT", n1="a", n2="b")])
     with pytest.raises(SchemaViolation):
@@ -533,3 +546,38 @@ def test_an_operand_must_come_from_a_sentence_about_what_the_model_says_it_measu
     [q] = [q for q in ar.find_quantities(sentence) if q.text == written][:1]
     problem = operand_problem(Candidate("n1", q, 1, sentence), named, question)
     assert (problem is None) == ok, problem
+
+
+@pytest.mark.parametrize(
+    ("text", "question", "echo"),
+    [
+        (
+            "SpanBERT masks contiguous spans instead of random tokens.",
+            "SpanBERT masks contiguous spans instead of random tokens. What extra objective does it add?",
+            True,
+        ),
+        (
+            "Prefix-tuning tunes a smaller share of a model's parameters.",
+            "Which tunes a smaller share of a model's parameters: prefix-tuning or BitFit?",
+            True,
+        ),
+        (
+            "T5 was pre-trained on the unlabeled C4 dataset.",
+            "On what unlabeled dataset was T5 pre-trained?",
+            False,
+        ),
+        (
+            "RWKV is a recurrent network.",
+            "Is RWKV a recurrent network?",
+            False,
+        ),  # a yes/no answer restates it
+    ],
+)
+def test_an_echo_of_the_question_is_not_an_answer(text: str, question: str, echo: bool) -> None:
+    from assistant.agent.loop import parse_stated
+
+    if echo:
+        with pytest.raises(ValueError, match="only repeats the question"):
+            parse_stated({"text": text, "citations": [1]}, question)
+    else:
+        assert parse_stated({"text": text, "citations": [1]}, question).text == text

@@ -143,7 +143,9 @@ def parse_expression(text: str, names: set[str]) -> Node:
     power := unary ('^' power)? ; unary := '-' unary | atom ; atom := NAME | '(' expr ')'."""
     tokens: list[str] = []
     pos = 0
-    stripped = text.strip()
+    # A dangling operator is what a constrained model leaves when the term it wanted is not offered
+    # (PERCENT for a factor): the expression before it is what it means.
+    stripped = text.strip().rstrip(" +-*/^×÷−").strip()
     while pos < len(stripped):
         m = _TOKEN.match(stripped, pos)
         if m is None or m.end() == pos:

@@ -27,7 +27,7 @@ class AgentSettings(BaseModel):
         True, description="ask the answering model whether its cited sentences state its answer (logprob)"
     )
     self_check_threshold: float = Field(
-        0.5, ge=0.0, le=1.0, description="P(yes) of the self-check at which it counts as a yes"
+        0.6, ge=0.0, le=1.0, description="P(yes) of the self-check at which it counts as a yes"
     )
     abstain_unsupported: bool = Field(
         True,

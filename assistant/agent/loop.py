@@ -81,7 +81,7 @@ PoolKey = tuple[int, int]  # (part id, compared item: 0 for a part that compares
 _MAX = ("higher", "larger", "bigger", "greater", "more", "better", "faster", "longer", "wider", "stronger")
 _MIN = ("lower", "smaller", "fewer", "less", "worse", "slower", "shorter", "cheaper", "lighter", "narrower")
 _PERCENT_ASKED = re.compile(
-    r"percent(?:age)?(?!\s+points?)|%|\bshare\b|\bproportion\b|\bfraction\b", re.IGNORECASE
+    r"\bpercent(?:age)?\b(?!\s+points?)|%|\bshare\b|\bproportion\b|\bfraction\b", re.IGNORECASE
 )
 _CLAUSE_CUT = re.compile(r"[,;:]\s*|\s(?:and|or|while|whereas|but)\s", re.IGNORECASE)
 _COMPARATIVE = re.compile(r"\b(" + "|".join(_MAX + _MIN) + r")\b", re.IGNORECASE)

@@ -144,7 +144,7 @@ def parse_plan(raw: str, question: str, clauses: Sequence[str]) -> Plan:
         if asks == "comparison":
             raw_items = entry.get("items")
             items = _items_in(raw_items if isinstance(raw_items, list) else [], question)
-            if _NUMBER_CUE.match(clause):  # "How many more layers does X have than Y?" asks a number
+            if _NUMBER_CUE.match(_last_sentence(clause)):  # "How many more layers does X have than Y?"
                 asks, items = "number", []
             elif len(items) < 2 or not side_by_side(items, question):
                 if rule_asks(clause) == "comparison":
@@ -229,6 +229,11 @@ def split_clauses(question: str) -> list[str]:
     if not clauses or len(clauses) > MAX_PARTS:
         return [question]
     return [c if c.endswith("?") else c.rstrip(".") + "?" for c in clauses]
+
+
+def _last_sentence(text: str) -> str:
+    """The sentence that asks, after any statements that preface it."""
+    return re.split(r"(?<=[.!?;])\s+", text.strip())[-1]
 
 
 def _asks_something(piece: str, question: str) -> bool:
