@@ -581,3 +581,24 @@ def test_an_echo_of_the_question_is_not_an_answer(text: str, question: str, echo
             parse_stated({"text": text, "citations": [1]}, question)
     else:
         assert parse_stated({"text": text, "citations": [1]}, question).text == text
+
+
+@pytest.mark.parametrize(
+    ("items", "question", "compared"),
+    [
+        (["LoRA", "adapters"], "How does LoRA differ from adapters at inference time?", True),
+        (["prefix-tuning", "BitFit"], "Which tunes fewer parameters: prefix-tuning or BitFit?", True),
+        (["GPT-2", "BERT"], "Is GPT-2 deeper than BERT?", True),
+        (["the survey", "the blog"], "Do the survey and the blog agree on the date?", True),
+        (["SimCLR", "BYOL"], "How does SimCLR compare with BYOL on ImageNet?", True),
+        (["unlabeled dataset", "T5"], "On what unlabeled dataset was T5 pre-trained?", False),
+        (["Twitter/X", "proprietary LLM"], "Which proprietary LLM is credited to Twitter/X?", False),
+        (["RoBERTa", "BERT"], "By what factor did RoBERTa's pre-training token count exceed BERT's?", False),
+    ],
+)
+def test_compared_things_must_be_set_side_by_side_in_the_question(
+    items: list[str], question: str, compared: bool
+) -> None:
+    from assistant.agent.plan import side_by_side
+
+    assert side_by_side(items, question) == compared
