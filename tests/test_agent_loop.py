@@ -549,38 +549,60 @@ def test_an_operand_must_come_from_a_sentence_about_what_the_model_says_it_measu
 
 
 @pytest.mark.parametrize(
-    ("text", "question", "echo"),
+    ("text", "question", "refused"),
     [
         (
             "SpanBERT masks contiguous spans instead of random tokens.",
             "SpanBERT masks contiguous spans instead of random tokens. What extra objective does it add?",
-            True,
+            "only repeats the question",
         ),
         (
             "Prefix-tuning tunes a smaller share of a model's parameters.",
             "Which tunes a smaller share of a model's parameters: prefix-tuning or BitFit?",
-            True,
+            "only repeats the question",
         ),
         (
             "T5 was pre-trained on the unlabeled C4 dataset.",
             "On what unlabeled dataset was T5 pre-trained?",
-            False,
+            None,
         ),
+        ("RWKV is a recurrent network.", "Is RWKV a recurrent network?", None),  # a yes/no answer restates it
         (
-            "RWKV is a recurrent network.",
-            "Is RWKV a recurrent network?",
-            False,
-        ),  # a yes/no answer restates it
+            "<one complete sentence that answers exactly what is asked>",
+            "What did FLAN win?",
+            "copies the reply",
+        ),
     ],
 )
-def test_an_echo_of_the_question_is_not_an_answer(text: str, question: str, echo: bool) -> None:
+def test_an_echo_of_the_question_or_of_the_reply_form_is_not_an_answer(
+    text: str, question: str, refused: str | None
+) -> None:
     from assistant.agent.loop import parse_stated
 
-    if echo:
-        with pytest.raises(ValueError, match="only repeats the question"):
+    if refused is not None:
+        with pytest.raises(ValueError, match=refused):
             parse_stated({"text": text, "citations": [1]}, question)
     else:
         assert parse_stated({"text": text, "citations": [1]}, question).text == text
+
+
+def test_a_year_is_not_offered_as_an_operand_unless_the_question_is_about_years() -> None:
+    docs = {"docs/rnn.md": "In 2011 the RNN was trained for five days on 8 GPUs."}
+    seen: list[str] = []
+
+    def reply(messages: list[dict[str, Any]], schema: dict[str, Any]) -> str:
+        seen.append(messages[-1]["content"])
+        return part_reply("The RNN was trained for five days on 8 GPUs.", [1])
+
+    for question in (
+        "How many GPU-hours did the RNN training take?",
+        "How many years ago was the RNN trained?",
+    ):
+        backend = ScriptedBackend([plan_reply("number"), reply])
+        cfg = AgentSettings(sandbox=False, self_check=False)
+        final_answer(ResearchAgent(backend, TinyIndex(docs), cfg, weak_margin=0.2).run(question))
+    assert "= 2011" not in seen[0] and "= 8 " in seen[0]
+    assert "= 2011" in seen[1]
 
 
 @pytest.mark.parametrize(

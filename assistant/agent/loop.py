@@ -83,6 +83,13 @@ _MIN = ("lower", "smaller", "fewer", "less", "worse", "slower", "shorter", "chea
 _PERCENT_ASKED = re.compile(
     r"\bpercent(?:age)?\b(?!\s+points?)|%|\bshare\b|\bproportion\b|\bfraction\b", re.IGNORECASE
 )
+# the reply form's placeholders in prompts/answer_system.md ("<one complete sentence ...>"), copied verbatim
+_TEMPLATE = re.compile(
+    r"<(?:one complete sentence|a number id|what that number|the calculation)", re.IGNORECASE
+)
+# A year is a date, not a quantity to compute with, unless the question is about years.
+_YEAR = re.compile(r"^(?:1[89]|20)\d\d$")
+_ABOUT_YEARS = re.compile(r"\byears?\b|\bwhen\b|\bsince\b", re.IGNORECASE)
 _CLAUSE_CUT = re.compile(r"[,;:]\s*|\s(?:and|or|while|whereas|but)\s", re.IGNORECASE)
 _COMPARATIVE = re.compile(r"\b(" + "|".join(_MAX + _MIN) + r")\b", re.IGNORECASE)
 
@@ -251,6 +258,8 @@ def parse_stated(data: dict[str, Any], question: str) -> Stated:
         raise ValueError(
             f'"text" must be a complete sentence of at least {MIN_ANSWER_WORDS} words, not a fragment'
         )
+    if _TEMPLATE.search(text):
+        raise ValueError('"text" copies the reply form: write the answer sentence itself')
     asked = {w.lower() for w in content_words(question)}
     if not is_yes_no(question) and all(w.lower() in asked for w in content_words(text)):
         raise ValueError('"text" only repeats the question: state the answer the sentences give')
@@ -872,6 +881,8 @@ class _Run:
             for q in ar.find_quantities(sentence):
                 if len(found) >= MAX_NUMBERS:
                     return found
+                if _YEAR.match(q.text) and not _ABOUT_YEARS.search(self.question):
+                    continue
                 key = f"q{len(found) + 1}" if ev_id == 0 else f"n{len(found) + 1}"
                 found[key] = Candidate(key, q, ev_id or None, sentence)
         return found
