@@ -535,6 +535,8 @@ def test_percent_is_offered_only_when_the_question_asks_for_a_percentage() -> No
         ("The base YOLO model runs at 45 frames per second.", "45", "base YOLO", "Fast YOLO vs YOLO?", True),
         ("Trained for a week on eight GPUs.", "eight", "the number of GPUs", "How many GPU-hours?", True),
         ("Trained for a week on eight GPUs.", "eight", "the number of layers", "How many layers?", False),
+        # named for something the question does not ask about
+        ("It runs at 83% on a 1080 GPU.", "1080", "GPU", "How often does SAM's image encoder run?", False),
     ],
 )
 def test_an_operand_must_come_from_a_sentence_about_what_the_model_says_it_measures(

@@ -309,13 +309,16 @@ def parse_answer(raw: str, numbers: Mapping[str, Candidate], question: str) -> S
 
 
 def operand_problem(c: Candidate, named: str, question: str) -> str | None:
-    """Why the operand cannot be what the model says it measures (None when it can). Its sentence must
+    """Why the operand cannot be what the model says it measures (None when it can). What it is named for
+    must be something the question mentions ("GPU" in a question about SAM's encoder is not). Its sentence must
     mention the thing named: a name in `named` that the question also uses, or, when the model names
     nothing of the question's, one of its content words. And where the sentence lists several of the
     question's names, the operand's own clause must not name only another one ("137B tokens used by BERT
     or 2.2T tokens used by RoBERTa": 2.2T is not BERT's)."""
     if c.evidence_id is None:
         return None
+    if named and not _shares_a_word(named, question):
+        return f'{c.id} ({c.quantity.text}) is named "{named}", which is nothing the question asks about'
     low = c.sentence.lower()
     asked = [n for n in _names(named) if n.lower() in question.lower()]
     if asked and not any(n.lower() in low for n in asked):
@@ -328,6 +331,17 @@ def operand_problem(c: Candidate, named: str, question: str) -> str | None:
     if not asked and named and not any(w.lower() in low for w in re.findall(r"[A-Za-z]{3,}", named)):
         return f"{c.id} ({c.quantity.text}) comes from a sentence that does not mention {named}"
     return None
+
+
+def _shares_a_word(named: str, question: str) -> bool:
+    """`named` and the question have a content word in common (possessives, plurals and the halves of
+    hyphenated words aside: "GPUs" and "GPU-hours")."""
+
+    def stems(text: str) -> set[str]:
+        words = [part for w in content_words(text) for part in {w, *w.split("-")} if part]
+        return {re.sub(r"(?:['’]s|s)$", "", w.lower()) for w in words}
+
+    return bool(stems(named) & stems(question))
 
 
 def _names(text: str) -> list[str]:
