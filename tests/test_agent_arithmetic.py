@@ -137,3 +137,29 @@ def test_an_expression_that_cancels_equal_numbers_is_degenerate() -> None:
 def test_a_dangling_operator_is_dropped() -> None:
     values = {"n1": 10.0, "n2": 4.0}
     assert ar.evaluate(ar.parse_expression("n1 / n2 *  ", set(values)), values) == 2.5
+
+
+@pytest.mark.parametrize(
+    ("expression", "units", "mixed"),
+    [
+        ("n1 + n2", {"n1": "", "n2": "%"}, True),  # 1000 time lags + 84.6% accuracy
+        ("n1 + n2", {"n1": "tasks", "n2": "authors"}, True),
+        ("n1 + n2 + n3", {"n1": "%", "n2": "%", "n3": "%"}, False),  # percentage points
+        ("n1 + n2", {"n1": "tokens", "n2": "token"}, False),
+        ("n1 * n2", {"n1": "days", "n2": "gpus"}, False),  # products combine different things
+        ("n1 / n2 * PERCENT", {"n1": "wins", "n2": "datasets"}, False),
+        ("n1 * HOURS_PER_DAY * n2", {"n1": "days", "n2": "gpus"}, False),
+        ("n1 * SECONDS_PER_MINUTE * MINUTES_PER_HOUR * HOURS_PER_DAY", {"n1": "days"}, True),
+    ],
+)
+def test_sums_of_unlike_things_and_chains_of_constants_are_refused(
+    expression: str, units: dict[str, str], mixed: bool
+) -> None:
+    node = ar.parse_expression(expression, set(units))
+    assert (ar.unit_problem(node, units) is not None) == mixed
+
+
+def test_a_function_word_after_a_number_is_no_unit() -> None:
+    values = ar.find_quantities("The reranked system got 36.5 BLEU, and SMT alone 33.3 on the same test set.")
+    units = {f"n{i}": q.unit for i, q in enumerate(values, 1)}
+    assert ar.unit_problem(ar.parse_expression("n1 - n2", set(units)), units) is None

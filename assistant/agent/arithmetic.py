@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from assistant.agent.citations import content_words
 from assistant.agent.records import Operand
 
 SCALES: dict[str, float] = {
@@ -258,6 +259,46 @@ def degenerate(node: Node, values: Mapping[str, float]) -> str | None:
     if node.op in ("-", "/") and same_value(evaluate(node.args[0], values), evaluate(node.args[1], values)):
         return "it subtracts or divides two equal numbers, which says nothing"
     return next((why for a in node.args if (why := degenerate(a, values))), None)
+
+
+MAX_CONSTANTS = 2  # "5 days × 24 hours per day" needs one; a chain of four is a model reaching for anything
+
+
+def unit_problem(node: Node, units: Mapping[str, str]) -> str | None:
+    """Why the expression mixes what cannot be mixed (None when it does not): a sum or difference of a
+    percentage and a plain number, or of two counts of different things ("204 tasks + 442 authors"), or
+    more than MAX_CONSTANTS conversion constants. `units` maps each operand id to what it counts."""
+    constants = [t for t in _all_terms(node) if t in CONSTANTS]
+    if len(constants) > MAX_CONSTANTS:
+        return f"it chains {len(constants)} constants: use only the conversions the question needs"
+    return _mixed(node, units)
+
+
+def _mixed(node: Node, units: Mapping[str, str]) -> str | None:
+    if isinstance(node, Term):
+        return None
+    if node.op in ("+", "-"):
+        kinds = {_kind(u) for t in _all_terms(node) if (u := units.get(t)) is not None}
+        if "%" in kinds and len(kinds) > 1:
+            return "it adds or subtracts a percentage and a number that is not one"
+        words = {k for k in kinds if k not in ("%", "")}
+        if len(words) > 1:
+            return f"it adds or subtracts counts of different things ({' and '.join(sorted(words))})"
+    return next((why for a in node.args if (why := _mixed(a, units))), None)
+
+
+def _kind(unit: str) -> str:
+    """What a number counts, for comparing: "%", a content word without its plural s, or "" (unknown:
+    the word after a number is often "on", "in" or "and", which says nothing)."""
+    if unit == "%":
+        return unit
+    words = content_words(unit)
+    return words[0].lower().removesuffix("s") if words else ""
+
+
+def _all_terms(node: Node) -> list[str]:
+    """Every term with repeats (`terms` gives each once)."""
+    return [node.name] if isinstance(node, Term) else [t for a in node.args for t in _all_terms(a)]
 
 
 def terms(node: Node) -> list[str]:

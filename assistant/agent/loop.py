@@ -302,7 +302,9 @@ def parse_answer(raw: str, numbers: Mapping[str, Candidate], question: str) -> S
         return Stated(f"{named[node.name] or 'The number'}: {c.quantity.text}.", (c.evidence_id,))
     values = {k: numbers[k].quantity.value for k in used}
     value = ar.evaluate(node, values)
-    if why := ar.degenerate(node, values):
+    if why := ar.degenerate(node, values) or ar.unit_problem(
+        node, {k: numbers[k].quantity.unit for k in used}
+    ):
         raise ar.ExpressionError(why)
     ops = {k: _operand(numbers[k], named[k]) for k in used}
     return Computed(ar.Computation(node, ops, value), {k: named[k] for k in used})
