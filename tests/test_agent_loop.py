@@ -139,6 +139,24 @@ def test_comparison_items_must_be_written_in_the_question_and_an_unusable_plan_f
     assert "copied exactly from the question" in backend.calls[1][0][-1]["content"]  # the error fed back
 
 
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Which guidance did evaluators prefer for photorealism and caption similarity?",
+        "What top-1 and top-5 error rates did AlexNet reach?",
+        "Which LLM powered FunSearch, and which model family is it based on?",
+    ],
+)
+def test_a_model_comparison_in_a_clause_whose_words_compare_nothing_is_a_plain_part(question: str) -> None:
+    from assistant.agent.plan import parse_plan, split_clauses
+
+    clauses = split_clauses(question)
+    items = {"photorealism": ["photorealism", "caption similarity"], "What": ["top-1", "top-5"]}
+    picked = next((v for k, v in items.items() if k in question), ["LLM", "model family"])
+    plan = parse_plan(plan_reply(*[picked] * len(clauses)), question, clauses)
+    assert all(p.asks != "comparison" for p in plan.parts)
+
+
 def test_a_comparison_of_things_the_question_does_not_set_side_by_side_is_a_plain_part() -> None:
     agent, backend, _ = agent_for(
         [

@@ -49,6 +49,7 @@ _COMPARISON_CUE = re.compile(
     r"vs\.?|agree|disagree|same|higher|lower|larger|smaller|more|fewer|better|worse|both)\b",
     re.IGNORECASE,
 )
+_CHOICE = re.compile(r"[,:]\s*(?:the\s+)?[^,:?]+?\s+or\s+[^,:?]+\?$", re.IGNORECASE)
 _SNIPPET = re.compile(
     r"\b(?:run|execute|output of|print|prints|printed|returns?)\b.*\b(?:code|snippet|script|function|program|example)\b"
     r"|\b(?:code|snippet|script|function|program)\b.*\b(?:run|execute|output|print|prints|printed|return)\b",
@@ -146,13 +147,14 @@ def parse_plan(raw: str, question: str, clauses: Sequence[str]) -> Plan:
             items = _items_in(raw_items if isinstance(raw_items, list) else [], question)
             if _NUMBER_CUE.match(_last_sentence(clause)):  # "How many more layers does X have than Y?"
                 asks, items = "number", []
-            elif len(items) < 2 or not side_by_side(items, question):
-                if rule_asks(clause) == "comparison":
-                    raise ValueError(
-                        f"part {n}: name at least two compared things, each copied exactly from the question"
-                    )
-                # nothing in the clause compares and the items are not set side by side: not a comparison
+            elif not compares(clause):
+                # nothing in the clause compares (no "differ", "agree", "higher", "versus"...): the 1.5B model
+                # planned comparisons of "photorealism" and "caption similarity" in a which-one question
                 asks, items = ("number" if _NUMBER_CUE.search(clause) else "fact"), []
+            elif len(items) < 2 or not side_by_side(items, question):
+                raise ValueError(
+                    f"part {n}: name at least two compared things, each copied exactly from the question"
+                )
         parts.append(make_part(n, clause, asks, items, clauses[: n - 1]))
     return Plan(question, tuple(parts), "model")
 
@@ -197,6 +199,12 @@ def make_part(n: int, clause: str, asks: Asks, items: Sequence[str], earlier: Se
     )
 
 
+def compares(clause: str) -> bool:
+    """The clause's words compare: a cue ("differ", "agree", "higher", "versus", "both"…) or a choice
+    between alternatives ("Which …, A or B?")."""
+    return bool(_COMPARISON_CUE.search(clause) or (_WHICH.search(clause) and _CHOICE.search(clause)))
+
+
 def is_yes_no(clause: str) -> bool:
     """ "Do …", "Is …", "Has …": a question answered by yes or no."""
     return _YES_NO.match(clause.strip()) is not None
@@ -204,7 +212,7 @@ def is_yes_no(clause: str) -> bool:
 
 def rule_asks(clause: str) -> Asks | None:
     """What cue words alone suggest (None: no cue). Kept beside the model's decision for measurement."""
-    if _COMPARISON_CUE.search(clause) and len(names(clause)) >= 2:
+    if compares(clause) and len(names(clause)) >= 2:
         return "comparison"
     if _NUMBER_CUE.search(clause):
         return "number"
