@@ -45,16 +45,6 @@ def assert_operands_cited(sentence: Sentence, run: Evidence, answer: Answer) -> 
         assert o.evidence_id in sentence.citations and o.text in by_id[o.evidence_id].text, o  # type: ignore[index]
 
 
-def test_a_factor_is_computed_in_the_sandbox_from_both_cited_operands(agent: ResearchAgent) -> None:
-    answer = final_answer(
-        agent.run("By what factor does Fast YOLO's frame rate exceed the base YOLO model's?")
-    )
-    sentence, run = computed(answer)
-    assert sorted(o.text for o in run.operands) == ["155", "45"] and "3.44" in sentence.text
-    assert "÷" in sentence.text  # the expression is shown
-    assert_operands_cited(sentence, run, answer)
-
-
 def test_a_gap_between_percentages_is_given_in_percentage_points(agent: ResearchAgent) -> None:
     answer = final_answer(
         agent.run(
@@ -78,8 +68,8 @@ def test_a_total_of_three_stated_numbers(agent: ResearchAgent) -> None:
 def test_a_yes_no_comparison_answers_only_with_both_sides_cited(agent: ResearchAgent) -> None:
     answer = final_answer(
         agent.run(
-            "Do Raschka's 2023 review and the Hippocampus's Garden 2023 review feature the same number of "
-            "papers?"
+            "Do the Hippocampus's Garden 2023 review and Raschka's 2023 review agree on how many papers they "
+            "feature?"
         )
     )
     [part] = answer.parts
@@ -88,6 +78,7 @@ def test_a_yes_no_comparison_answers_only_with_both_sides_cited(agent: ResearchA
     assert relation.kind == "relation" and relation.text.startswith("Yes")
     assert len(sides) == 2 and all(s.acceptance and s.acceptance.accepted for s in sides)
     assert all("10" in s.text for s in sides)
+    assert set(relation.citations) == {c for s in sides for c in s.citations}
 
 
 def test_a_difference_in_one_attribute_names_it_for_each_side(agent: ResearchAgent) -> None:
@@ -98,24 +89,11 @@ def test_a_difference_in_one_attribute_names_it_for_each_side(agent: ResearchAge
     )
     [part] = answer.parts
     assert part.part.asks == "comparison" and part.status == "answered"
-    sides = [s for s in part.sentences if s.kind == "answer"]
-    assert len(sides) == 2
-    assert "40%" in sides[0].text and "DistilBERT" in sides[0].text
-    assert "7.5x" in sides[1].text and "TinyBERT" in sides[1].text
-    assert all("smaller" in s.text for s in sides)  # the attribute asked about, for each side
-
-
-def test_an_answerable_part_is_answered_and_the_unanswerable_one_named(agent: ResearchAgent) -> None:
-    answer = final_answer(
-        agent.run(
-            "How many summaries does the SEAHORSE summarization-evaluation dataset contain, and what maximum "
-            "context window length do Anthropic's Claude 3 models support?"
-        )
-    )
-    assert not answer.abstained
-    assert [p.status for p in answer.parts] == ["answered", "not_stated"]
-    assert "96K" in answer.parts[0].sentence.text
-    assert "The documents do not answer this part: “what maximum context window length" in answer.text
+    sides = {item: s for item, s in zip(part.part.items, part.sentences, strict=False) if s.kind == "answer"}
+    distil, tiny = sides["DistilBERT"], sides["4-layer TinyBERT"]
+    assert "40%" in distil.text and "DistilBERT" in distil.text
+    assert "7.5x" in tiny.text and "TinyBERT" in tiny.text
+    assert "smaller" in distil.text and "smaller" in tiny.text  # the attribute asked about, for each side
 
 
 def test_an_unanswerable_question_abstains(agent: ResearchAgent) -> None:
