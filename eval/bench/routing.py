@@ -3,6 +3,7 @@
     python -m eval.bench.routing [--data QA.jsonl ...] [--paraphrases eval/data/paraphrases.jsonl]
                                  [--routes eval/data/routes.jsonl] [--llm SPEC | --llm-url URL]
                                  [--out docs/bench/routing.json]
+    python -m eval.bench.routing --replay RUN [RUN ...]     # the plans of `ra eval qa` runs, no model call
 
 Runs only the planning call (no search, no answer) on every question of the QA files and of the paraphrase
 file (whose questions are rewordings of dev questions, `"of"` naming the original), and compares the plan
@@ -81,6 +82,33 @@ def model_plans(questions: list[dict[str, Any]], settings: Any) -> Iterator[tupl
             yield (plan or rules_plan(q["question"])), time.perf_counter() - t
 
 
+def replayed(runs: list[Path], routes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows from `ra eval qa` runs without a model call: each question's planning reply, as its trace
+    recorded it, parsed again with today's checks (a run's plan, re-judged by the code as it is now)."""
+    from assistant.agent.plan import parse_plan
+
+    rows = []
+    for run in runs:
+        for line in (run / "results.jsonl").read_text().splitlines():
+            r = json.loads(line)
+            if r["id"] not in routes:
+                continue
+            trace = [json.loads(t) for t in (run / "traces" / f"{r['id']}.jsonl").read_text().splitlines()]
+            step = next((t for t in trace if t["type"] == "step" and t["action"] == "plan"), None)
+            q = " ".join(r["question"].split())
+            try:
+                plan = parse_plan(step["raw"], q, split_clauses(q)) if step else rules_plan(q)
+            except ValueError:
+                plan = rules_plan(q)
+            route = routes[r["id"]]
+            rows.append(
+                {"id": r["id"], "of": r["id"], "kind": r["kind"]}
+                | {"model": routed_right([p.asks for p in plan.parts], route)}
+                | {"rules": routed_right(cue_asks(q), route)}
+            )
+    return rows
+
+
 def score(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
     by_kind: dict[str, Counter[str]] = defaultdict(Counter)
     for r in rows:
@@ -112,8 +140,16 @@ def main() -> None:
     ap.add_argument("--llm-url", default=None)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--out", type=Path, default=Path("docs/bench/routing.json"))
+    ap.add_argument(
+        "--replay", type=Path, nargs="*", help="score the plan replies of these `ra eval qa` runs"
+    )
     args = ap.parse_args()
     routes = {r["id"]: r for r in map(json.loads, args.routes.read_text().splitlines())}
+    if args.replay:
+        rows = replayed(args.replay, routes)
+        out = {"replayed": [str(r.name) for r in args.replay], "model": score(rows, "model")}
+        write_result(out | {"rules": score(rows, "rules")}, args.out)
+        return
     questions = [q for q in load_questions(args.data, args.paraphrases) if q["of"] in routes][: args.limit]
     settings = load_settings({"llm": {"model": args.llm, "url": args.llm_url}})
     rows = []
