@@ -26,7 +26,7 @@ from assistant.settings import load_settings
 from index.errors import UserFacingError
 
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"  # the small packaged model: this is about the vLLM path on 2 CPU cores
-REACT_SCHEMA = step_schema([3, 7])
+REACT_SCHEMA = step_schema([])  # search or give_up: the prompts show no passage to read
 STEP_INSTRUCTION = {
     "role": "system",
     "content": "Decide the next step. Reply with JSON: thought (one short sentence), action (search with a "
