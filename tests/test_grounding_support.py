@@ -75,6 +75,25 @@ def test_not_stated_sentences_and_runs_without_a_checker_are_left_alone() -> Non
     assert score_sentences(None, [plain], LEDGER, threshold=None, weak_margin=0.1) == [plain]
 
 
+def test_a_citation_that_adds_nothing_is_dropped_and_one_that_is_needed_stays() -> None:
+    from assistant.grounding.support import needed_citations
+
+    both = f"{A.text}\n\n{B.text}"
+    s = Sentence("Alpaca was tuned on 52K demonstrations.", (1, 2))
+    idle = needed_citations(TableChecker({A.text: 0.9, both: 0.9}), s, LEDGER, "", threshold=None)
+    assert idle.citations == (1,)
+    # a fact that needs both passages: neither alone supports it, so both stay
+    joint = needed_citations(TableChecker({both: 0.9}), s, LEDGER, "", threshold=None)
+    assert joint.citations == (1, 2)
+    # B alone does not support it, but the name "Stanford" is only in B: dropping B would unanchor it
+    c = Evidence(3, "passage", "Stanford built it.", "c.md", None, 0, 18, "c3")
+    named = Sentence("Stanford's Alpaca was tuned on 52K demonstrations.", (1, 3))
+    ledger = {**LEDGER, 3: c}
+    checker = TableChecker({A.text: 0.9, f"{A.text}\n\n{c.text}": 0.9})
+    assert needed_citations(checker, named, ledger, "", threshold=None).citations == (1, 3)
+    assert needed_citations(None, s, LEDGER, "", threshold=None) == s
+
+
 # -- acceptance: anchoring, the checker, the self-check -------------------------------------------------------
 def test_anchoring_finds_numbers_by_value_and_names_in_what_is_cited_or_asked() -> None:
     from assistant.grounding.support import anchoring

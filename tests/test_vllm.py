@@ -15,7 +15,7 @@ import typer
 from typer.testing import CliRunner
 
 from assistant.agent.config import AgentSettings
-from assistant.agent.loop import step_schema
+from assistant.agent.loop import YES_NO_SCHEMA, answer_schema, step_schema
 from assistant.cli import serve_cmd
 from assistant.llm import vllm_env
 from assistant.llm.client import ChatClient
@@ -221,21 +221,41 @@ def test_server_lists_the_served_name(vllm_server: VLLMServer) -> None:
 
 @pytest.mark.vllm
 @pytest.mark.slow
-def test_the_plan_schema_is_enforced_by_xgrammar(vllm_server: VLLMServer) -> None:
-    """The plan schema (an array of anyOf objects with enums and string items) comes back as valid JSON
-    through vLLM's structured outputs. The step, answer and self-check schemas are not checked here: with
-    the 0.5B on vLLM a step reply ran into whitespace after "action" until max_tokens (issue 20 note)."""
+def test_every_agent_schema_is_enforced_by_xgrammar(vllm_server: VLLMServer) -> None:
+    """The plan, part answer (stated, or computed under the expression grammar), self-check and research
+    step schemas (anyOf, enums of integers and strings, patterns, nested objects) all come back as valid
+    JSON through vLLM's structured outputs, within the agent's own token caps (compact JSON: with any
+    whitespace allowed the 0.5B wrote spaces after a closed string until its cap)."""
     import jsonschema
 
     from assistant.agent.plan import PlanRequest, plan_request
 
+    cfg = AgentSettings()
     plan = plan_request("How many frames per second does Fast YOLO run at, and which is faster, YOLO or SSD?")
     assert isinstance(plan, PlanRequest)
-    cases = [(plan.messages, plan.schema)]
+    passages = "[3] Fast YOLO runs at 155 fps.\n[5] YOLO runs at 45 fps.\n"
+    numbers = [
+        {
+            "role": "user",
+            "content": f"{passages}n1 = 155, n2 = 45\nHow many times faster is Fast YOLO? Compute it.",
+        }
+    ]
+    research = [STEP_INSTRUCTION, {"role": "user", "content": f"{passages}Who proposed the transformer?"}]
+    cases = [
+        (plan.messages, plan.schema, cfg.plan_max_tokens),
+        (research, step_schema([3, 5]), cfg.step_max_tokens),
+        (numbers, answer_schema([3, 5], ["n1", "n2"]), cfg.part_max_tokens),
+        (
+            [*numbers, {"role": "user", "content": "Is that stated? yes or no"}],
+            YES_NO_SCHEMA,
+            cfg.check_max_tokens,
+        ),
+    ]
     with ChatClient(vllm_server.base_url, DEFAULT_MODEL) as client:
-        for messages, schema in cases:
-            text = client.chat(messages, json_schema=schema, max_tokens=400).text
-            jsonschema.validate(json.loads(text), schema)
+        for messages, schema, cap in cases:
+            jsonschema.validate(
+                json.loads(client.chat(messages, json_schema=schema, max_tokens=cap).text), schema
+            )
 
 
 @pytest.mark.vllm
@@ -289,7 +309,8 @@ def test_ra_ask_against_the_vllm_server_answers_a_two_part_question_with_both_pa
         "How many human-written seed instructions does the Self-Instruct pipeline described by Raschka start "
         "from, and how many instruction-following demonstrations was Stanford's Alpaca 7B fine-tuned on?"
     )
-    env = {**os.environ, "RA_GROUNDING__CHECKER": "none"}  # this test is about the vLLM path
+    # the default checker: the 0.5B's self-check says "no" to its right sentences (P(yes) 0.29 on both)
+    env = dict(os.environ)
     cmd = [sys.executable, "-m", "assistant", "ask", question, "--index", str(seed_index)]
     run = subprocess.run(
         [*cmd, "--llm-url", vllm_server.base_url, "--json"],
@@ -307,11 +328,8 @@ def test_ra_ask_against_the_vllm_server_answers_a_two_part_question_with_both_pa
     assert model_steps and all(isinstance(json.loads(s["raw"]), dict) for s in model_steps)  # xgrammar JSON
     # the 0.5B (bf16 on vLLM) answers the Alpaca part; the seed-pool part comes out "not stated" there
     alpaca = answer["parts"][1]
-    assert (
-        alpaca["status"] == "answered"
-        and "52K" in alpaca["sentence"]["text"]
-        and alpaca["sentence"]["citations"]
-    )
+    [sentence] = alpaca["sentences"]
+    assert alpaca["status"] == "answered" and "52K" in sentence["text"] and sentence["citations"]
     index = open_index(load_settings({"index": {"dir": seed_index}}))
     for c in answer["citations"]:
         assert index.document_text(c["source"])[c["start"] : c["end"]] == c["quote"]

@@ -61,7 +61,7 @@ from assistant.agent.records import (
     StepStarted,
 )
 from assistant.agent.tools import Toolbox, ToolResult
-from assistant.grounding.support import accept, anchoring, score_sentences
+from assistant.grounding.support import accept, anchoring, needed_citations, score_sentences
 from assistant.llm.client import yes_probability
 from index.errors import UserFacingError
 
@@ -152,7 +152,8 @@ def computed_schema(number_ids: Sequence[str], constants: Sequence[str]) -> dict
                     "additionalProperties": False,
                 },
             },
-            "expression": {"type": "string", "maxLength": 120, "pattern": rf"^(?:{token}|[-+*/^() ])+$"},
+            # the length bound is in the pattern: xgrammar refuses a pattern beside maxLength
+            "expression": {"type": "string", "pattern": rf"^(?:{token}|[-+*/^() ]){{1,60}}$"},
         },
         "required": ["how", "operands", "expression"],
         "additionalProperties": False,
@@ -418,13 +419,20 @@ def converse(
     error_prompt: str,
     *,
     logprobs: bool = False,
+    last_schema: dict[str, Any] | None = None,
 ) -> Exchange:
+    """Ask until `parse` accepts a reply, feeding each refusal back. `last_schema`, when given, binds the
+    last attempt, asked afresh: a narrower choice for a model that repeated a refused one (greedy decoding
+    does), without the refusals (a small model copies their wording into its answer)."""
     out = Exchange()
     convo = list(messages)
     for attempt in range(1, retries + 2):
         out.attempts = attempt
         t = time.perf_counter()
-        reply = backend.complete(convo, schema, max_tokens=max_tokens, logprobs=logprobs)
+        bound = schema
+        if last_schema is not None and attempt == retries + 1 and attempt > 1:
+            bound, convo = last_schema, list(messages)
+        reply = backend.complete(convo, bound, max_tokens=max_tokens, logprobs=logprobs)
         out.seconds += time.perf_counter() - t
         out.raw, out.completion = reply.text, reply
         try:
@@ -592,6 +600,7 @@ class _Run:
         error_prompt: str,
         *,
         logprobs: bool = False,
+        last_schema: dict[str, Any] | None = None,
     ) -> Iterator[Event]:
         """One recorded model step under a schema; returns its `Exchange` (`.value` None when no reply
         parsed)."""
@@ -610,6 +619,7 @@ class _Run:
             self.cfg.retries,
             error_prompt,
             logprobs=logprobs,
+            last_schema=last_schema,
         )
         step.attempts, step.model_s, step.raw, step.error = ex.attempts, ex.seconds, ex.raw, ex.error
         if ex.completion is not None:
@@ -666,15 +676,17 @@ class _Run:
         """One answer call (and its self-check): the drafted sentence with its acceptance, or None."""
         offered = self._numbers(lines) if numbers else {}
         messages = self._part_messages(lines, offered, focus)
-        schema = answer_schema(sorted({n for n, _ in lines}), list(offered), allowed_constants(self.question))
+        cited = sorted({n for n, _ in lines})
         ex = yield from self._call(
             "answer",
             part.id,
             messages,
-            schema,
+            answer_schema(cited, list(offered), allowed_constants(self.question)),
             self.cfg.part_max_tokens,
             lambda raw: parse_answer(raw, offered, self.question),
             "part_error.md",
+            # code refused every computation so far: the last attempt may only state what a line says
+            last_schema=stated_schema(cited) if offered else None,
         )
         reply = ex.value
         if reply is None:
@@ -955,11 +967,14 @@ class _Run:
 
     def _checked(self, sentence: Sentence) -> Sentence:
         t = time.perf_counter()
-        kept, _, invalid = resolve_citations([sentence], self.ledger.items)
+        [kept], _, invalid = resolve_citations([sentence], self.ledger.items)
         self.invalid_citations += invalid
+        kept = needed_citations(
+            self.agent.checker, kept, self.ledger.items, self.question, threshold=self.agent.threshold
+        )
         [scored] = score_sentences(
             self.agent.checker,
-            kept,
+            [kept],
             self.ledger.items,
             threshold=self.agent.threshold,
             weak_margin=self.agent.weak_margin,

@@ -161,6 +161,44 @@ def support_table(
     return out
 
 
+def needed_citations(
+    checker: GroundingChecker | None,
+    sentence: Sentence,
+    evidence: Mapping[int, Evidence],
+    question: str,
+    *,
+    threshold: float | None,
+) -> Sentence:
+    """`sentence` without the citations that add nothing to it, judged as ALCE's citation precision
+    judges them: a citation is idle when alone it does not support the sentence, the others without it
+    do, and they still anchor every name and number. A small model often cites one passage too many
+    (the question's other document); the reader should not be sent there. Without a checker, or with
+    one citation, the sentence is returned unchanged."""
+    ids = tuple(c for c in dict.fromkeys(sentence.citations) if c in evidence)
+    if checker is None or sentence.kind != "answer" or len(ids) < 2:
+        return sentence
+    cut = resolve_threshold(checker, threshold)
+    [table] = _pair_scores(checker, [replace(sentence, citations=ids)], evidence, leave_one_out=True)
+    unanchored = set(anchoring(sentence, evidence, question))
+
+    def idle(c: int) -> bool:
+        rest = tuple(x for x in ids if x != c)
+        return (
+            table.get((c,), 0.0) < cut
+            and table.get(rest, 0.0) >= cut
+            and set(anchoring(replace(sentence, citations=rest), evidence, question)) <= unanchored
+        )
+
+    kept = tuple(c for c in ids if not idle(c))
+    if len(kept) == len(ids) or not kept:
+        return sentence
+    if len(ids) - len(kept) > 1:  # each was idle beside the others; all of them together must be too
+        [joint] = _pair_scores(checker, [replace(sentence, citations=kept)], evidence, leave_one_out=False)
+        if max(joint.values(), default=0.0) < cut:
+            return sentence
+    return replace(sentence, citations=kept)
+
+
 # -- acceptance ------------------------------------------------------------------------------------------
 def anchoring(sentence: Sentence, evidence: Mapping[int, Evidence], question: str) -> tuple[str, ...]:
     """The numbers and names of `sentence` found neither in what it cites nor in the question (empty:

@@ -26,6 +26,10 @@ from pathlib import Path
 from typing import IO, Any
 
 REPO = Path(__file__).resolve().parents[2]
+# Compact JSON only: with xgrammar's default "any whitespace" the 0.5B model, once a string is closed,
+# can write spaces and newlines until its token limit instead of the next key (the whole reply is then
+# lost). The engine-wide setting is the only one xgrammar reads (vLLM 0.32); the server takes the same.
+STRUCTURED_OUTPUTS = {"backend": "xgrammar", "disable_any_whitespace": True}
 
 
 def generate(
@@ -38,7 +42,12 @@ def generate(
 def load(model: str, max_model_len: int, enforce_eager: bool) -> Any:
     from vllm import LLM
 
-    return LLM(model=model, max_model_len=max_model_len, enforce_eager=enforce_eager)
+    return LLM(
+        model=model,
+        max_model_len=max_model_len,
+        enforce_eager=enforce_eager,
+        structured_outputs_config=STRUCTURED_OUTPUTS,
+    )
 
 
 def generate_with(llm: Any, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:

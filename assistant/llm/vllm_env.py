@@ -14,6 +14,7 @@ The server is vLLM's OpenAI-compatible API, so `ChatClient(server.base_url)` tal
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -30,6 +31,7 @@ from assistant.llm.client import ChatClient
 from assistant.llm.llamacpp_serve import cpu_threads
 from assistant.llm.models import PACKAGED, ResolvedModel
 from assistant.llm.server import ManagedServer
+from assistant.llm.vllm_batch import STRUCTURED_OUTPUTS
 from assistant.settings import DEFAULT_MAX_MODEL_LEN
 from index.errors import UserFacingError
 
@@ -169,6 +171,8 @@ class VLLMServer(ManagedServer):
             "--served-model-name",
             self.model_name,
             "--enable-prefix-caching",  # every part answer shares the system prompt; research steps too
+            "--structured-outputs-config",
+            json.dumps(STRUCTURED_OUTPUTS),
             *self.extra_args,
         ]
         return [*cmd, "--enforce-eager"] if self.enforce_eager else cmd
