@@ -338,24 +338,6 @@ def test_the_self_check_rescues_a_draft_the_checker_rejects_and_anchoring_stops_
     assert answer.abstained and answer.parts[0].drafts[0].acceptance.missing == ("64K",)  # type: ignore[union-attr]
 
 
-def test_a_subject_named_only_by_the_question_is_not_anchored_by_it() -> None:
-    """Asked about a model the documents never mention, the sentence borrows the question's name for a
-    passage about something else; the self-check's yes does not save it."""
-    question = "How many layers does Claude 3 Opus have?"
-    borrowed = "Claude 3 Opus has 12 layers."
-    agent, _, _ = agent_for(
-        [
-            plan_reply("number"),
-            answering(borrowed, "12 layers"),
-            check_reply("yes", 0.95),
-            step_reply("give_up"),
-        ],
-        self_check=True,
-    )
-    answer = final_answer(agent.run(question))
-    assert answer.abstained and answer.parts[0].drafts[0].acceptance.missing == ("Claude", "Opus")  # type: ignore[union-attr]
-
-
 def test_a_research_step_finds_what_the_first_search_missed() -> None:
     agent, _, index = agent_for(
         [

@@ -80,37 +80,29 @@ def test_a_citation_that_adds_nothing_is_dropped_and_one_that_is_needed_stays() 
 
     both = f"{A.text}\n\n{B.text}"
     s = Sentence("Alpaca was tuned on 52K demonstrations.", (1, 2))
-    idle = needed_citations(TableChecker({A.text: 0.9, both: 0.9}), s, LEDGER, "", {}, threshold=None)
+    idle = needed_citations(TableChecker({A.text: 0.9, both: 0.9}), s, LEDGER, "", threshold=None)
     assert idle.citations == (1,)
     # a fact that needs both passages: neither alone supports it, so both stay
-    joint = needed_citations(TableChecker({both: 0.9}), s, LEDGER, "", {}, threshold=None)
+    joint = needed_citations(TableChecker({both: 0.9}), s, LEDGER, "", threshold=None)
     assert joint.citations == (1, 2)
     # B alone does not support it, but the name "Stanford" is only in B: dropping B would unanchor it
     c = Evidence(3, "passage", "Stanford built it.", "c.md", None, 0, 18, "c3")
     named = Sentence("Stanford's Alpaca was tuned on 52K demonstrations.", (1, 3))
     ledger = {**LEDGER, 3: c}
     checker = TableChecker({A.text: 0.9, f"{A.text}\n\n{c.text}": 0.9})
-    assert needed_citations(checker, named, ledger, "", {}, threshold=None).citations == (1, 3)
-    assert needed_citations(None, s, LEDGER, "", {}, threshold=None) == s
+    assert needed_citations(checker, named, ledger, "", threshold=None).citations == (1, 3)
+    assert needed_citations(None, s, LEDGER, "", threshold=None) == s
 
 
 # -- acceptance: anchoring, the checker, the self-check -------------------------------------------------------
-def test_anchoring_finds_numbers_by_value_and_names_in_what_is_cited_or_its_document() -> None:
+def test_anchoring_finds_numbers_by_value_and_names_in_what_is_cited_or_asked() -> None:
     from assistant.grounding.support import anchoring
 
-    ok = Sentence("Alpaca was tuned on 52,000 demonstrations.", (1,))
-    assert anchoring(ok, LEDGER, "How many demonstrations did Alpaca 7B use?", {}) == ()  # 52K = 52,000
+    ok = Sentence("Alpaca 7B was tuned on 52,000 demonstrations.", (1,))
+    assert anchoring(ok, LEDGER, "How many demonstrations did Alpaca 7B use?") == ()  # 52K = 52,000
     wrong = Sentence("Vicuna was tuned on 64K demonstrations.", (1,))
-    assert anchoring(wrong, LEDGER, "How many demonstrations?", {}) == ("64K", "Vicuna")
-    uncited = Sentence("Alpaca used 52K demos.", (2,))
-    assert anchoring(uncited, LEDGER, "Alpaca?", {}) == ("52K", "Alpaca")  # [1] holds both: not cited
-    # a number the question gives is anchored; a name only the question gives is not, unless the cited
-    # passage's document holds it (the passage says "it")
-    given = Sentence("Stanford's model, tuned on 52K demos, cost 500 dollars.", (1,))
-    asked = "What did Stanford's model, tuned on 52K demos, cost at 500 dollars?"
-    assert anchoring(given, LEDGER, asked, {}) == ("Stanford",)
-    documents = {"a.md": "Stanford released Alpaca. Alpaca was tuned on 52K demonstrations."}
-    assert anchoring(given, LEDGER, asked, documents) == ()
+    assert anchoring(wrong, LEDGER, "How many demonstrations?") == ("64K", "Vicuna")
+    assert anchoring(Sentence("Alpaca used 52K demos.", (2,)), LEDGER, "Alpaca?") == ("52K",)  # not cited
 
 
 def accepted(
@@ -119,7 +111,7 @@ def accepted(
     from assistant.grounding.support import accept
 
     s = Sentence(text, (1,), verdict=verdict)  # type: ignore[arg-type]
-    return accept(s, LEDGER, "How many?", {}, self_check=self_check, self_threshold=0.5).accepted
+    return accept(s, LEDGER, "How many?", self_check=self_check, self_threshold=0.5).accepted
 
 
 def test_acceptance_needs_anchoring_and_either_the_checker_or_the_self_check() -> None:
@@ -142,7 +134,7 @@ def test_a_computation_stands_on_its_code_check_unless_the_model_doubts_what_it_
     passage = Evidence(4, "passage", "Fast YOLO runs at 155 fps; YOLO at 45 fps.", "y.md")
     ledger = {3: run, 4: passage}
     sentence = Sentence("3.44 times: 155 ÷ 45.", (4, 3), kind="computed")
-    assert accept(sentence, ledger, "q", {}, self_check=0.8, self_threshold=0.5).accepted
-    assert not accept(sentence, ledger, "q", {}, self_check=0.2, self_threshold=0.5).accepted
+    assert accept(sentence, ledger, "q", self_check=0.8, self_threshold=0.5).accepted
+    assert not accept(sentence, ledger, "q", self_check=0.2, self_threshold=0.5).accepted
     uncited = Sentence("3.44 times: 155 ÷ 45.", (3,), kind="computed")  # the operands' passage not cited
-    assert not accept(uncited, ledger, "q", {}, self_check=0.9, self_threshold=0.5).accepted
+    assert not accept(uncited, ledger, "q", self_check=0.9, self_threshold=0.5).accepted

@@ -703,7 +703,6 @@ class _Run:
             sentence,
             self.ledger.items,
             self.question,
-            self.toolbox.documents,
             self_check=check,
             self_threshold=self.cfg.self_check_threshold,
         )
@@ -955,18 +954,13 @@ class _Run:
         a shown passage it did not cite, that passage is added to its citations (at most MAX_CITED in
         all). A name found in no shown passage stays missing, and anchoring rejects the sentence."""
         cites = list(sentence.citations)  # an unseen number stays, to be dropped and counted later
-        missing = anchoring(sentence, self.ledger.items, self.question, self.toolbox.documents)
+        missing = anchoring(sentence, self.ledger.items, self.question)
         for ev_id in dict.fromkeys(n for n, _ in lines):
             if not missing or len(cites) >= MAX_CITED:
                 break
             if ev_id in cites:
                 continue
-            fewer = anchoring(
-                replace(sentence, citations=(*cites, ev_id)),
-                self.ledger.items,
-                self.question,
-                self.toolbox.documents,
-            )
+            fewer = anchoring(replace(sentence, citations=(*cites, ev_id)), self.ledger.items, self.question)
             if len(fewer) < len(missing):
                 cites, missing = [*cites, ev_id], fewer
         return replace(sentence, citations=tuple(cites)) if not missing else sentence
@@ -976,12 +970,7 @@ class _Run:
         [kept], _, invalid = resolve_citations([sentence], self.ledger.items)
         self.invalid_citations += invalid
         kept = needed_citations(
-            self.agent.checker,
-            kept,
-            self.ledger.items,
-            self.question,
-            self.toolbox.documents,
-            threshold=self.agent.threshold,
+            self.agent.checker, kept, self.ledger.items, self.question, threshold=self.agent.threshold
         )
         [scored] = score_sentences(
             self.agent.checker,

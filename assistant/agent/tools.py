@@ -9,7 +9,6 @@ never a string the caller has to parse.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -150,29 +149,6 @@ def format_passage(ev: Evidence, chunk: Chunk) -> str:
     return "\n".join([format_evidence(ev), *blocks])
 
 
-class DocumentTexts(Mapping[str, str]):
-    """The full text of each document by source, read from the index when first asked for (anchoring
-    looks a name up in the documents a sentence cites)."""
-
-    def __init__(self, index: HybridIndex) -> None:
-        self.index = index
-        self._texts: dict[str, str] = {}
-
-    def __getitem__(self, source: str) -> str:
-        if source not in self._texts:
-            text = self.index.document_text(source)
-            if text is None:
-                raise KeyError(source)
-            self._texts[source] = text
-        return self._texts[source]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._texts)
-
-    def __len__(self) -> int:
-        return len(self._texts)
-
-
 class Toolbox:
     """search / read / python over one index, filling one ledger; remembers the searches already run."""
 
@@ -191,7 +167,6 @@ class Toolbox:
         self.sandbox_limits = sandbox_limits or SandboxLimits()
         self.observation_chars = observation_chars
         self.ledger = Ledger()
-        self.documents = DocumentTexts(index)
         self.searched: set[str] = set()
 
     def search(self, query: str, part: int | None = None, *, planned: bool = False) -> ToolResult:

@@ -166,7 +166,6 @@ def needed_citations(
     sentence: Sentence,
     evidence: Mapping[int, Evidence],
     question: str,
-    documents: Mapping[str, str],
     *,
     threshold: float | None,
 ) -> Sentence:
@@ -180,14 +179,14 @@ def needed_citations(
         return sentence
     cut = resolve_threshold(checker, threshold)
     [table] = _pair_scores(checker, [replace(sentence, citations=ids)], evidence, leave_one_out=True)
-    unanchored = set(anchoring(sentence, evidence, question, documents))
+    unanchored = set(anchoring(sentence, evidence, question))
 
     def idle(c: int) -> bool:
         rest = tuple(x for x in ids if x != c)
         return (
             table.get((c,), 0.0) < cut
             and table.get(rest, 0.0) >= cut
-            and set(anchoring(replace(sentence, citations=rest), evidence, question, documents)) <= unanchored
+            and set(anchoring(replace(sentence, citations=rest), evidence, question)) <= unanchored
         )
 
     kept = tuple(c for c in ids if not idle(c))
@@ -201,33 +200,23 @@ def needed_citations(
 
 
 # -- acceptance ------------------------------------------------------------------------------------------
-def anchoring(
-    sentence: Sentence, evidence: Mapping[int, Evidence], question: str, documents: Mapping[str, str]
-) -> tuple[str, ...]:
-    """The numbers and names of `sentence` that what it cites does not hold (empty: anchored). A number
-    may come from the cited passages or the question (a question may give numbers to use); a name from
-    the cited passages or their documents (text, by source in `documents`, and title), where a passage
-    says "the model" that its document names. Numbers match by value ("52K" = "52,000"); names ignoring
-    case and punctuation.
+def anchoring(sentence: Sentence, evidence: Mapping[int, Evidence], question: str) -> tuple[str, ...]:
+    """The numbers and names of `sentence` found neither in what it cites nor in the question (empty:
+    anchored). Numbers match by value ("52K" = "52,000"); names ignoring case and punctuation.
 
     Why code checks this: a small model's wrong answers on the dev drafts were mostly a right-looking
     sentence with one number or name that its passage does not contain, which an embedding-based
-    checker scores close to a right one. A name taken from the question alone is not anchored: asked
-    about something the documents never mention, the model states it of a passage about something else
-    (6 of 57 accepted wrong dev drafts, 2 of 77 right ones, both citing another blog than the one named)."""
+    checker scores close to a right one."""
     cited = [evidence[c] for c in sentence.citations if c in evidence]
-    passages = " ".join(ev.text for ev in cited)
+    source = " ".join(ev.text for ev in cited) + " " + question
     text = _MARKER.sub(" ", sentence.text)
-    known = [q.value for q in find_quantities(passages + " " + question)]
+    known = [q.value for q in find_quantities(source)]
     missing = [
         q.text
         for q in find_quantities(text)
         if q.text[:1].isdigit() and not any(same_value(q.value, v) for v in known)
     ]
-    sources = dict.fromkeys(ev.source for ev in cited if ev.source)
-    context = [passages, *(documents.get(s, "") for s in sources)]
-    context += [ev.document.title for ev in cited if ev.document is not None]
-    plain_source = _PLAIN.sub("", " ".join(context).lower())
+    plain_source = _PLAIN.sub("", source.lower())
     missing += [n for n in names(text, hyphenated=False) if _PLAIN.sub("", n.lower()) not in plain_source]
     return tuple(dict.fromkeys(missing))
 
@@ -236,7 +225,6 @@ def accept(
     sentence: Sentence,
     evidence: Mapping[int, Evidence],
     question: str,
-    documents: Mapping[str, str],
     *,
     self_check: float | None,
     self_threshold: float,
@@ -252,7 +240,7 @@ def accept(
     if sentence.kind == "computed":  # code checked the operands; the model checks it computed what is asked
         anchored = computed_support(sentence, evidence) >= 1.0
         return Acceptance(anchored, sentence.support, self_check, anchored and model_yes is not False)
-    missing = anchoring(sentence, evidence, question, documents)
+    missing = anchoring(sentence, evidence, question)
     checker_yes = sentence.verdict == "supported" if sentence.verdict is not None else None
     signals = [s for s in (checker_yes, model_yes) if s is not None]
     ok = bool(sentence.citations) and not missing and (any(signals) if signals else True)
