@@ -238,25 +238,6 @@ def test_a_yes_no_is_not_answered_when_one_side_is_not_stated() -> None:
 
 
 # -- computation ---------------------------------------------------------------------------------------
-def test_after_code_refused_its_computations_the_model_may_only_state_and_is_asked_afresh() -> None:
-    refused = computing("a / a", a=("52K", "Alpaca demonstrations"))  # cancels itself: code refuses it
-    seen: list[tuple[list[dict[str, Any]], dict[str, Any]]] = []
-
-    def last(messages: list[dict[str, Any]], schema: dict[str, Any]) -> str:
-        seen.append((messages, schema))
-        return answering("Alpaca 7B was fine-tuned on 52K instruction-following demonstrations.", "52K")(
-            messages, schema
-        )
-
-    agent, backend, _ = agent_for([plan_reply("number"), refused, refused, last], retries=2)
-    answer = final_answer(agent.run(ALPACA))
-    [(messages, schema)] = seen
-    assert schema["properties"]["how"]["enum"] == ["stated"]  # the computed form is no longer offered
-    assert messages == backend.calls[1][0]  # the first question again, without the refusals
-    assert "anyOf" in backend.calls[2][1] and "two equal numbers" in backend.calls[2][0][-1]["content"]
-    assert answer.parts[0].status == "answered" and "52K" in answer.sentences[0].text
-
-
 def test_a_ratio_is_computed_by_code_from_cited_operands_never_by_the_model() -> None:
     agent, _, _ = agent_for(
         [
@@ -298,7 +279,7 @@ def test_division_by_zero_is_an_error_fed_back_not_an_answer() -> None:
             plan_reply("number"),
             computing("a / (b - b)", a=("155", "Fast YOLO"), b=("45", "YOLO")),
             computing("a / (b - b)", a=("155", "Fast YOLO"), b=("45", "YOLO")),
-            answering("Fast YOLO is 9 times faster.", "155"),  # the last attempt may only state
+            computing("a / (b - b)", a=("155", "Fast YOLO"), b=("45", "YOLO")),
             step_reply("give_up"),
         ]
     )

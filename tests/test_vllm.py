@@ -305,9 +305,10 @@ def test_ra_ask_against_the_vllm_server_answers_a_two_part_question_with_both_pa
 
     from assistant.index_access import open_index
 
+    # Two fact parts: asked "how many", the 0.5B (greedy, compact JSON) writes a computation over
+    # unrelated numbers that code refuses, where the 1.5B states the number; this test is the vLLM path.
     question = (
-        "How many human-written seed instructions does the Self-Instruct pipeline described by Raschka start "
-        "from, and how many instruction-following demonstrations was Stanford's Alpaca 7B fine-tuned on?"
+        "Which guidance did GLIDE's human evaluators prefer, and what was Stanford's Alpaca 7B fine-tuned on?"
     )
     # the default checker: the 0.5B's self-check says "no" to its right sentences (P(yes) 0.29 on both)
     env = dict(os.environ)
@@ -326,7 +327,7 @@ def test_ra_ask_against_the_vllm_server_answers_a_two_part_question_with_both_pa
     assert {s["part"] for s in answer_steps} == {1, 2}  # each part was answered from its own evidence
     model_steps = [s for s in answer["steps"] if s["action"] in ("answer", "think", "plan", "operands")]
     assert model_steps and all(isinstance(json.loads(s["raw"]), dict) for s in model_steps)  # xgrammar JSON
-    # the 0.5B (bf16 on vLLM) answers the Alpaca part; the seed-pool part comes out "not stated" there
+    # the 0.5B (bf16 on vLLM) answers the Alpaca part
     alpaca = answer["parts"][1]
     [sentence] = alpaca["sentences"]
     assert alpaca["status"] == "answered" and "52K" in sentence["text"] and sentence["citations"]

@@ -419,20 +419,14 @@ def converse(
     error_prompt: str,
     *,
     logprobs: bool = False,
-    last_schema: dict[str, Any] | None = None,
 ) -> Exchange:
-    """Ask until `parse` accepts a reply, feeding each refusal back. `last_schema`, when given, binds the
-    last attempt, asked afresh: a narrower choice for a model that repeated a refused one (greedy decoding
-    does), without the refusals (a small model copies their wording into its answer)."""
+    """Ask until `parse` accepts a reply, feeding each refusal back."""
     out = Exchange()
     convo = list(messages)
     for attempt in range(1, retries + 2):
         out.attempts = attempt
         t = time.perf_counter()
-        bound = schema
-        if last_schema is not None and attempt == retries + 1 and attempt > 1:
-            bound, convo = last_schema, list(messages)
-        reply = backend.complete(convo, bound, max_tokens=max_tokens, logprobs=logprobs)
+        reply = backend.complete(convo, schema, max_tokens=max_tokens, logprobs=logprobs)
         out.seconds += time.perf_counter() - t
         out.raw, out.completion = reply.text, reply
         try:
@@ -600,7 +594,6 @@ class _Run:
         error_prompt: str,
         *,
         logprobs: bool = False,
-        last_schema: dict[str, Any] | None = None,
     ) -> Iterator[Event]:
         """One recorded model step under a schema; returns its `Exchange` (`.value` None when no reply
         parsed)."""
@@ -619,7 +612,6 @@ class _Run:
             self.cfg.retries,
             error_prompt,
             logprobs=logprobs,
-            last_schema=last_schema,
         )
         step.attempts, step.model_s, step.raw, step.error = ex.attempts, ex.seconds, ex.raw, ex.error
         if ex.completion is not None:
@@ -676,17 +668,15 @@ class _Run:
         """One answer call (and its self-check): the drafted sentence with its acceptance, or None."""
         offered = self._numbers(lines) if numbers else {}
         messages = self._part_messages(lines, offered, focus)
-        cited = sorted({n for n, _ in lines})
+        schema = answer_schema(sorted({n for n, _ in lines}), list(offered), allowed_constants(self.question))
         ex = yield from self._call(
             "answer",
             part.id,
             messages,
-            answer_schema(cited, list(offered), allowed_constants(self.question)),
+            schema,
             self.cfg.part_max_tokens,
             lambda raw: parse_answer(raw, offered, self.question),
             "part_error.md",
-            # code refused every computation so far: the last attempt may only state what a line says
-            last_schema=stated_schema(cited) if offered else None,
         )
         reply = ex.value
         if reply is None:
