@@ -11,6 +11,7 @@ never disagree:
 * `accept`: the decision over three signals, anchoring, the checker and the answering model's self-check
   (measured on labelled dev drafts: `eval/acceptance.py`).
 * `support_table`: the checker's scores of every citation subset the ALCE metrics need (`subsets`).
+* `needed_citations`: a sentence without the citations that add nothing to it (ALCE precision, applied).
 """
 
 from __future__ import annotations
