@@ -310,7 +310,7 @@ def test_ra_ask_against_the_vllm_server_answers_a_two_part_question_with_both_pa
     question = (
         "Which guidance did GLIDE's human evaluators prefer, and what was Stanford's Alpaca 7B fine-tuned on?"
     )
-    # the default checker: the 0.5B's self-check says "no" to its right sentences (P(yes) 0.29 on both)
+    # the default checker: the 0.5B's self-check said "no" to its right sentences (P(yes) 0.29)
     env = dict(os.environ)
     cmd = [sys.executable, "-m", "assistant", "ask", question, "--index", str(seed_index)]
     run = subprocess.run(
