@@ -82,7 +82,7 @@ bench: install checker
 	$(BIN)/ra ingest $(CORPUS)
 	$(BIN)/python -m eval.bench.qa_agent --data $(SHARED)/qa/seeds_dev.jsonl --out .ra/eval/bench-dev
 	$(BIN)/python -m eval.bench.stages .ra/eval/bench-dev
-	$(BIN)/python -m eval.bench.ask_latency --index .ra/index --data $(SHARED)/qa/seeds_dev.jsonl
+	$(BIN)/python -m eval.bench.ask_latency --index .ra/index --data $(SHARED)/qa/seeds_dev.jsonl --limit 20 --users 1,2,4
 	$(BIN)/python -m eval.bench.injection
 
 clean:

@@ -98,7 +98,20 @@ class LLMSettings(BaseModel):
     )
     api_key: str | None = None
     allow_download: bool = Field(False, description="allow fetching a Hugging Face model when online")
-    context_size: int = Field(8192, ge=512, description="context window of the embedded server")
+    context_size: int = Field(8192, ge=512, description="context window of the embedded server (per slot)")
+    slots: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="questions the embedded server works on at once (llama.cpp parallel slots, batched "
+        "together); each slot gets context_size tokens",
+    )
+    speculative: Literal["none", "draft", "ngram"] = Field(
+        "none",
+        description="speculative decoding of the embedded server: draft (draft_model proposes tokens), "
+        "ngram (spans of the prompt are proposed: answers copy the evidence), none; outputs are identical",
+    )
+    draft_model: str = Field("qwen2.5-coder-0.5b", description="the draft model of speculative = draft")
     temperature: float = 0.0
     timeout_s: float = Field(300.0, gt=0, description="longest wait for one whole answer")
     first_token_timeout_s: float = Field(
@@ -139,6 +152,24 @@ class UISettings(BaseModel):
     max_upload_mb: int = Field(50, ge=1, description="largest file the upload panel accepts")
 
 
+class ServiceSettings(BaseModel):
+    """The resident assistant (`ra service`): the model, the checker and the indexes kept warm between commands."""
+
+    autostart: bool = Field(
+        False,
+        description="ra ask, chat and search start the service when none is running (else they answer in process)",
+    )
+    socket: Path | None = Field(
+        None,
+        description="Unix socket of the service (default: $XDG_RUNTIME_DIR/research-assistant/service.sock, "
+        "else /tmp/ra-<uid>/service.sock)",
+    )
+    idle_timeout_s: float = Field(
+        1800.0, gt=0, description="the service exits after this long without a request"
+    )
+    start_timeout_s: float = Field(300.0, gt=0, description="longest wait for a starting service to answer")
+
+
 class Settings(BaseSettings):
     """Everything configurable; nested sections map to `[index]`, `[retrieval]`... tables in ra.toml."""
 
@@ -153,6 +184,7 @@ class Settings(BaseSettings):
         SandboxLimits(), description="limits of every sandboxed run (the agent's python tool, ra sandbox run)"
     )
     ui: UISettings = UISettings()
+    service: ServiceSettings = ServiceSettings()
     cache_dir: Path = Field(default_factory=default_cache_dir)
 
     @classmethod

@@ -35,13 +35,14 @@ def shared() -> Path:
 
 
 def _isolate(mp: pytest.MonkeyPatch, config: Path) -> None:
-    """No developer's ra.toml or RA_* variables, and the tests' own model cache (subprocesses inherit all
-    three through the environment)."""
+    """No developer's ra.toml, RA_* variables or running service, and the tests' own model cache
+    (subprocesses inherit all of it through the environment)."""
     for key in list(os.environ):
         if key.startswith("RA_") and key != "RA_SHARED_DIR":
             mp.delenv(key)
     mp.setenv("RA_CONFIG", str(config / "no-such-ra.toml"))
     mp.setenv("RA_CACHE_DIR", str(TEST_CACHE))
+    mp.setenv("RA_SERVICE__SOCKET", str(config / "service" / "s.sock"))  # never the developer's service
 
 
 @pytest.fixture(scope="session", autouse=True)

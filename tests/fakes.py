@@ -50,6 +50,7 @@ class RuleBackend:
         *,
         max_tokens: int,
         logprobs: bool = False,
+        on_text: Any = None,
     ) -> Completion:
         self.calls.append((list(messages), json_schema))
         reply = self.next_reply(list(messages), json_schema)
@@ -59,6 +60,9 @@ class RuleBackend:
                 jsonschema.validate(json.loads(text), json_schema)
             except (ValueError, jsonschema.ValidationError) as exc:
                 raise SchemaViolation(f"reply {text!r} does not conform to the schema: {exc}") from None
+        if on_text is not None:
+            for at in range(0, len(text), 3):  # a server's pieces: a few characters each, escapes cut
+                on_text(text[at : at + 3])
         prompt = sum(len(m["content"]) for m in messages) // 4
         tokens = _yes_no_tokens(text, p_yes) if logprobs else None
         return Completion(text, prompt, max(1, len(text) // 4), logprobs=tokens)
@@ -101,6 +105,12 @@ class ScriptedBackend(RuleBackend):
             )
         reply = self.replies.pop(0)
         return reply(messages, json_schema) if callable(reply) else reply
+
+
+class StreamingBackend(ScriptedBackend):
+    """A scripted model that streams its replies in pieces when asked to, as OpenAIBackend does."""
+
+    streams = True
 
 
 def request_kind(schema: dict[str, Any] | None) -> str:

@@ -12,12 +12,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 from streamlit.runtime.scriptrunner import add_script_run_ctx
 
 from assistant.agent.records import (
     Answer,
     AnswerToken,
+    DraftChecked,
+    DraftToken,
     Event,
     Evidence,
     EvidenceFound,
@@ -68,6 +71,9 @@ class Turn:
     plan: Plan | None = None
     found: list[Evidence] = field(default_factory=list)  # sources found, shown before the answer is written
     text: str = ""  # answer text streamed so far, [n] markers included
+    draft: str = ""  # the words of a draft being written or checked, before any checked text
+    draft_state: Literal["", "checking", "replaced"] = ""
+    draft_number: int | None = None
     answer: Answer | None = None
     notice: str = ""  # said once under the answer, e.g. why there are no support badges
     error: str | None = None
@@ -142,7 +148,15 @@ class AgentRun:
         elif isinstance(event, StepFinished):
             turn.steps.append(event.step)
             turn.current_step = None
+        elif isinstance(event, DraftToken):
+            if event.draft != turn.draft_number:
+                turn.draft, turn.draft_number = "", event.draft
+            turn.draft += event.text
+            turn.draft_state = "checking"
+        elif isinstance(event, DraftChecked) and event.draft == turn.draft_number:
+            turn.draft_state = "checking" if event.accepted else "replaced"
         elif isinstance(event, AnswerToken):
             turn.text += event.text
+            turn.draft, turn.draft_state = "", ""
         elif isinstance(event, FinalAnswer):
             turn.answer = event.answer

@@ -12,6 +12,7 @@ import streamlit as st
 from assistant.agent.chat import ChatSession
 from assistant.agent.factory import build_agent
 from assistant.agent.records import Event
+from assistant.service.client import ServiceAnswerer, service_for
 from assistant.settings import Settings
 from index.errors import UserFacingError
 from ui import chat_view, resources, session_settings
@@ -128,10 +129,17 @@ def start_run(question: str, settings: Settings, index: HybridIndex, convo: Conv
     turn = Turn(question)
 
     def events() -> Iterator[Event]:
+        service = service_for(settings, True, warn=_notice, progress=_notice)
+        if service is not None:  # the resident service answers: its model, checker and index are warm
+            yield from ServiceAnswerer(service, settings).ask(question, convo.history)
+            return
         backend = resources.backend_for(settings)
         checking = resources.checker_for(settings, backend)
         turn.notice = checking.note
         agent = build_agent(settings, backend, index, checking.checker)
         yield from ChatSession(agent, convo.history).ask(question)
+
+    def _notice(message: str) -> None:
+        turn.notice = message
 
     return AgentRun(turn, events).start()

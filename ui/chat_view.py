@@ -11,7 +11,7 @@ import streamlit as st
 
 from assistant.agent.records import Answer, Step
 from ui.agent_run import AgentRun, Turn
-from ui.citations_html import answer_html, sources_html, streaming_html
+from ui.citations_html import answer_html, draft_html, sources_html, streaming_html
 
 ICONS = {
     "plan": ":material/account_tree:",
@@ -80,6 +80,8 @@ def follow(run: AgentRun, key: str) -> None:
                 found_slot.caption("Sources found: " + ", ".join(f"[{e.id}] {e.label()}" for e in turn.found))
             if turn.text:
                 answer_slot.html(streaming_html(turn.text))
+            elif turn.draft:
+                answer_slot.html(draft_html(turn.draft, replaced=turn.draft_state == "replaced"))
             status.update(label=_live_label(turn), expanded=not (turn.text or collapsed), state="running")
             collapsed = collapsed or bool(turn.text)
             if turn.done:

@@ -61,6 +61,20 @@ def streaming_html(text: str) -> str:
     return f'<div class="ra-answer">{escape(text)}<span class="ra-caret">▍</span></div>'
 
 
+def draft_html(text: str, *, replaced: bool) -> str:
+    """A draft as the model writes it: grey and marked as being checked, or struck through when its
+    sources did not support it (the page then waits for the next draft or the abstention)."""
+    if replaced:
+        return (
+            f'<div class="ra-draft"><s>{escape(text)}</s><br><small>replaced: the passages it cites do not '
+            "support it; looking further</small></div>"
+        )
+    return (
+        f'<div class="ra-draft" style="color:#777">{escape(text)}<span class="ra-caret">▍</span><br>'
+        "<small>draft, checking it against its sources…</small></div>"
+    )
+
+
 def highlighted_passage(citation: Citation) -> str:
     """The evidence text with the quote marked; the quote's offsets are document offsets, the passage's
     own offset is `passage_start` (a computed result has none: its quote is found by position 0)."""

@@ -9,8 +9,6 @@ safe to share between threads: `HybridIndex` locks its SQLite connection, the ba
 from __future__ import annotations
 
 import atexit
-import threading
-from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -18,7 +16,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from assistant.agent.backends import ChatBackend
-from assistant.agent.factory import build_checker, open_backend
+from assistant.agent.factory import SerialChecker, build_checker, open_backend
 from assistant.grounding.base import GroundingChecker
 from assistant.index_access import open_index
 from assistant.settings import Settings
@@ -82,20 +80,6 @@ class CheckerHandle:
 
     checker: GroundingChecker | None
     note: str = ""
-
-
-class SerialChecker:
-    """A checker whose scoring calls take turns: one model serves every session, and it need not be
-    thread-safe."""
-
-    def __init__(self, checker: GroundingChecker) -> None:
-        self.name, self.threshold = checker.name, checker.threshold
-        self._checker = checker
-        self._lock = threading.Lock()
-
-    def scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        with self._lock:
-            return self._checker.scores(pairs)
 
 
 def checker_for(settings: Settings, backend: ChatBackend) -> CheckerHandle:

@@ -6,7 +6,7 @@ so any OpenAI-compatible server (embedded llama.cpp, vLLM, Ollama) and any LangC
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -50,6 +50,8 @@ class ChatBackend(Protocol):
 class OpenAIBackend:
     """An OpenAI-compatible server through `ChatClient`; schemas go out as `response_format: json_schema`."""
 
+    streams = True  # `complete` takes `on_text` (the agent streams drafts only through backends that do)
+
     def __init__(self, client: ChatClient, temperature: float, context_tokens: int) -> None:
         self.client = client
         self.temperature = temperature
@@ -62,7 +64,27 @@ class OpenAIBackend:
         *,
         max_tokens: int,
         logprobs: bool = False,
+        on_text: Callable[[str], None] | None = None,
     ) -> Completion:
+        """One reply; with `on_text` it is streamed and each piece is handed over as it arrives."""
+        if on_text is not None and not logprobs:
+            usage: dict[str, int] = {}
+            pieces = []
+            for piece in self.client.stream(
+                messages,
+                json_schema=json_schema,
+                max_tokens=max_tokens,
+                temperature=self.temperature,
+                usage=usage,
+            ):
+                pieces.append(piece)
+                on_text(piece)
+            return Completion(
+                "".join(pieces),
+                usage.get("prompt_tokens"),
+                usage.get("completion_tokens"),
+                usage.get("cached_tokens"),
+            )
         result = self.client.chat(
             messages,
             json_schema=json_schema,

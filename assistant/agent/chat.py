@@ -26,7 +26,7 @@ _HISTORY_TURNS = 3  # earlier exchanges shown to the rewriter
 
 @dataclass
 class ChatSession:
-    """A conversation with the agent; `new()` forgets the history."""
+    """A conversation with the agent: `history` holds the earlier turns (the caller owns and clears it)."""
 
     agent: ResearchAgent
     history: list[tuple[str, str]] = field(default_factory=list)
@@ -61,6 +61,3 @@ class ChatSession:
         except (ValueError, AttributeError):
             return message
         return query.strip() if isinstance(query, str) and query.strip() else message
-
-    def new(self) -> None:
-        self.history.clear()

@@ -11,7 +11,8 @@ starts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -41,11 +42,9 @@ def open_backend(settings: Settings) -> Iterator[OpenAIBackend]:
             yield OpenAIBackend(client, llm.temperature, client.context_tokens(default=llm.context_size))
         return
     from assistant.llm.llamacpp import LlamaCppServer
-    from assistant.llm.models import resolve_model
 
-    resolved = resolve_model(llm.model, settings.cache_dir, llm.allow_download)
     with (
-        LlamaCppServer(resolved, n_ctx=llm.context_size) as server,
+        LlamaCppServer.for_settings(llm, settings.cache_dir) as server,
         ChatClient.for_settings(llm, server.base_url, server.model_name) as client,
     ):
         yield OpenAIBackend(client, llm.temperature, llm.context_size)
@@ -62,6 +61,20 @@ def build_checker(
         if warn is not None:
             warn(f"answers are not support-checked: {exc}")
         return None
+
+
+class SerialChecker:
+    """A checker whose scoring calls take turns: one model serves every session of the web app or every
+    client of the service, and it need not be thread-safe."""
+
+    def __init__(self, checker: GroundingChecker) -> None:
+        self.name, self.threshold = checker.name, checker.threshold
+        self._checker = checker
+        self._lock = threading.Lock()
+
+    def scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        with self._lock:
+            return self._checker.scores(pairs)
 
 
 def build_agent(

@@ -19,11 +19,14 @@ The run, for a small model on a CPU (each step is one short call under a JSON sc
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import queue
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -38,13 +41,15 @@ from assistant.agent.citations import (
 )
 from assistant.agent.config import AgentSettings
 from assistant.agent.plan import PlanRequest, is_yes_no, plan_request, rules_plan
-from assistant.agent.prompts import json_object
+from assistant.agent.prompts import StreamedField, json_object
 from assistant.agent.prompts import render as render_prompt
 from assistant.agent.records import (
     ABSTAIN_MESSAGE,
     Action,
     Answer,
     AnswerToken,
+    DraftChecked,
+    DraftToken,
     Event,
     Evidence,
     EvidenceFound,
@@ -419,14 +424,17 @@ def converse(
     error_prompt: str,
     *,
     logprobs: bool = False,
+    on_text: Callable[[str], None] | None = None,
 ) -> Exchange:
-    """Ask until `parse` accepts a reply, feeding each refusal back."""
+    """Ask until `parse` accepts a reply, feeding each refusal back. `on_text` sees the first reply's
+    pieces as they are written (re-asks are not streamed: the reader already saw a draft fail)."""
     out = Exchange()
     convo = list(messages)
     for attempt in range(1, retries + 2):
         out.attempts = attempt
         t = time.perf_counter()
-        reply = backend.complete(convo, schema, max_tokens=max_tokens, logprobs=logprobs)
+        streaming = {"on_text": on_text} if on_text is not None and attempt == 1 else {}
+        reply = backend.complete(convo, schema, max_tokens=max_tokens, logprobs=logprobs, **streaming)
         out.seconds += time.perf_counter() - t
         out.raw, out.completion = reply.text, reply
         try:
@@ -594,16 +602,18 @@ class _Run:
         error_prompt: str,
         *,
         logprobs: bool = False,
+        draft: int | None = None,
     ) -> Iterator[Event]:
         """One recorded model step under a schema; returns its `Exchange` (`.value` None when no reply
-        parsed)."""
+        parsed). With a `draft` number the reply's "text" is streamed as DraftToken events."""
         index = len(self.steps)
         yield StepStarted(index, action, part)
         self.model_calls += 1
         step = Step(index, "", action, messages[-1]["content"][-200:], part=part)
         step.prompt_chars = sum(len(m["content"]) for m in messages)
         step.prompt_sha = hashlib.sha256(json.dumps(messages).encode()).hexdigest()[:16]
-        ex = converse(
+        call = functools.partial(
+            converse,
             self.backend,
             messages,
             schema,
@@ -613,6 +623,10 @@ class _Run:
             error_prompt,
             logprobs=logprobs,
         )
+        if draft is None:
+            ex = call()
+        else:
+            ex = yield from self._streamed(call, part or 0, draft)
         step.attempts, step.model_s, step.raw, step.error = ex.attempts, ex.seconds, ex.raw, ex.error
         if ex.completion is not None:
             c = ex.completion
@@ -626,6 +640,25 @@ class _Run:
         self.steps.append(step)
         yield StepFinished(step)
         return ex
+
+    def _streamed(self, call: Callable[..., Exchange], part: int, draft: int) -> Iterator[Event]:
+        """Run `call` in a thread and pass the reply's "text" on as it is written; returns the Exchange."""
+        pieces: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        field = StreamedField("text")
+
+        def run() -> Exchange:
+            try:
+                return call(on_text=lambda piece: pieces.put(field.feed(piece)))
+            finally:
+                pieces.put(None)
+
+        with ThreadPoolExecutor(1, thread_name_prefix="ra-draft") as pool:
+            result = pool.submit(run)
+            while (text := pieces.get()) is not None:
+                if text:
+                    self.timings.setdefault("first_draft_s", time.perf_counter() - self.t0)
+                    yield DraftToken(part, draft, text)
+            return result.result()
 
     # -- one part -------------------------------------------------------------------------------------
     def _solve(self, part: Part) -> Iterator[Event]:
@@ -669,6 +702,9 @@ class _Run:
         offered = self._numbers(lines) if numbers else {}
         messages = self._part_messages(lines, offered, focus)
         schema = answer_schema(sorted({n for n, _ in lines}), list(offered), allowed_constants(self.question))
+        # Drafts are streamed until the first checked words are out: a reader waits for nothing else.
+        streams = getattr(self.backend, "streams", False) and "first_token_s" not in self.timings
+        draft = len(self.steps) if streams else None
         ex = yield from self._call(
             "answer",
             part.id,
@@ -677,9 +713,12 @@ class _Run:
             self.cfg.part_max_tokens,
             lambda raw: parse_answer(raw, offered, self.question),
             "part_error.md",
+            draft=draft,
         )
         reply = ex.value
         if reply is None:
+            if draft is not None:
+                yield DraftChecked(part.id, draft, accepted=False)
             return None
         answered = ex.raw
         if isinstance(reply, Computed):
@@ -696,6 +735,8 @@ class _Run:
             self_check=check,
             self_threshold=self.cfg.self_check_threshold,
         )
+        if draft is not None:
+            yield DraftChecked(part.id, draft, acceptance.accepted)
         return replace(sentence, acceptance=acceptance)
 
     def _self_check(

@@ -85,3 +85,56 @@ def json_object(raw: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError("it is not a JSON object")
     return data
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", '"': '"', "\\": "\\", "/": "/"}
+
+
+class StreamedField:
+    """The decoded value of one string field of a JSON reply that is still arriving, as it grows: what
+    lets a reader see an answer's words while the rest of the object (its citations) is not written yet.
+    `feed` takes the next piece of the raw reply and returns the field's new characters."""
+
+    def __init__(self, name: str) -> None:
+        self._opening = f'"{name}"'
+        self._raw = ""
+        self._at: int | None = None  # where the undecoded rest of the value starts in `_raw`
+        self.done = False
+
+    def feed(self, piece: str) -> str:
+        self._raw += piece
+        if self._at is None and not self._find_start():
+            return ""
+        out: list[str] = []
+        raw, i = self._raw, self._at or 0
+        while i < len(raw) and not self.done:
+            c = raw[i]
+            if c == '"':
+                self.done = True
+                i += 1
+            elif c != "\\":
+                out.append(c)
+                i += 1
+            elif i + 1 >= len(raw) or (raw[i + 1] == "u" and i + 6 > len(raw)):
+                break  # an escape cut in two: wait for its end
+            elif raw[i + 1] == "u":
+                out.append(chr(int(raw[i + 2 : i + 6], 16)))
+                i += 6
+            else:
+                out.append(_ESCAPES.get(raw[i + 1], raw[i + 1]))
+                i += 2
+        self._at = i
+        return "".join(out)
+
+    def _find_start(self) -> bool:
+        key = self._raw.find(self._opening)
+        if key < 0:
+            return False
+        rest = self._raw[key + len(self._opening) :].lstrip()
+        if not rest.startswith(":"):
+            return False
+        value = rest[1:].lstrip()
+        if not value.startswith('"'):
+            return False
+        self._at = len(self._raw) - len(value) + 1
+        return True

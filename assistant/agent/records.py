@@ -374,9 +374,40 @@ class AnswerToken:
 
 
 @dataclass(frozen=True, slots=True)
+class DraftToken:
+    """Words of a part's draft as the model writes them, before any check: shown as "checking", never
+    as the answer. A new `draft` number starts a new draft (a re-ask or the next part)."""
+
+    part: int
+    draft: int
+    text: str
+    type: Literal["draft_token"] = "draft_token"
+
+
+@dataclass(frozen=True, slots=True)
+class DraftChecked:
+    """The streamed draft's verdict: accepted (its checked form follows as AnswerToken) or replaced."""
+
+    part: int
+    draft: int
+    accepted: bool
+    type: Literal["draft_checked"] = "draft_checked"
+
+
+@dataclass(frozen=True, slots=True)
 class FinalAnswer:
     answer: Answer
     type: Literal["final_answer"] = "final_answer"
 
 
-Event = QuestionRewritten | PlanMade | EvidenceFound | StepStarted | StepFinished | AnswerToken | FinalAnswer
+Event = (
+    QuestionRewritten
+    | PlanMade
+    | EvidenceFound
+    | StepStarted
+    | StepFinished
+    | DraftToken
+    | DraftChecked
+    | AnswerToken
+    | FinalAnswer
+)

@@ -13,6 +13,8 @@ from assistant.agent.records import (
     Answer,
     AnswerToken,
     Citation,
+    DraftChecked,
+    DraftToken,
     Event,
     Evidence,
     EvidenceFound,
@@ -23,11 +25,12 @@ from assistant.agent.records import (
     StepFinished,
     StepStarted,
 )
-from assistant.cli.common import console, fail, out, print_json
+from assistant.cli.common import console, fail, note, out, print_json, warn
 from assistant.cli.index_cmds import IndexOpt, JsonOpt
 from assistant.cli.sources import citation_label, citations_bibtex
 from assistant.settings import Settings, load_settings
 from index.documents import display_path
+from index.errors import UserFacingError
 
 LLMOpt = Annotated[
     str | None, typer.Option("--llm", help="model for the embedded server: packaged name, .gguf or hub id")
@@ -43,6 +46,10 @@ BibtexOpt = Annotated[bool, typer.Option("--bibtex", help="also print BibTeX ent
 TraceOpt = Annotated[
     Path | None,
     typer.Option("--trace", help="write the run as JSON lines (plan, steps, evidence, parts) to this file"),
+]
+NoServiceOpt = Annotated[
+    bool,
+    typer.Option("--no-service", help="answer in this process even when the resident service runs"),
 ]
 StepsOpt = Annotated[
     bool, typer.Option("--steps", help="print each step (thought, action, observation, timings) on stderr")
@@ -64,19 +71,20 @@ def ask(
     trace: TraceOpt = None,
     steps: StepsOpt = False,
     bibtex: BibtexOpt = False,
+    no_service: NoServiceOpt = False,
 ) -> None:
     """Answer a question from the indexed documents, with numbered citations (or an honest abstention)."""
-    from assistant.agent.factory import ready_agent
     from assistant.agent.loop import QuestionTooLong, check_question
     from assistant.agent.trace import write_trace
+    from assistant.service.client import answerer
 
     settings = _settings(index, llm, llm_url, checker)
     try:
         question = check_question(question, settings.agent.max_question_chars)
     except QuestionTooLong as exc:
         fail(str(exc), code=2)
-    with ready_agent(settings, warn=_warn) as agent:
-        answer = _show(agent.run(question), stream=not as_json, steps=steps)
+    with answerer(settings, use_service=not no_service, warn=warn, progress=note) as assistant:
+        answer = _show(assistant.ask(question, []), stream=not as_json, steps=steps)
     if trace is not None:
         write_trace(answer, trace)
     if as_json:
@@ -91,27 +99,26 @@ def chat(
     llm_url: URLOpt = None,
     checker: CheckerOpt = None,
     steps: StepsOpt = False,
+    no_service: NoServiceOpt = False,
 ) -> None:
     """Talk with the documents: follow-ups are understood in context. /new forgets it, /exit quits."""
-    from assistant.agent.chat import ChatSession
-    from assistant.agent.factory import ready_agent
-    from assistant.agent.loop import QuestionTooLong
+    from assistant.service.client import History, answerer
 
     settings = _settings(index, llm, llm_url, checker)
-    console.print("starting the model...")
-    with ready_agent(settings, warn=_warn) as agent:
-        session = ChatSession(agent)
+    console.print("starting...")
+    history: History = []
+    with answerer(settings, use_service=not no_service, warn=warn, progress=note) as assistant:
         console.print("ask a question (/new starts over, /exit quits)")
         while (line := _read_line()) is not None:
             if line in ("/exit", "/quit"):
                 break
             if line == "/new":
-                session.new()
+                history.clear()
                 console.print("new conversation")
             elif line:
                 try:
-                    _show(session.ask(line), stream=True, steps=steps)
-                except QuestionTooLong as exc:
+                    _show(assistant.ask(line, history), stream=True, steps=steps)
+                except UserFacingError as exc:  # a question too long, a service that refused it
                     console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
 
 
@@ -130,14 +137,12 @@ def _settings(index: Path | None, llm: str | None, llm_url: str | None, checker:
     )
 
 
-def _warn(message: str) -> None:
-    console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
-
-
 def _show(events: Iterator[Event], *, stream: bool, steps: bool) -> Answer:
     """Print the run as it happens: progress, the plan and the sources found on stderr (before the model
     writes), the answer on stdout; return the final answer."""
     streamed = ""
+    drafts: set[int] = set()  # drafts whose words were shown (on stderr: stdout only gets checked text)
+    drafting = False  # a draft line is open: its check is said at its end, not on a line of its own
     for event in events:
         if isinstance(event, QuestionRewritten):
             console.print(f"[dim]searching for: {escape(event.standalone)}[/]", highlight=False)
@@ -147,10 +152,24 @@ def _show(events: Iterator[Event], *, stream: bool, steps: bool) -> Answer:
         elif isinstance(event, EvidenceFound) and stream:
             found = ", ".join(f"[{e.id}] {_where(e)}" for e in event.evidence)
             console.print(f"[dim]found {escape(found)}[/]", highlight=False)
-        elif isinstance(event, StepStarted) and stream and event.action in _WAITING:
+        elif isinstance(event, StepStarted) and stream and event.action in _WAITING and not drafting:
             console.print(f"[dim]{_WAITING[event.action]}...[/]", highlight=False)
         elif isinstance(event, StepFinished) and steps:
             _print_step(event.step)
+        elif isinstance(event, DraftToken) and stream:
+            if event.draft not in drafts:
+                drafts.add(event.draft)
+                drafting = True
+                console.print("[dim]draft, checking:[/] ", end="", highlight=False)
+            console.print(event.text, end="", style="dim", markup=False, highlight=False, soft_wrap=True)
+        elif isinstance(event, DraftChecked) and stream and event.draft in drafts:
+            verdict = (
+                "[green]checked[/]"
+                if event.accepted
+                else "[yellow]not supported by what it cites: replaced[/]"
+            )
+            console.print(f"  ({verdict})", highlight=False)
+            drafting = False
         elif isinstance(event, AnswerToken) and stream:
             out.print(event.text, end="", markup=False, highlight=False, soft_wrap=True)
             streamed += event.text

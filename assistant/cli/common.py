@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 console = Console(stderr=True)
@@ -18,6 +19,16 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print a one-line error that says what to do and exit non-zero."""
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    """A warning on stderr: the command goes on."""
+    console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+
+
+def note(message: str) -> None:
+    """Progress on stderr, dim (what is starting, where its log is)."""
+    console.print(f"[dim]{escape(message)}[/]", highlight=False)
 
 
 def print_json(payload: Any) -> None:

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.progress import Progress
 
-from assistant.cli.common import console, fail, out, print_json, print_report, progress_bar
+from assistant.cli.common import console, fail, note, out, print_json, print_report, progress_bar, warn
 from assistant.cli.sources import chunk_label
 from assistant.index_access import index_config, open_index
 from assistant.settings import Settings, load_settings
@@ -136,6 +136,9 @@ def search(
     k: Annotated[int | None, typer.Option("-k", help="number of passages")] = None,
     mode: ModeOpt = None,
     as_json: JsonOpt = False,
+    no_service: Annotated[
+        bool, typer.Option("--no-service", help="search in this process even when the service runs")
+    ] = False,
 ) -> None:
     """Search the index and print the best passages with their provenance."""
     if not query.strip():
@@ -143,7 +146,13 @@ def search(
     if k is not None and k < 1:
         fail("-k must be at least 1", code=2)
     settings = settings_from_flags(index, k=k, mode=mode)
-    hits = open_index(settings).search(query, k=settings.retrieval.k, mode=settings.retrieval.mode)
+    from assistant.service.client import service_for
+
+    service = service_for(settings, not no_service, warn, note)
+    if service is not None:
+        hits = service.search(settings, query)
+    else:
+        hits = open_index(settings).search(query, k=settings.retrieval.k, mode=settings.retrieval.mode)
     if as_json:
         print_json([h.to_json() for h in hits])
         return

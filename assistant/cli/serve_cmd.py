@@ -103,11 +103,11 @@ def _server(settings: Settings, backend: Backend, enforce_eager: bool) -> VLLMSe
 
     llm = settings.llm
     python = vllm_python(llm.vllm_python) if backend == "vllm" else None  # fail before any slow work
-    resolved = resolve_model(llm.model, settings.cache_dir, llm.allow_download)
     if python is None:
-        return LlamaCppServer(
-            resolved, host=llm.serve_host, port=llm.serve_port, n_ctx=llm.context_size, startup_timeout=600.0
+        return LlamaCppServer.for_settings(
+            llm, settings.cache_dir, host=llm.serve_host, port=llm.serve_port, startup_timeout=600.0
         )
+    resolved = resolve_model(llm.model, settings.cache_dir, llm.allow_download)
     if resolved.gguf_path is not None:
         console.print(f"preparing {resolved.name} for vLLM (the first time converts the GGUF: 1-3 min)...")
     source = hf_dir_for(resolved, settings.cache_dir, python)

@@ -186,12 +186,9 @@ class ChatClient:
         replica = str(resp.request.url).removesuffix("/chat/completions")
         _raise_embedded_error(data, replica)
         choice = data["choices"][0]
-        usage = data.get("usage") or {}
-        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
         return ChatResult(
             text=choice["message"].get("content") or "",
-            usage={k: v for k, v in usage.items() if isinstance(v, int)}
-            | ({"cached_tokens": cached} if isinstance(cached, int) else {}),
+            usage=_usage(data.get("usage")),
             finish_reason=choice.get("finish_reason"),
             logprobs=_parse_logprobs(choice.get("logprobs")) if logprobs else None,
             replica=replica,
@@ -205,9 +202,13 @@ class ChatClient:
         max_tokens: int = DEFAULT_MAX_TOKENS,
         temperature: float = 0.0,
         stop: Sequence[str] | None = None,
+        usage: dict[str, int] | None = None,
     ) -> Iterator[str]:
-        """Yield the answer's text deltas as the server sends them (Server-Sent Events)."""
+        """Yield the answer's text deltas as the server sends them (Server-Sent Events); a `usage` dict
+        is filled with the token counts the server reports at the end (as `chat` returns them)."""
         body = self._body(messages, json_schema, max_tokens, temperature, stop) | {"stream": True}
+        if usage is not None:
+            body["stream_options"] = {"include_usage": True}
         deadline = time.monotonic() + self._timeout
         tried: set[str] = set()
         while True:
@@ -235,7 +236,9 @@ class ChatClient:
                                 return
                             chunk = json.loads(payload)
                             _raise_embedded_error(chunk, url)
-                            for choice in chunk.get("choices", []):
+                            if usage is not None and chunk.get("usage"):
+                                usage.update(_usage(chunk["usage"]))
+                            for choice in chunk.get("choices") or []:
                                 if text := (choice.get("delta") or {}).get("content"):
                                     yield text
                     self.pool.mark_served(url)
@@ -344,6 +347,14 @@ def _raise_embedded_error(data: dict[str, Any], url: str) -> None:
     if err := data.get("error"):
         msg = err.get("message", str(err)) if isinstance(err, dict) else str(err)
         raise LLMError(f"the LLM at {url} failed: {msg.splitlines()[0][:300] if msg else 'unknown error'}")
+
+
+def _usage(raw: dict[str, Any] | None) -> dict[str, int]:
+    """Token counts of a reply, with the prompt tokens the server took from its KV cache as `cached_tokens`."""
+    raw = raw or {}
+    cached = (raw.get("prompt_tokens_details") or {}).get("cached_tokens")
+    counts = {k: v for k, v in raw.items() if isinstance(v, int)}
+    return counts | ({"cached_tokens": cached} if isinstance(cached, int) else {})
 
 
 def _parse_logprobs(raw: dict[str, Any] | None) -> list[TokenLogprob]:

@@ -19,12 +19,16 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from assistant.llm.client import ChatClient
 from assistant.llm.llamacpp_serve import DEFAULT_CTX, cpu_threads
 from assistant.llm.models import ResolvedModel
 from assistant.llm.server import ManagedServer
 from index.errors import UserFacingError
+
+if TYPE_CHECKING:
+    from assistant.settings import LLMSettings
 
 
 class LLMStartError(UserFacingError):
@@ -44,6 +48,9 @@ class LlamaCppServer(ManagedServer):
         threads: int | None = None,
         startup_timeout: float = 300.0,
         log_path: Path | None = None,
+        slots: int = 1,
+        speculative: str = "none",
+        draft: ResolvedModel | None = None,
     ) -> None:
         if model.gguf_path is None and model.hf_id is None:
             raise UserFacingError(f"model {model.name} is a Hugging Face folder: llama.cpp needs a .gguf")
@@ -52,8 +59,29 @@ class LlamaCppServer(ManagedServer):
         self.threads = threads or cpu_threads()
         self.startup_timeout = startup_timeout
         self.log_path = log_path
+        self.slots, self.speculative, self.draft = slots, speculative, draft
+        if speculative == "draft" and (draft is None or draft.gguf_path is None):
+            raise UserFacingError(
+                "llm.speculative = draft needs llm.draft_model to be a GGUF (e.g. qwen2.5-coder-0.5b)"
+            )
         self.base_url = ""
         self._proc: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def for_settings(cls, llm: LLMSettings, cache_dir: Path, **where: Any) -> LlamaCppServer:
+        """The embedded server the settings describe (model, context, slots, speculative decoding); `where`
+        passes host, port, start-up timeout and log path."""
+        from assistant.llm.models import resolve_model
+
+        model = resolve_model(llm.model, cache_dir, llm.allow_download)
+        draft = (
+            resolve_model(llm.draft_model, cache_dir, llm.allow_download)
+            if llm.speculative == "draft"
+            else None
+        )
+        return cls(
+            model, n_ctx=llm.context_size, slots=llm.slots, speculative=llm.speculative, draft=draft, **where
+        )
 
     @property
     def model_name(self) -> str:
@@ -77,6 +105,15 @@ class LlamaCppServer(ManagedServer):
             str(self.n_ctx),
             "--threads",
             str(self.threads),
+            "--slots",
+            str(self.slots),
+            "--speculative",
+            self.speculative,
+            *(
+                ["--draft-gguf", str(self.draft.gguf_path)]
+                if self.speculative == "draft" and self.draft
+                else []
+            ),
             "--exit-with-parent",
         ]
 

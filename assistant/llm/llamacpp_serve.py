@@ -27,9 +27,25 @@ def cpu_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+SPECULATIVE = ("none", "draft", "ngram")
+
+
 def build_params(
-    *, gguf: str | None, hf_repo: str | None, name: str, host: str, port: int, n_ctx: int, threads: int
+    *,
+    gguf: str | None,
+    hf_repo: str | None,
+    name: str,
+    host: str,
+    port: int,
+    n_ctx: int,
+    threads: int,
+    slots: int = 1,
+    speculative: str = "none",
+    draft_gguf: str | None = None,
 ):  # -> xllamacpp.CommonParams (untyped extension class)
+    """llama.cpp's parameters. `n_ctx` is per slot: llama.cpp splits its context between the slots.
+    Speculative decoding verifies every proposed token with the main model, so greedy output is the
+    same with it as without (tests/test_llm_speculative.py checks that)."""
     import xllamacpp
 
     params = xllamacpp.CommonParams()
@@ -40,9 +56,20 @@ def build_params(
     params.model_alias = {name}
     params.hostnames = [host]
     params.port = port
-    params.n_ctx = n_ctx
-    params.n_parallel = 1  # one slot gets the whole context; small CPUs gain nothing from more
+    params.n_ctx = n_ctx * slots
+    params.n_parallel = slots
+    params.cont_batching = True  # the slots' tokens go through the model together
     params.cache_prompt = True  # reuse the KV cache of a shared prompt prefix (ReAct turns grow by appending)
+    kind = xllamacpp.common_speculative_type
+    if speculative == "draft":
+        if not draft_gguf:
+            raise ValueError("speculative decoding with a draft model needs --draft-gguf")
+        params.speculative.draft.mparams.path = draft_gguf
+        params.speculative.draft.cpuparams.n_threads = threads
+        params.speculative.draft.cpuparams_batch.n_threads = threads
+        params.speculative.types = [kind.COMMON_SPECULATIVE_TYPE_DRAFT_SIMPLE]
+    elif speculative == "ngram":
+        params.speculative.types = [kind.COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE]
     params.ui = False
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = threads
@@ -59,6 +86,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--port", type=int, default=0, help="0 picks a free port")
     ap.add_argument("--ctx", type=int, default=DEFAULT_CTX)
     ap.add_argument("--threads", type=int, default=cpu_threads())
+    ap.add_argument("--slots", type=int, default=1, help="questions served at once")
+    ap.add_argument("--speculative", choices=SPECULATIVE, default="none")
+    ap.add_argument("--draft-gguf", help="draft model of --speculative draft")
     ap.add_argument("--exit-with-parent", action="store_true", help="stop when stdin closes")
     args = ap.parse_args(argv)
 
@@ -84,6 +114,9 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         n_ctx=args.ctx,
         threads=args.threads,
+        slots=args.slots,
+        speculative=args.speculative,
+        draft_gguf=args.draft_gguf,
     )
     server = xllamacpp.Server(params)
     announce.write(json.dumps({"url": server.listening_address, "pid": os.getpid()}) + "\n")
