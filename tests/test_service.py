@@ -147,7 +147,7 @@ def test_the_first_ask_starts_the_service_and_the_second_reuses_its_model(servic
     assert report is not None
     counters = report["counters"]
     assert counters["model_loads"] == 1 and counters["checker_loads"] == 1 and counters["index_opens"] == 1
-    assert counters["answers"] == 2
+    assert counters["answers"] == 2 and counters.get("clients_lost", 0) == 0  # both read to the end
 
 
 def test_ra_search_goes_through_the_service_and_sees_a_new_generation(
@@ -284,6 +284,23 @@ def test_four_questions_at_once_get_their_own_right_answers(service: dict[str, s
         assert_right(data, question)  # its own word, citing only its own document
     report = status(service)
     assert report is not None and report["counters"]["model_loads"] == 1
+
+
+def test_chat_through_the_service_keeps_its_history(service: dict[str, str]) -> None:
+    first = list(QUESTIONS)[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "assistant", "chat"],
+        input=f"{first}\nWhat kind were they?\n/exit\n",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **service},
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "52K" in proc.stdout
+    # Only a chat with history rewrites a follow-up: the first turn travelled to the service and back.
+    assert proc.stderr.count("searching for:") == 1, proc.stderr
 
 
 def test_no_service_answers_in_process_while_one_runs(service: dict[str, str]) -> None:

@@ -143,6 +143,7 @@ def _show(events: Iterator[Event], *, stream: bool, steps: bool) -> Answer:
     streamed = ""
     drafts: set[int] = set()  # drafts whose words were shown (on stderr: stdout only gets checked text)
     drafting = False  # a draft line is open: its check is said at its end, not on a line of its own
+    answer: Answer | None = None
     for event in events:
         if isinstance(event, QuestionRewritten):
             console.print(f"[dim]searching for: {escape(event.standalone)}[/]", highlight=False)
@@ -180,8 +181,9 @@ def _show(events: Iterator[Event], *, stream: bool, steps: bool) -> Answer:
             if steps:
                 timings = "  ".join(f"{k} {v:.2f}" for k, v in answer.timings.items())
                 console.print(f"[dim]timings (s): {timings}[/]", highlight=False)
-            return answer
-    raise RuntimeError("the agent ended without an answer")
+    if answer is None:  # read to the end: a chat's history (and the service's reply) comes after the answer
+        raise RuntimeError("the agent ended without an answer")
+    return answer
 
 
 _WAITING: dict[str, str] = {

@@ -167,18 +167,26 @@ class _Handler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         resident = self.server.resident
         if not _same_user(self.request):
-            self.server.resident.counters["refused"] += 1
+            resident.counters["refused"] += 1
             return
-        line = self.rfile.readline(MAX_REQUEST_BYTES)
-        with resident._lock:
-            resident.active += 1
-            resident.counters["requests"] += 1
+        resident.counters["requests"] += 1
         try:
-            request = json.loads(line)
-            if request.get("op") == "stop":
-                _write(self.wfile, {"stopping": True})
-                threading.Thread(target=self.server.shutdown, daemon=True).start()
-                return
+            request = json.loads(self.rfile.readline(MAX_REQUEST_BYTES))
+            if not isinstance(request, dict):
+                raise ValueError("a request is a JSON object")
+        except ValueError as exc:
+            _reply_error(
+                self.wfile, f"malformed request ({exc}): the client and the service differ in version"
+            )
+            return
+        if request.get("op") == "stop":
+            _write(self.wfile, {"stopping": True})
+            threading.Thread(target=self.server.shutdown, daemon=True).start()
+            return
+        busy = request.get("op") != "status"  # a status request is not work: `active` and idleness ignore it
+        with resident._lock:
+            resident.active += busy
+        try:
             resident.handle(request, lambda msg: _write(self.wfile, msg))
             _write(self.wfile, {"end": True})
         except (BrokenPipeError, ConnectionResetError):
@@ -194,8 +202,9 @@ class _Handler(socketserver.StreamRequestHandler):
             _reply_error(self.wfile, f"the service failed on this request ({exc}); its log: {_log_path()}")
         finally:
             with resident._lock:
-                resident.active -= 1
-                resident.last_request = time.monotonic()
+                resident.active -= busy
+                if busy:
+                    resident.last_request = time.monotonic()
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
