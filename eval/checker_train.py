@@ -40,7 +40,7 @@ from assistant.grounding.minilm import (
     VERSION,
     LogisticHead,
     MiniLMChecker,
-    TokenEncoder,
+    OnnxTokenEncoder,
     artifact_dir,
     pair_features,
 )
@@ -121,7 +121,7 @@ def fit_logistic(
 
 
 def features_of(
-    encoder: TokenEncoder, pairs: Sequence[Pair], stage: str, progress: Progress | None
+    encoder: OnnxTokenEncoder, pairs: Sequence[Pair], stage: str, progress: Progress | None
 ) -> np.ndarray:
     rows = []
     for i in range(0, len(pairs), FEATURE_CHUNK):
@@ -148,7 +148,7 @@ def train(cache_dir: Path, shared: Path, progress: Progress | None = None) -> di
     train_pairs = stratified_sample(train_side, TRAIN_PER_SOURCE, rng)
     held_pairs = stratified_sample(held_side, dict.fromkeys(TRAIN_PER_SOURCE, HELD_OUT_PER_SOURCE), rng)
 
-    encoder = TokenEncoder()
+    encoder = OnnxTokenEncoder(cache_dir)
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     x_train = features_of(encoder, train_pairs, "train", progress)

@@ -17,6 +17,7 @@ from fakes import (
     computed_reply,
     part_reply,
     plan_reply,
+    request_kind,
     step_reply,
 )
 
@@ -311,11 +312,11 @@ def test_the_self_check_rescues_a_draft_the_checker_rejects_and_anchoring_stops_
     assert s.verdict != "supported" and s.acceptance is not None and s.acceptance.accepted
     assert s.acceptance.self_check == pytest.approx(0.8)
     wrong = "Alpaca 7B was fine-tuned on 64K instruction-following demonstrations."
-    agent, _, _ = agent_for(
-        [plan_reply("number"), answering(wrong, "52K"), check_reply("yes", 0.99), step_reply("give_up")],
-        self_check=True,
+    agent, backend, _ = agent_for(
+        [plan_reply("number"), answering(wrong, "52K"), step_reply("give_up")], self_check=True
     )
     answer = final_answer(agent.run(ALPACA))
+    assert [request_kind(schema) for _, schema in backend.calls] == ["plan", "answer", "step"]  # no check
     assert answer.abstained and answer.parts[0].drafts[0].acceptance.missing == ("64K",)  # type: ignore[union-attr]
 
 
@@ -387,7 +388,6 @@ def test_sources_are_announced_before_the_answer_and_the_trace_keeps_every_step(
         [
             plan_reply("number"),
             answering("Alpaca 7B was fine-tuned on 52K demonstrations.", "52K"),
-            check_reply("yes"),
         ],
         self_check=True,
     )
@@ -396,7 +396,8 @@ def test_sources_are_announced_before_the_answer_and_the_trace_keeps_every_step(
     assert kinds.index("EvidenceFound") < kinds.index("AnswerToken")
     assert next(e for e in events if isinstance(e, EvidenceFound)).evidence[0].query == ALPACA.rstrip("?")
     answer = final_answer(iter(events))
-    assert [s.action for s in answer.steps] == ["plan", "search", "answer", "check"]
+    # the checker supports the sentence: a self-check could not change that, so none is asked
+    assert [s.action for s in answer.steps] == ["plan", "search", "answer"]
     path = tmp_path / "run.jsonl"
     write_trace(answer, path)
     records = [json.loads(line) for line in path.read_text().splitlines()]

@@ -13,7 +13,6 @@ from fakes import (
     StreamingBackend,
     TinyIndex,
     WordChecker,
-    check_reply,
     part_reply,
     plan_reply,
     step_reply,
@@ -66,9 +65,7 @@ def test_a_draft_streams_before_its_check_and_the_checked_words_follow() -> None
 
 def test_a_rejected_draft_is_marked_replaced_and_never_reaches_the_answer() -> None:
     events = run(
-        StreamingBackend(
-            [plan_reply("number"), citing(WRONG, "52K"), check_reply("yes", 0.99), step_reply("give_up")]
-        ),
+        StreamingBackend([plan_reply("number"), citing(WRONG, "52K"), step_reply("give_up")]),
         self_check=True,
     )
     streamed = "".join(e.text for e in events if isinstance(e, DraftToken))

@@ -66,7 +66,13 @@ from assistant.agent.records import (
     StepStarted,
 )
 from assistant.agent.tools import Toolbox, ToolResult
-from assistant.grounding.support import accept, anchoring, needed_citations, score_sentences
+from assistant.grounding.support import (
+    accept,
+    anchoring,
+    needed_citations,
+    score_sentences,
+    self_check_decides,
+)
 from assistant.llm.client import yes_probability
 from index.errors import UserFacingError
 
@@ -727,7 +733,10 @@ class _Run:
             sentence = self._checked(
                 self._recited(Sentence(reply.text, reply.citations, part=part.id), lines)
             )
-        check = yield from self._self_check(part, messages, answered, computed=isinstance(reply, Computed))
+        check = None
+        if self_check_decides(sentence, self.ledger.items, self.question):
+            computed = isinstance(reply, Computed)
+            check = yield from self._self_check(part, messages, answered, computed=computed)
         acceptance = accept(
             sentence,
             self.ledger.items,

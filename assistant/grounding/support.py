@@ -222,6 +222,18 @@ def anchoring(sentence: Sentence, evidence: Mapping[int, Evidence], question: st
     return tuple(dict.fromkeys(missing))
 
 
+def self_check_decides(sentence: Sentence, evidence: Mapping[int, Evidence], question: str) -> bool:
+    """Whether the model's self-check could change what `accept` decides, so that it is worth a model call
+    (~1.5 s on 2 cores, before the reader sees checked words). A computed sentence always needs it; a stated
+    one not when it cites nothing or is unanchored (refused either way) or the checker already supports it
+    (accepted either way)."""
+    if sentence.kind == "computed":
+        return True
+    if not sentence.citations or anchoring(sentence, evidence, question):
+        return False
+    return sentence.verdict != "supported"
+
+
 def accept(
     sentence: Sentence,
     evidence: Mapping[int, Evidence],
