@@ -41,12 +41,11 @@ from assistant.grounding.align import (
     MISMATCH,
     AlignChecker,
     AlignModel,
-    OnnxTokenEncoder,
     pair_scores,
 )
 from assistant.grounding.calibration import balanced_accuracy
 from assistant.grounding.evidence import split_sentences
-from assistant.grounding.minilm import LogisticHead
+from assistant.grounding.minilm import LogisticHead, OnnxTokenEncoder
 from eval import checker_synth as synth
 from eval.checker_data import Pair, is_held_out, read_wice, training_material
 from eval.checker_eval import label_metrics
