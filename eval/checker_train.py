@@ -148,7 +148,7 @@ def train(cache_dir: Path, shared: Path, progress: Progress | None = None) -> di
     train_pairs = stratified_sample(train_side, TRAIN_PER_SOURCE, rng)
     held_pairs = stratified_sample(held_side, dict.fromkeys(TRAIN_PER_SOURCE, HELD_OUT_PER_SOURCE), rng)
 
-    encoder = OnnxTokenEncoder(cache_dir)
+    encoder = OnnxTokenEncoder(cache_dir, precision="fp32")
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     x_train = features_of(encoder, train_pairs, "train", progress)

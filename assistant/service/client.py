@@ -80,8 +80,14 @@ def private_folder(sock: Path) -> Path:
             "bytes): set service.socket (or RA_SERVICE__SOCKET) to a shorter path"
         )
     folder = sock.parent
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = folder.stat()
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = folder.stat()
+    except OSError as exc:
+        raise ServiceError(
+            f"cannot use the service folder {folder} ({exc.strerror}): set service.socket "
+            "(or RA_SERVICE__SOCKET) to a folder of your own"
+        ) from exc
     if st.st_uid != os.getuid() or st.st_mode & 0o077:
         raise ServiceError(
             f"the service folder {folder} is not private to you (owner uid {st.st_uid}, mode "
@@ -189,7 +195,10 @@ def wire_settings(settings: Settings) -> dict[str, Any]:
 # -- finding or starting one ---------------------------------------------------------------------------
 def running_service(settings: Settings) -> ServiceClient | None:
     path = socket_path(settings)
-    if not path.exists():
+    try:
+        if not path.exists():
+            return None
+    except OSError:  # a folder this user cannot enter holds no service of theirs
         return None
     client = ServiceClient(path)
     return client if client.alive() else None
