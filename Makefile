@@ -15,10 +15,11 @@ QUESTION ?= How many instruction-following demonstrations was Stanford's Alpaca 
 export RA_SHARED_DIR := $(SHARED)
 
 VLLM_VENV ?= .venv-vllm
+PEERS_VENV ?= .venv-peers
 # The tests' own model cache (tests/conftest.py reads RA_TEST_CACHE_DIR): the user's cache stays untouched.
 TEST_CACHE ?= $(CURDIR)/.cache/research-assistant
 
-.PHONY: install sandbox-deps system-deps vllm checker test-checker demo test test-quick lint bench clean
+.PHONY: install sandbox-deps system-deps vllm peers peers-bench checker test-checker demo test test-quick lint bench clean
 
 $(BIN)/ra: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,19 @@ vllm: $(VLLM_VENV)/bin/python
 $(VLLM_VENV)/bin/python: scripts/install-vllm.sh constraints.txt
 	bash scripts/install-vllm.sh $(VLLM_VENV)
 
+# The peers of eval/bench/peers.py (PaperQA2, a LangChain chain) in their own venv, pinned.
+peers: $(PEERS_VENV)/.requirements
+
+$(PEERS_VENV)/.requirements: scripts/install-peers.sh eval/bench/peers-requirements.txt constraints.txt
+	bash scripts/install-peers.sh $(PEERS_VENV)
+
+# The three systems side by side on the dev sets (hours on 2 cores; LIMIT=N for the first N questions).
+PEERS_OUT ?= .ra/eval/peers
+peers-bench: install peers
+	for data in seeds_dev dev_v2; do \
+	  $(BIN)/python -m eval.bench.peers --data $(SHARED)/qa/$$data.jsonl --docs $(CORPUS) \
+	    $(if $(LIMIT),--limit $(LIMIT)) --out $(PEERS_OUT)/$$data || exit 1; done
+
 # The local grounding checkers (trained from the packaged MiniLM, minutes on 2 cores; no-ops once built):
 # minilm (v1, the default) and align (v2).
 checker: install
@@ -60,7 +74,7 @@ demo: install sandbox-deps checker
 	$(BIN)/ra search "$(QUESTION)" -k 3
 	$(BIN)/ra ask "$(QUESTION)"
 
-test: install system-deps vllm test-checker
+test: install system-deps vllm peers test-checker
 	$(BIN)/ruff check .
 	RA_TEST_CACHE_DIR=$(TEST_CACHE) $(BIN)/pytest -q $(PYTEST_ARGS)
 
@@ -86,4 +100,4 @@ bench: install checker
 	$(BIN)/python -m eval.bench.injection
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) .ra .pytest_cache .cache
+	rm -rf $(VENV) $(VLLM_VENV) $(PEERS_VENV) .ra .pytest_cache .cache

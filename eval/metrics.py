@@ -162,6 +162,19 @@ def citations_resolve(
     return True
 
 
+def verbatim_key(text: str) -> str:
+    """`normalise`d text with everything but letters and digits dropped: what `quote_in_document`
+    compares, so two PDF parsers' line breaks, hyphenation and spacing do not count as a difference (a
+    paraphrase or a summary still does). Compute it once per document."""
+    return "".join(ch for ch in normalise(text) if ch.isalnum())
+
+
+def quote_in_document(quote: str, document_key: str) -> bool:
+    """The quote appears verbatim in the document whose `verbatim_key` is `document_key`."""
+    wanted = verbatim_key(quote)
+    return bool(wanted) and wanted in document_key
+
+
 # -- aggregation ----------------------------------------------------------------------------------------
 def mean(values: Iterable[float | bool | None]) -> float | None:
     """Mean of the defined values (None left out); None when none is defined."""
