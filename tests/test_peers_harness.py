@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from eval.bench.peers import Run, WorkerSpec, run_system, write_outputs
+from eval.bench.peers import Run, SystemFailed, WorkerSpec, run_system, write_outputs
 from eval.qa_run import RunConfigChanged, load_items
 
-SCRIPTED = WorkerSpec(Path(sys.executable), Path(__file__).parent / "peer_workers" / "scripted_worker.py")
 DOC = "The encoder has twelve layers.\nIt was trained on 52K demon-\nstrations over three days.\n"
 ITEMS = [
     {
@@ -84,6 +83,11 @@ REPLIES: dict[str, Any] = {
 }
 
 
+SCRIPTED = WorkerSpec(
+    Path(sys.executable), Path(__file__).parent / "peer_workers" / "scripted_worker.py", {"replies": REPLIES}
+)
+
+
 @pytest.fixture()
 def run(tmp_path: Path) -> Run:
     docs = tmp_path / "docs"
@@ -99,7 +103,6 @@ def run(tmp_path: Path) -> Run:
         embedding_model="minilm",
         out=tmp_path / "out",
         budget_s=1.0,
-        options={"replies": REPLIES},
         grace_s=1.0,
     )
 
@@ -138,7 +141,7 @@ def test_scores_outputs_budget_and_resume(run: Run) -> None:
     assert len(lines) == 6 and json.loads(lines[0])["system"] == "scripted"
 
     # resumed: nothing left to answer, so no worker starts (this one could not)
-    gone = WorkerSpec(Path("/nonexistent/python"), SCRIPTED.script)
+    gone = WorkerSpec(Path("/nonexistent/python"), SCRIPTED.script, SCRIPTED.options)
     again = run_system(run, "scripted", gone, progress=lambda _: None)
     assert [r["id"] for r in again] == [i.id for i in run.items]
 
@@ -150,3 +153,16 @@ def test_another_configuration_is_not_mixed_in(run: Run) -> None:
     with pytest.raises(RunConfigChanged, match="budget_s"):
         run_system(other, "scripted", SCRIPTED, progress=lambda _: None)
     assert len(run_system(other, "scripted", SCRIPTED, fresh=True, progress=lambda _: None)) == 1
+
+
+def test_a_system_that_cannot_start_is_reported_as_such_beside_the_others(run: Run) -> None:
+    broken = WorkerSpec(SCRIPTED.python, SCRIPTED.script, {"fail_setup": "no model"})
+    with pytest.raises(SystemFailed, match="RuntimeError: no model"):
+        run_system(run, "broken", broken, progress=lambda _: None)
+    short = Run(**{**run.__dict__, "items": run.items[:1]})
+    rows = run_system(short, "scripted", SCRIPTED, progress=lambda _: None)
+    summary = write_outputs(run.out, {"scripted": rows}, {"broken": "RuntimeError: no model"})
+    assert summary["broken"] == {"n": 0, "could_not_run": "RuntimeError: no model"}
+    assert summary["scripted"]["keyword_accuracy"] == 1.0
+    table = (run.out / "table.md").read_text()
+    assert "| broken | 0 | could not run: RuntimeError: no model |" in table and "| scripted | 1 |" in table

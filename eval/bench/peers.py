@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,7 +38,8 @@ from index.errors import UserFacingError
 REPO = Path(__file__).resolve().parents[2]
 WORKERS = Path(__file__).parent / "peer_workers"
 PEERS_PYTHON = REPO / ".venv-peers" / "bin" / "python"
-SYSTEMS = ("ra", "paperqa", "langchain")
+SYSTEMS = ("ra", "paperqa", "langchain")  # the default run
+VARIANTS = ("paperqa-skip-summary",)  # asked for by name: PaperQA2 with evidence_skip_summary
 SETUP_TIMEOUT_S = 3600.0  # one ingest of the documents
 INGEST = "ingest.json"
 
@@ -47,19 +48,26 @@ class PeersError(UserFacingError):
     pass
 
 
+class SystemFailed(PeersError):
+    """A system could not be set up (its ingest failed or hung): that is its result, the others go on."""
+
+
 @dataclass(frozen=True)
 class WorkerSpec:
     """How to start one system's worker: its venv's python and its script."""
 
     python: Path
     script: Path
+    options: Mapping[str, Any] = field(default_factory=dict)  # the worker's switches
 
 
 def default_systems(peers_python: Path = PEERS_PYTHON) -> dict[str, WorkerSpec]:
+    paperqa = WORKERS / "paperqa_worker.py"
     return {
         "ra": WorkerSpec(Path(sys.executable), WORKERS / "ra_worker.py"),
-        "paperqa": WorkerSpec(peers_python, WORKERS / "paperqa_worker.py"),
+        "paperqa": WorkerSpec(peers_python, paperqa),
         "langchain": WorkerSpec(peers_python, WORKERS / "langchain_worker.py"),
+        "paperqa-skip-summary": WorkerSpec(peers_python, paperqa, {"skip_summary": True}),
     }
 
 
@@ -136,10 +144,9 @@ class Run:
     embedding_model: str
     out: Path
     budget_s: float
-    options: Mapping[str, Any]
     grace_s: float = 60.0  # past the budget before the harness kills a worker (the system's own limit first)
 
-    def config(self, system: str) -> dict[str, Any]:
+    def config(self, system: str, spec: WorkerSpec) -> dict[str, Any]:
         """What determines a system's answers; its fingerprint guards the system's output folder."""
         config = {
             "system": system,
@@ -147,7 +154,7 @@ class Run:
             "llm_model": self.llm_model,
             "embedding_model": Path(self.embedding_model).name,
             "budget_s": self.budget_s,
-            "options": dict(self.options),
+            "options": dict(spec.options),
         }
         digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
         return {"fingerprint": digest, **config}
@@ -159,7 +166,7 @@ def run_system(
     """Answer every question of `run` not yet in OUT/NAME with system `name`; all its rows, in item order.
     OUT/NAME keeps its configuration: another one is refused unless `fresh` (as `ra eval qa`)."""
     store = ResultStore(run.out / name)
-    store.prepare(run.config(name), fresh=fresh)
+    store.prepare(run.config(name, spec), fresh=fresh)
     rows = store.load()
     todo = [i for i in run.items if rows.get(i.id, {}).get("question") != i.question]
     if not todo:
@@ -190,8 +197,6 @@ def run_system(
 
 def _start(run: Run, name: str, spec: WorkerSpec, folder: Path) -> Worker:
     """A ready worker: started and set up (its ingest timed the first time only)."""
-    if not spec.python.is_file():
-        raise PeersError(f"{name}: {spec.python} not found: run `make peers` to install the peers")
     state = folder / "state"
     state.mkdir(exist_ok=True)
     worker = Worker(spec, folder / "worker.log")
@@ -202,7 +207,7 @@ def _start(run: Run, name: str, spec: WorkerSpec, folder: Path) -> Worker:
         "embedding_model": run.embedding_model,
         "state_dir": str(state),
         "budget_s": run.budget_s,
-        "options": dict(run.options),
+        "options": dict(spec.options),
     }
     try:
         reply = worker.request({"op": "setup", "setup": setup}, SETUP_TIMEOUT_S)
@@ -213,7 +218,7 @@ def _start(run: Run, name: str, spec: WorkerSpec, folder: Path) -> Worker:
         ) from None
     if "error" in reply:
         worker.close()
-        raise PeersError(f"{name} could not start: {reply['error']} (see {folder / 'worker.log'})")
+        raise SystemFailed(f"{reply['error']} (see {folder / 'worker.log'})")
     if not (folder / INGEST).exists():
         (folder / INGEST).write_text(json.dumps(reply, indent=2))
     return worker
@@ -295,15 +300,18 @@ def table(summary: Mapping[str, Mapping[str, Any]]) -> str:
         "|---|---|" + "---|" * len(COLUMNS),
     ]
     for name, s in summary.items():
+        if "could_not_run" in s:
+            lines.append(f"| {name} | 0 | could not run: {s['could_not_run']} |" + " |" * (len(COLUMNS) - 1))
+            continue
         cells = [_cell(key, s.get(key)) for key, _ in COLUMNS]
         lines.append(f"| {name} | {s['n']} | " + " | ".join(cells) + " |")
-    kinds = sorted({k for s in summary.values() for k in s["by_kind"]})
+    kinds = sorted({k for s in summary.values() for k in s.get("by_kind", {})})
     if kinds:
         lines += ["", "| system | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
         for name, s in summary.items():
-            lines.append(
-                f"| {name} | " + " | ".join(_cell("by_kind", s["by_kind"].get(k)) for k in kinds) + " |"
-            )
+            if "by_kind" in s:
+                cells = [_cell("by_kind", s["by_kind"].get(k)) for k in kinds]
+                lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -319,9 +327,12 @@ def _cell(key: str, value: Any) -> str:
     return str(value)
 
 
-def write_outputs(out: Path, results: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, Any]:
-    """summary.json, table.md and all rows in one results.jsonl (each with its system)."""
-    summary = {}
+def write_outputs(
+    out: Path, results: Mapping[str, Sequence[Mapping[str, Any]]], failed: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """summary.json, table.md and all rows in one results.jsonl (each with its system); a system in
+    `failed` (name -> why it could not run) is reported as such."""
+    summary: dict[str, Any] = {name: {"n": 0, "could_not_run": why} for name, why in (failed or {}).items()}
     for name, rows in results.items():
         ingest_file = out / name / INGEST
         ingest = json.loads(ingest_file.read_text()) if ingest_file.exists() else {}
@@ -382,7 +393,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="QA file in ../shared/qa's format")
     parser.add_argument("--docs", type=Path, nargs="+", required=True, help="folders or files")
-    parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated: " + ",".join(SYSTEMS))
+    parser.add_argument(
+        "--systems", default=",".join(SYSTEMS), help="comma-separated: " + ",".join(SYSTEMS + VARIANTS)
+    )
     parser.add_argument("--limit", type=int, default=None, help="first N questions")
     parser.add_argument("--budget-s", type=float, default=300.0, help="per question and system")
     parser.add_argument("--out", type=Path, required=True)
@@ -390,40 +403,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--llm-model", help="its model name")
     parser.add_argument("--peers-python", type=Path, default=PEERS_PYTHON)
     parser.add_argument("--fresh", action="store_true", help="discard earlier results in --out")
-    parser.add_argument(
-        "--paperqa-skip-summary", action="store_true", help="PaperQA2's evidence_skip_summary"
-    )
     args = parser.parse_args(argv)
     try:
         names = [s.strip() for s in args.systems.split(",") if s.strip()]
-        unknown = sorted(set(names) - set(SYSTEMS))
+        unknown = sorted(set(names) - set(SYSTEMS + VARIANTS))
         if unknown or not names:
             raise PeersError(
-                f"unknown system(s) {', '.join(unknown) or '(none)'}: choose from {', '.join(SYSTEMS)}"
+                f"unknown system(s) {', '.join(unknown) or '(none)'}: "
+                f"choose from {', '.join(SYSTEMS + VARIANTS)}"
             )
         items = load_items(args.data, args.limit)
         docs = document_files(args.docs)
         specs = default_systems(args.peers_python)
-        results = {}
+        for name in names:
+            if not specs[name].python.is_file():
+                raise PeersError(
+                    f"{name}: {specs[name].python} not found: run `make peers` to install the peers"
+                )
+        results: dict[str, list[dict[str, Any]]] = {}
+        failed: dict[str, str] = {}
         with shared_model(args.llm_url, args.llm_model) as (url, model):
-            run = Run(
-                items,
-                docs,
-                url,
-                model,
-                embedding_path(),
-                args.out,
-                args.budget_s,
-                {"paperqa_skip_summary": args.paperqa_skip_summary},
-            )
+            run = Run(items, docs, url, model, embedding_path(), args.out, args.budget_s)
             for name in names:
-                results[name] = run_system(run, name, specs[name], args.fresh, _progress)
-        summary = write_outputs(args.out, results)
+                try:
+                    results[name] = run_system(run, name, specs[name], args.fresh, _progress)
+                except SystemFailed as exc:
+                    failed[name] = str(exc)
+                    _progress(f"error: {name} could not run: {exc}")
+        summary = write_outputs(args.out, results, failed)
     except UserFacingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(summary, indent=2))
-    return 0
+    return 1 if failed else 0
 
 
 def _progress(message: str) -> None:

@@ -15,6 +15,8 @@ from protocol import Reply, Setup, serve
 
 class Scripted:
     def __init__(self, setup: Setup) -> None:
+        if setup["options"].get("fail_setup"):
+            raise RuntimeError(setup["options"]["fail_setup"])
         self.replies: dict[str, Any] = setup["options"]["replies"]
         (Path(setup["state_dir"]) / "index.bin").write_bytes(b"x" * 1000)
         starts = Path(setup["state_dir"]) / "starts"

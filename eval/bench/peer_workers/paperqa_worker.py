@@ -4,7 +4,7 @@ Settings: PaperQA2's own `fast` preset (evidence_k 5, 3 sources, short summaries
 metadata look-ups), with the LLM and the summary LLM both the shared local server, configured as its
 README's "Locally Hosted" llama.cpp example does (LiteLLM `openai/` route, local `api_base`, temperature
 0.1, frequency_penalty 1.5, max_tokens 512), and the embedding the same
-MiniLM through its `st-<path>` sentence-transformers route. Each file is added with an explicit docname
+MiniLM through its `st-<path>` sentence-transformers route; PDFs are read as text (no vision model here). Each file is added with an explicit docname
 and citation (its file name), so adding calls no model. Its "cannot answer" form is its own sentinel,
 `paperqa.prompts.CANNOT_ANSWER_PHRASE`. A cited passage is the context PaperQA2 shows for a key: its
 evidence summary (the chunk itself with `--paperqa-skip-summary`). Runs in `.venv-peers`.
@@ -30,6 +30,7 @@ PAGES = re.compile(r" pages (\d+)")
 class PaperQA:
     def __init__(self, setup: Setup, skip_summary: bool) -> None:
         from paperqa import Docs, Settings
+        from paperqa.settings import MultimodalOptions
 
         route = f"openai/{setup['llm_model']}"
         params = {  # PaperQA2's README, "Locally Hosted" (llama.cpp), plus our server and the budget
@@ -46,6 +47,9 @@ class PaperQA:
         self.settings.llm = self.settings.summary_llm = route
         self.settings.llm_config = self.settings.summary_llm_config = llm_config
         self.settings.embedding = f"st-{setup['embedding_model']}"
+        # text-only PDF reads: the default enriches page images with a vision LLM (gpt-4o), which the
+        # local text model is not
+        self.settings.parsing.multimodal = MultimodalOptions.OFF
         self.settings.answer.max_concurrent_requests = 1  # one local server on two cores
         self.settings.answer.evidence_skip_summary = skip_summary
         self.budget_s = setup["budget_s"]
@@ -82,7 +86,7 @@ class PaperQA:
 
 
 def build(setup: Setup) -> tuple[PaperQA, dict[str, Any]]:
-    skip = bool(setup["options"].get("paperqa_skip_summary"))
+    skip = bool(setup["options"].get("skip_summary"))
     system = PaperQA(setup, skip)
     answer = system.settings.answer
     return system, {
@@ -91,6 +95,7 @@ def build(setup: Setup) -> tuple[PaperQA, dict[str, Any]]:
         "evidence_k": answer.evidence_k,
         "answer_max_sources": answer.answer_max_sources,
         "evidence_skip_summary": answer.evidence_skip_summary,
+        "multimodal": "off",
         "chunk_chars": system.settings.parsing.reader_config.get("chunk_chars")
         if isinstance(system.settings.parsing.reader_config, dict)
         else None,

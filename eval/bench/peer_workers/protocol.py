@@ -43,7 +43,7 @@ class Setup(TypedDict):
     embedding_model: str  # a local sentence-transformers folder
     state_dir: str  # the system's own folder under the run's output (its index lives there)
     budget_s: float  # per question, all of the system's model calls together
-    options: dict[str, Any]  # system-specific switches (e.g. paperqa_skip_summary)
+    options: dict[str, Any]  # the worker's switches (e.g. skip_summary)
 
 
 class System(Protocol):
