@@ -53,10 +53,11 @@ $(PEERS_VENV)/.requirements: scripts/install-peers.sh eval/bench/peers-requireme
 
 # The three systems side by side on the dev sets (hours on 2 cores; LIMIT=N for the first N questions).
 PEERS_OUT ?= .ra/eval/peers
+PEERS_SYSTEMS ?= ra,paperqa,paperqa-skip-summary,langchain
 peers-bench: install peers
 	for data in seeds_dev dev_v2; do \
 	  $(BIN)/python -m eval.bench.peers --data $(SHARED)/qa/$$data.jsonl --docs $(CORPUS) \
-	    $(if $(LIMIT),--limit $(LIMIT)) --out $(PEERS_OUT)/$$data || exit 1; done
+	    --systems $(PEERS_SYSTEMS) $(if $(LIMIT),--limit $(LIMIT)) --out $(PEERS_OUT)/$$data || exit 1; done
 
 # The local grounding checkers (trained from the packaged MiniLM, minutes on 2 cores; no-ops once built):
 # minilm (v1, the default) and align (v2).

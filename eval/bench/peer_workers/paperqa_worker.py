@@ -7,7 +7,7 @@ README's "Locally Hosted" llama.cpp example does (LiteLLM `openai/` route, local
 MiniLM through its `st-<path>` sentence-transformers route; PDFs are read as text (no vision model here). Each file is added with an explicit docname
 and citation (its file name), so adding calls no model. Its "cannot answer" form is its own sentinel,
 `paperqa.prompts.CANNOT_ANSWER_PHRASE`. A cited passage is the context PaperQA2 shows for a key: its
-evidence summary (the chunk itself with `--paperqa-skip-summary`). Runs in `.venv-peers`.
+evidence summary (the chunk itself in the `paperqa-skip-summary` system, `evidence_skip_summary`). Runs in `.venv-peers`.
 """
 
 from __future__ import annotations
