@@ -21,6 +21,8 @@ from index.config import BackendName, ChunkingConfig, EmbeddingConfig, MilvusCon
 
 # Bump when the BM25 tokenizer (index.sparse.Tokenizer: regex, stopword list, stemmer) changes behaviour.
 TOKENISER = "words-nltk127-snowball-english/1"
+# Bump when index.sparse's stored weights change (an older index's BM25 is rebuilt by the next ingest).
+BM25_SCORING = "okapi-lucene-idf/1"
 # Milvus tokenises with its own analyser (index.backends.milvus.ANALYZER); bump when that changes.
 MILVUS_TOKENISER = "milvus-standard-lowercase-stop_english-stemmer_english/1"
 EMBEDDING = "index.embedding."
@@ -53,7 +55,10 @@ def search_spec(
     return {
         "index.backend": backend,
         **_flat(EMBEDDING, embedding.model_dump(include={"model", "backend"})),
-        **_flat("retrieval.bm25.", {**retrieval.bm25.model_dump(), "tokeniser": TOKENISER}),
+        **_flat(
+            "retrieval.bm25.",
+            {**retrieval.bm25.model_dump(), "tokeniser": TOKENISER, "scoring": BM25_SCORING},
+        ),
         **_flat("retrieval.dense.", retrieval.dense.model_dump()),
     }
 

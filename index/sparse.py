@@ -1,8 +1,10 @@
-"""Sparse retrieval: a tokenizer and a BM25Okapi index scored from a precomputed sparse matrix.
+"""Sparse retrieval: a tokenizer and a BM25 index scored from a precomputed sparse matrix.
 
 BM25 is the lexical half of hybrid search: it catches exact names, numbers and rare terms that an
-embedding blurs. Scores follow rank-bm25's `BM25Okapi` exactly (so results can be checked against it),
-but every (term, doc) weight is computed once at build time, bm25s-style, so a query is the sum of a
+embedding blurs. Scores are Okapi BM25 with Lucene's idf, `ln(1 + (N - n + .5) / (n + .5))` (as Anserini,
+bm25s and Milvus): always positive, so a term found in half the documents or more still counts. rank-bm25's
+`ln((N - n + .5) / (n + .5))` is zero or negative there: with two papers, a word in one of them matched
+nothing. Every (term, doc) weight is computed once at build time, bm25s-style, so a query is the sum of a
 few matrix rows instead of a pass over every document in Python.
 """
 
@@ -64,9 +66,7 @@ class Tokenizer:
 
 
 class BM25Index:
-    """BM25Okapi (rank-bm25 definition) over a terms x docs CSR matrix of precomputed weights."""
-
-    EPSILON = 0.25  # rank-bm25's floor for negative idf, as a fraction of the average idf
+    """Okapi BM25 (Lucene idf) over a terms x docs CSR matrix of precomputed weights."""
 
     def __init__(
         self, vocab: dict[str, int], weights: sp.csr_matrix, k1: float, b: float, stem: bool | None = None
@@ -103,7 +103,7 @@ class BM25Index:
         tf = sp.csc_matrix((data, np.frombuffer(term_ids, dtype=np.int32), indptr), shape=(n_terms, n_docs))
         tf.sum_duplicates()
 
-        idf = _okapi_idf(np.bincount(tf.indices, minlength=n_terms), n_docs, cls.EPSILON)
+        idf = lucene_idf(np.bincount(tf.indices, minlength=n_terms), n_docs)
         avgdl = lengths.sum() / n_docs
         doc_of_entry = np.repeat(np.arange(n_docs), np.diff(tf.indptr))
         norm = k1 * (1 - b + b * lengths[doc_of_entry] / avgdl) if avgdl > 0 else k1
@@ -180,9 +180,6 @@ class BM25Index:
         return cls(vocab, weights, params["k1"], params["b"], params["stem"])
 
 
-def _okapi_idf(doc_freq: np.ndarray, n_docs: int, epsilon: float) -> np.ndarray:
-    """rank-bm25's idf: log((N - n + .5) / (n + .5)), negatives replaced by epsilon * mean raw idf."""
-    idf = np.log(n_docs - doc_freq + 0.5) - np.log(doc_freq + 0.5)
-    if idf.size:
-        idf[idf < 0] = epsilon * idf.mean()
-    return idf
+def lucene_idf(doc_freq: np.ndarray, n_docs: int) -> np.ndarray:
+    """ln(1 + (N - n + .5) / (n + .5)): > 0 for every n <= N, so no term is ever ignored."""
+    return np.log1p((n_docs - doc_freq + 0.5) / (doc_freq + 0.5))

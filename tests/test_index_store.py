@@ -317,3 +317,34 @@ def test_milvus_ingest_that_fails_midway_is_redone_by_the_next_run(
     capsys.readouterr()
     verify(index=settings.index.dir, as_json=True)
     assert json.loads(capsys.readouterr().out)["milvus_chunks_checked"] == first.chunks_total
+
+
+def test_bm25_finds_a_term_that_is_in_one_of_two_documents(tmp_path: Path, backend: str) -> None:
+    # With rank-bm25's idf, log((N-n+.5)/(n+.5)) = 0 here: "no matching passages" for an exact term.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "zoo.txt").write_text("The zebra grazes beside the river every morning.\n", encoding="utf-8")
+    (docs / "farm.txt").write_text("The horse grazes beside the barn every evening.\n", encoding="utf-8")
+    idx, env = tmp_path / "idx", backend_env(backend, tmp_path)
+    assert run_cli("ingest", str(docs), "--index", str(idx), cwd=tmp_path, env=env).returncode == 0
+    found = run_cli("search", "zebra", "--mode", "bm25", "--index", str(idx), "--json", cwd=tmp_path, env=env)
+    assert found.returncode == 0, found.stderr
+    assert [Path(h["source"]).name for h in json.loads(found.stdout)] == ["zoo.txt"]
+
+
+def test_an_index_with_the_old_bm25_weights_is_refused_then_rebuilt_by_ingest(tmp_path: Path) -> None:
+    docs = make_corpus(tmp_path / "docs")
+    idx = tmp_path / "idx"
+    assert run_cli("ingest", str(docs), "--index", str(idx), cwd=tmp_path).returncode == 0
+    manifest = json.loads((idx / "manifest.json").read_text())
+    del manifest["build"]["retrieval.bm25.scoring"]  # as written before the Lucene idf
+    (idx / "manifest.json").write_text(json.dumps(manifest))
+
+    refused = run_cli("search", "Alpaca", "--index", str(idx), cwd=tmp_path)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "retrieval.bm25.scoring" in refused.stderr and f"ra ingest PATH --index {idx}" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert run_cli("ingest", str(docs), "--index", str(idx), cwd=tmp_path).returncode == 0
+    found = run_cli("search", "Alpaca", "--mode", "bm25", "--index", str(idx), "--json", cwd=tmp_path)
+    assert found.returncode == 0, found.stderr
+    assert Path(json.loads(found.stdout)[0]["source"]).name == "alpaca.txt"
