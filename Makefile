@@ -51,7 +51,8 @@ peers: $(PEERS_VENV)/.requirements
 $(PEERS_VENV)/.requirements: scripts/install-peers.sh eval/bench/peers-requirements.txt constraints.txt
 	bash scripts/install-peers.sh $(PEERS_VENV)
 
-# The three systems side by side on the dev sets (hours on 2 cores; LIMIT=N for the first N questions).
+# The three systems, and PaperQA2 without evidence summaries, side by side on the dev sets
+# (hours on 2 cores; LIMIT=N for the first N questions).
 PEERS_OUT ?= .ra/eval/peers
 PEERS_SYSTEMS ?= ra,paperqa,paperqa-skip-summary,langchain
 peers-bench: install peers
