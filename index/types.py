@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from index.documents import DocumentMeta
+from index.pdf_boxes import quote_boxes
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,5 +94,7 @@ class SearchHit:
             "line_start": c.line_start,
             "line_end": c.line_end,
             "section": c.section,
+            # where the passage is on its PDF page(s): [page, x0, y0, x1, y1] in points, origin bottom left
+            "boxes": [list(b) for b in quote_boxes(c.source, c.page, c.text)] if c.page else [],
             "document": (c.document or DocumentMeta(title=c.title)).to_json(),
         }

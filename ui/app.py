@@ -18,8 +18,9 @@ except ValidationError as exc:  # a bad ra.toml or RA_* variable: say which, the
     st.stop()
 
 chat = st.Page("views/chat.py", title="Chat", icon=":material/forum:", default=True)
+search = st.Page("views/search.py", title="Search", icon=":material/search:")
 evaluation = st.Page("views/evaluation.py", title="Evaluation", icon=":material/monitoring:")
-page = st.navigation([chat, evaluation])
+page = st.navigation([chat, search, evaluation])
 with st.sidebar:
     if page is chat:
         chat_page.sidebar_actions(settings)

@@ -99,7 +99,7 @@ def render() -> None:
             icon=":material/forum:",
         )
     for n, turn in enumerate(convo.turns):
-        chat_view.render_turn(turn, f"{convo.id}-{n}")
+        chat_view.render_turn(turn, f"{convo.id}-{n}", index)
     if convo.pending is not None:
         run = convo.pending
         chat_view.follow(run, f"{convo.id}-{len(convo.turns)}")

@@ -6,12 +6,17 @@ Finished turns and the running one share these pieces; the running one is redraw
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from assistant.agent.records import Answer, Step
+from ui import page_view
 from ui.agent_run import AgentRun, Turn
 from ui.citations_html import answer_html, draft_html, sources_html, streaming_html
+
+if TYPE_CHECKING:
+    from index.search import HybridIndex
 
 ICONS = {
     "plan": ":material/account_tree:",
@@ -36,7 +41,7 @@ _DOING = {
 _OBSERVATION_CHARS = 1500  # of a step's observation shown in the steps panel
 
 
-def render_turn(turn: Turn, key: str) -> None:
+def render_turn(turn: Turn, key: str, index: HybridIndex | None = None) -> None:
     """A finished turn: the question, then the answer with everything that led to it."""
     with st.chat_message("user"):
         st.markdown(turn.question)
@@ -51,7 +56,7 @@ def render_turn(turn: Turn, key: str) -> None:
             st.error(f"{turn.error}\n\n{turn.hint}".strip(), icon=":material/error:")
         elif turn.answer is not None:
             render_code_runs(turn.steps)
-            render_answer(turn.answer, key)
+            render_answer(turn.answer, key, index)
         if turn.notice:
             st.caption(turn.notice)
 
@@ -118,14 +123,14 @@ def render_code_runs(steps: list[Step]) -> None:
                 st.image(png, caption=f"figure {n}")
 
 
-def render_answer(answer: Answer, key: str) -> None:
+def render_answer(answer: Answer, key: str, index: HybridIndex | None = None) -> None:
     if answer.abstained:
         st.info(answer.text, icon=":material/search_off:")
         if answer.abstain_reason == "unsupported" and answer.citations:
             with st.expander("The draft answer, withheld: the passages it cited do not support it"):
-                cited_answer(answer, key)
+                cited_answer(answer, key, index)
     elif answer.citations:
-        cited_answer(answer, key)
+        cited_answer(answer, key, index)
     else:
         st.markdown(answer.text)
     timings = answer.timings
@@ -134,8 +139,9 @@ def render_answer(answer: Answer, key: str) -> None:
         st.caption(f"Answered in {timings['total_s']:.1f} s{first}")
 
 
-def cited_answer(answer: Answer, key: str) -> None:
-    """The sentences with their markers and badges, and beside them the sources panel."""
+def cited_answer(answer: Answer, key: str, index: HybridIndex | None = None) -> None:
+    """The sentences with their markers and badges, and beside them the sources panel, whose cards open
+    to the cited page or the document around the passage (when the index is at hand)."""
     left, right = st.columns([3, 2], gap="large")
     with left:
         st.html(answer_html(answer, key))
@@ -143,7 +149,10 @@ def cited_answer(answer: Answer, key: str) -> None:
             st.caption("Badges: how well the cited passages support each sentence (grounding checker).")
     with right:
         st.markdown("**Sources**")
-        st.html(sources_html(answer.citations, key))
+        views = page_view.source_views(answer.citations, index) if index is not None else {}
+        st.html(sources_html(answer.citations, key, views))
+    if index is not None:
+        page_view.page_viewer(answer.citations, index, key)
 
 
 def _live_label(turn: Turn) -> str:

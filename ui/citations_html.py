@@ -8,6 +8,7 @@ All document and model text is escaped; nothing from a document reaches the page
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from html import escape
 
 from assistant.agent.records import Answer, Citation, Sentence
@@ -90,7 +91,13 @@ def highlighted_passage(citation: Citation) -> str:
     return f'{escape(passage[:lo])}<mark class="ra-hl">{escape(passage[lo:hi])}</mark>{escape(passage[hi:])}'
 
 
-def source_card(citation: Citation, turn_key: str) -> str:
+def passage_block(citation: Citation) -> str:
+    return f'<div class="ra-label">passage</div><div class="ra-text">{highlighted_passage(citation)}</div>'
+
+
+def source_card(citation: Citation, turn_key: str, view: str = "") -> str:
+    """A card: number, source and quote; opened (by its marker), the code run, or `view` (the page or the
+    document around the passage, see ui/page_view.py), else the passage with its quote marked."""
     cid = card_id(turn_key, citation.id)
     page = f'<span class="ra-page">p. {citation.page}</span>' if citation.page else ""
     head = (
@@ -105,15 +112,14 @@ def source_card(citation: Citation, turn_key: str) -> str:
             f'<div class="ra-label">output</div><pre class="ra-code">{escape(citation.output or citation.passage)}</pre>'
         )
     else:
-        body = (
-            f'<div class="ra-label">passage</div><div class="ra-text">{highlighted_passage(citation)}</div>'
-        )
+        body = view or passage_block(citation)
     close = f'<a class="ra-close" href="#{panel_id(turn_key)}" title="close">close</a>'
     return f'<div class="ra-source" id="{cid}">{head}{quote}<div class="ra-passage">{body}{close}</div></div>'
 
 
-def sources_html(citations: list[Citation], turn_key: str) -> str:
-    cards = "".join(source_card(c, turn_key) for c in citations)
+def sources_html(citations: list[Citation], turn_key: str, views: Mapping[int, str] | None = None) -> str:
+    views = views or {}
+    cards = "".join(source_card(c, turn_key, views.get(c.id, "")) for c in citations)
     hint = '<div class="ra-hint">Click a number to open its passage.</div>'
     return f'<div class="ra-sources" id="{panel_id(turn_key)}">{hint}{cards}</div>'
 

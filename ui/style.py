@@ -41,6 +41,11 @@ CSS = f"""
 .ra-code {{ font-family: ui-monospace, SFMono-Regular, Menlo, monospace; }}
 mark.ra-hl {{ background: #ffe58a; color: #1f1f1f; padding: 0 .1em; border-radius: .2em; }}
 [data-testid="stSidebar"] [data-testid="stMetricValue"] {{ font-size: 1.6rem; }}
+.ra-pageview {{ position: relative; margin-top: .3rem; line-height: 0; box-shadow: 0 0 0 1px rgba(128, 128, 128, .3); }}
+.ra-pageview img {{ display: block; width: 100%; height: auto; }}
+.ra-box {{ position: absolute; background: rgba(255, 214, 10, .38); outline: 1px solid rgba(224, 168, 0, .9);
+  border-radius: 1px; pointer-events: none; }}
+.ra-pagescroll {{ max-height: 80vh; overflow: auto; }}
 .ra-close {{ display: inline-block; margin-top: .35rem; font-size: .8em; }}
 </style>
 """

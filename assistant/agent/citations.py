@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from assistant.agent.records import Citation, Evidence, Sentence
+from index.pdf_boxes import quote_boxes
 from index.text import STOPWORDS as _STOP
 from index.text import sentence_spans
 
@@ -247,9 +248,21 @@ def _citation(ev: Evidence, claim: str) -> Citation:
     if ev.kind == "computed":
         quote = ev.text.strip().splitlines()[0][:MAX_QUOTE] if ev.text.strip() else ""
         return Citation(ev.id, quote, None, None, ev)
-    offset, quote = best_quote(ev, claim)
+    return _quoting(ev, *best_quote(ev, claim))
+
+
+def whole_passage(ev: Evidence) -> Citation:
+    """The passage quoted whole: how a search hit is shown (the app's search page) with the same card,
+    page view and boxes as an answer's citation."""
+    return _quoting(ev, 0, ev.text)
+
+
+def _quoting(ev: Evidence, offset: int, quote: str) -> Citation:
+    """The citation of `quote`, found at `offset` in the passage: document span, lines, and its boxes on
+    the PDF page."""
     start = (ev.start or 0) + offset
-    return Citation(ev.id, quote, start, start + len(quote), ev, _quote_lines(ev, offset, len(quote)))
+    boxes = tuple(quote_boxes(ev.source, ev.page, quote)) if ev.page else ()
+    return Citation(ev.id, quote, start, start + len(quote), ev, _quote_lines(ev, offset, len(quote)), boxes)
 
 
 def _quote_lines(ev: Evidence, offset: int, length: int) -> tuple[int, int] | None:

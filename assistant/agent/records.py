@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from index.documents import DocumentMeta
+from index.pdf_boxes import Box
 
 ABSTAIN_MESSAGE = "The documents do not answer this question."
 
@@ -99,6 +100,8 @@ class Citation:
     end: int | None
     evidence: Evidence
     lines: tuple[int, int] | None = None  # 1-based first and last line of the quote in the document
+    # the quote on its PDF page(s): (page, x0, y0, x1, y1) in points, origin bottom left; empty otherwise
+    boxes: tuple[Box, ...] = ()
 
     @property
     def kind(self) -> EvidenceKind:
@@ -154,6 +157,7 @@ class Citation:
             "part": self.evidence.part,
             "document": self.document.to_json() if self.document else None,
             "lines": list(self.lines) if self.lines else None,
+            "boxes": [list(b) for b in self.boxes],
         }
         if self.kind == "computed":
             data["code"], data["output"] = self.code, self.output

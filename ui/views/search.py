@@ -1,0 +1,5 @@
+"""The search page (see ui/search_page.py)."""
+
+from ui.search_page import render
+
+render()
