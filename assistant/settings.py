@@ -170,6 +170,18 @@ class ServiceSettings(BaseModel):
     start_timeout_s: float = Field(300.0, gt=0, description="longest wait for a starting service to answer")
 
 
+class AgentAPISettings(BaseModel):
+    """`ra serve --agent`: the assistant behind the OpenAI chat API (Open WebUI, any `openai` client)."""
+
+    api_key: str | None = Field(
+        None, description="clients send it as 'Authorization: Bearer KEY'; needed to bind beyond loopback"
+    )
+    model_id: str = Field("research-assistant", description="the model name clients see in /v1/models")
+    host: str = Field("127.0.0.1", description="address to bind; another host than loopback needs api_key")
+    port: int = Field(8090, ge=1, le=65535)
+    max_body_kb: int = Field(1024, ge=1, description="largest request body accepted")
+
+
 class Settings(BaseSettings):
     """Everything configurable; nested sections map to `[index]`, `[retrieval]`... tables in ra.toml."""
 
@@ -185,6 +197,7 @@ class Settings(BaseSettings):
     )
     ui: UISettings = UISettings()
     service: ServiceSettings = ServiceSettings()
+    agent_api: AgentAPISettings = AgentAPISettings()
     cache_dir: Path = Field(default_factory=default_cache_dir)
 
     @classmethod

@@ -12,7 +12,6 @@ from rich.markup import escape
 from assistant.agent.records import (
     Answer,
     AnswerToken,
-    Citation,
     DraftChecked,
     DraftToken,
     Event,
@@ -27,7 +26,7 @@ from assistant.agent.records import (
 )
 from assistant.cli.common import console, fail, note, out, print_json, warn
 from assistant.cli.index_cmds import IndexOpt, JsonOpt
-from assistant.cli.sources import citation_label, citations_bibtex
+from assistant.cli.sources import citations_bibtex, source_line
 from assistant.settings import Settings, load_settings
 from index.documents import display_path
 from index.errors import UserFacingError
@@ -226,15 +225,7 @@ def _print_answer(answer: Answer, streamed: str) -> None:
     if answer.citations:
         out.print("\nSources:", highlight=False)
     for c in answer.citations:
-        out.print(_source_line(c), markup=False, highlight=False, soft_wrap=True)
-
-
-def _source_line(c: Citation) -> str:
-    if c.kind == "computed":
-        code = "\n".join("      " + line for line in (c.code or "").splitlines())
-        where = "sandbox" if c.evidence.sandboxed else "in process (no sandbox here)"
-        return f"[{c.id}] python ({where}), output {c.output!r}:\n{code}"
-    return f"[{c.id}] {citation_label(c)}: \u201c{c.quote}\u201d"
+        out.print(source_line(c), markup=False, highlight=False, soft_wrap=True)
 
 
 def _where(ev: Evidence) -> str:

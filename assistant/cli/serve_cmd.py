@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from assistant.cli.common import console, fail, out
+from assistant.cli.common import console, fail, out, warn
+from assistant.cli.index_cmds import IndexOpt
 from assistant.settings import Settings, load_settings
 from index.errors import UserFacingError
 
@@ -60,8 +61,35 @@ def serve(
             "--distributed-executor", help="vLLM: ray to span nodes (needs a Ray cluster), mp for one."
         ),
     ] = None,
+    agent: Annotated[
+        bool,
+        typer.Option(
+            "--agent",
+            help="Serve the research assistant itself as an OpenAI chat API (/v1/chat/completions, /v1/models).",
+        ),
+    ] = False,
+    index: IndexOpt = None,
+    llm_url: Annotated[
+        str | None, typer.Option("--llm-url", help="--agent: answer with this OpenAI-compatible server.")
+    ] = None,
+    no_service: Annotated[
+        bool, typer.Option("--no-service", help="--agent: answer in this process, not the resident service.")
+    ] = False,
 ) -> None:
-    """Serve a model until Ctrl-C; point other commands at it with --llm-url (several: comma-separated)."""
+    """Serve a model until Ctrl-C; point other commands at it with --llm-url (several: comma-separated).
+    With --agent, serve the cited-answer assistant to OpenAI clients instead."""
+    if agent:
+        settings = load_settings(
+            {
+                "index": {"dir": index},
+                "llm": {"model": model, "url": llm_url},
+                "agent_api": {"port": port, "host": host},
+            }
+        )
+        _serve_agent(settings, use_service=not no_service)
+        return
+    if index is not None or llm_url is not None or no_service:
+        fail("--index, --llm-url and --no-service go with --agent", code=2)
     context_key = "max_model_len" if backend == "vllm" else "context_size"
     parallel = {
         "tensor": tensor_parallel,
@@ -94,6 +122,33 @@ def serve(
     except UserFacingError as exc:
         fail(str(exc))
     _run_until_stopped(server, backend, url)
+
+
+def _serve_agent(settings: Settings, *, use_service: bool) -> None:
+    """The assistant on /v1/chat/completions until Ctrl-C (uvicorn; the model loads before it listens)."""
+    import uvicorn
+
+    from assistant.openai_api import create_app
+    from assistant.service.client import answerer
+
+    api = settings.agent_api
+    if api.host not in ("127.0.0.1", "localhost", "::1") and not api.api_key:
+        fail(
+            f"serving the assistant on {api.host} lets other machines read your documents: set "
+            "agent_api.api_key (RA_AGENT_API__API_KEY) or keep the default host 127.0.0.1",
+            code=2,
+        )
+    with answerer(settings, use_service=use_service, warn=warn, progress=console.print) as assistant:
+        url = f"http://{api.host}:{api.port}/v1"
+        out.print(url, highlight=False)
+        console.print(
+            f"the research assistant answers as model {api.model_id!r} at {url}\n"
+            f"use it with any OpenAI client: base_url={url}"
+            + (", api_key=<agent_api.api_key>" if api.api_key else ", any api_key")
+            + "\npress Ctrl-C to stop",
+            highlight=False,
+        )
+        uvicorn.run(create_app(assistant, settings), host=api.host, port=api.port, log_level="warning")
 
 
 def _server(settings: Settings, backend: Backend, enforce_eager: bool) -> VLLMServer | LlamaCppServer:

@@ -29,6 +29,16 @@ def citation_label(citation: Citation) -> str:
     return format_source(citation.document, citation.source, page=citation.page, lines=lines)
 
 
+def source_line(c: Citation) -> str:
+    """A citation as a line of a Sources list: `[n] Title — Authors (year), p. N: “quote”`, or the code
+    and output of a computation."""
+    if c.kind == "computed":
+        code = "\n".join("      " + line for line in (c.code or "").splitlines())
+        where = "sandbox" if c.evidence.sandboxed else "in process (no sandbox here)"
+        return f"[{c.id}] python ({where}), output {c.output!r}:\n{code}"
+    return f"[{c.id}] {citation_label(c)}: \u201c{c.quote}\u201d"
+
+
 def citations_bibtex(citations: Iterable[Citation]) -> str:
     """BibTeX entries of the documents cited (each document once, in order of first citation)."""
     seen: dict[str, DocumentMeta] = {}
