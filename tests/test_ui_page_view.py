@@ -30,7 +30,7 @@ from assistant.agent.tools import Ledger
 from assistant.index_access import open_index
 from assistant.settings import load_settings
 from index.pdf_layout import read_page
-from ui.page_view import source_views, viewable_pdf
+from ui.page_view import render_page, source_views, viewable_pdf
 
 APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
 SCREENSHOT = Path(__file__).resolve().parents[1] / "artifacts" / "ui-page-view.png"
@@ -211,3 +211,10 @@ def test_in_the_browser_a_pdf_hit_opens_on_its_page_with_the_words_boxed(
         finally:
             page.screenshot(path=str(SCREENSHOT), full_page=True)
             browser.close()
+
+
+def test_a_damaged_or_vanished_pdf_shows_no_page_and_breaks_nothing(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.7\nnot really")
+    assert render_page(broken, 1) is None
+    assert render_page(tmp_path / "gone.pdf", 1) is None

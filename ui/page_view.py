@@ -51,11 +51,12 @@ def viewable_pdf(source: str, documents: Iterable[str]) -> Path | None:
 
 
 def render_page(path: Path, page: int, scale: float = CARD_SCALE) -> RenderedPage | None:
-    """Page `page` (1-based) of the PDF, or None when it has no such page or cannot be read."""
-    stat = path.stat()
+    """Page `page` (1-based) of the PDF, or None when it has no such page or cannot be read (gone, damaged:
+    PDFium's errors are RuntimeErrors)."""
     try:
+        stat = path.stat()
         return _render(str(path), stat.st_size, stat.st_mtime_ns, page, round(scale, 2))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RuntimeError):
         return None
 
 

@@ -6,7 +6,8 @@ warm (the resident service keeps the model, checker and index loaded), and sever
         [--modes cold,warm] [--users 1,2,4] [--llm SPEC] [--out docs/bench/ask_latency.json]
 
 Every mode answers the same questions in the same run. `cold` runs `ra ask --no-service`; `warm` starts
-`ra service` first (its start is reported, not counted) and runs `ra ask` as a thin client. `--users N`
+`ra service` first (its start is reported, not counted) and runs `ra ask` as a thin client; `api` sends the
+same questions, streamed, to `ra serve --agent` in front of that service (an OpenAI client's wait). `--users N`
 runs N clients at once against a service with N llama.cpp slots and reports answers per minute. Keyword
 accuracy of each mode's answers is reported beside its times (speed must not cost answers).
 """
@@ -16,14 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
+
+import httpx
 
 from eval.bench import write_result
 from eval.metrics import keyword_hit, percentile
@@ -94,19 +99,54 @@ def prompt_tokens_by_stage(trace: Path) -> dict[str, list[int]]:
     return stages
 
 
-def run_questions(
-    items: list[dict[str, Any]], index: Path, llm: str | None, env: dict[str, str], *, cold: bool, users: int
-) -> dict[str, Any]:
+Timer = Callable[[str, Path], dict[str, Any]]  # (question, trace file) -> the timings of one answer
+
+
+def asking(index: Path, llm: str | None, env: dict[str, str], *, cold: bool) -> Timer:
+    return lambda question, trace: time_ask(question, index, llm, env, cold, trace)
+
+
+def time_api(question: str, url: str) -> dict[str, Any]:
+    """One streamed request to `ra serve --agent`: seconds to the first answer words in the stream (what an
+    OpenAI client shows first) and to its end."""
+    body = {
+        "model": "research-assistant",
+        "stream": True,
+        "messages": [{"role": "user", "content": question}],
+    }
+    t0 = time.perf_counter()
+    first, text = None, ""
+    with httpx.stream("POST", url + "/chat/completions", json=body, timeout=900) as reply:
+        for line in reply.iter_lines():
+            if not line.startswith("data: {"):
+                continue
+            piece = json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+            if piece and first is None:
+                first = time.perf_counter() - t0
+            text += piece
+        status = reply.status_code
+    return {
+        "first_draft_s": None,
+        "first_words_s": round(first, 2) if first is not None else None,
+        "total_s": round(time.perf_counter() - t0, 2),
+        "exit_code": 0 if status == 200 else status,
+        "answer": text.split("\n\nSources:")[0].strip()[:400],
+        "error": "" if status == 200 else text[-300:],
+        "prompt_tokens": {},
+    }
+
+
+def streaming(url: str) -> Timer:
+    return lambda question, trace: time_api(question, url)
+
+
+def run_questions(items: list[dict[str, Any]], timer: Timer, *, users: int) -> dict[str, Any]:
     began = time.perf_counter()
     traces = Path(tempfile.mkdtemp(prefix="ra-bench-traces-"))
 
     def one(item: dict[str, Any]) -> dict[str, Any]:
         trace = traces / f"{item['id']}.jsonl"
-        run = {
-            "id": item["id"],
-            "kind": item["kind"],
-            **time_ask(item["question"], index, llm, env, cold, trace),
-        }
+        run = {"id": item["id"], "kind": item["kind"], **timer(item["question"], trace)}
         abstained = run["answer"].startswith("The documents do not answer")
         run["keyword_hit"] = keyword_hit(
             "" if abstained else run["answer"], item.get("answer_keywords") or []
@@ -163,13 +203,41 @@ def stop_service(env: dict[str, str]) -> None:
     )
 
 
+def with_api(
+    env: dict[str, str], index: Path, llm: str | None, log: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`ra serve --agent` in front of the running service; its URL once it answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    cmd = ra(
+        "serve", "--agent", "--index", str(index), "--port", str(port), *(["--model", llm] if llm else [])
+    )
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(url + "/models", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    proc.terminate()
+    raise SystemExit(f"`ra serve --agent` did not come up: see {log}")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--index", type=Path, required=True)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--llm", default=None)
-    ap.add_argument("--modes", default="cold,warm", help="cold, warm or both (comma-separated)")
+    ap.add_argument(
+        "--modes",
+        default="cold,warm",
+        help="cold, warm, api (streamed from `ra serve --agent` over the warm service), comma-separated",
+    )
     ap.add_argument("--users", default="", help="concurrent users against the service, e.g. 1,2,4")
     ap.add_argument("--out", type=Path, default=Path("docs/bench/ask_latency.json"))
     args = ap.parse_args(argv)
@@ -178,21 +246,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     env = os.environ | {"RA_SERVICE__SOCKET": str(run_dir / "service.sock")}  # never the user's service
     result: dict[str, Any] = {"data": args.data.name, "n": len(items), "modes": {}, "users": {}}
     for mode in [m for m in args.modes.split(",") if m]:
-        if mode == "warm":
+        if mode in ("warm", "api"):
             result["service_start_s"] = with_service(env, args.index, args.llm)
+        api = with_api(env, args.index, args.llm, run_dir / "api.log") if mode == "api" else None
         try:
-            result["modes"][mode] = run_questions(
-                items, args.index, args.llm, env, cold=mode == "cold", users=1
+            timer = (
+                streaming(api[1])
+                if api is not None
+                else asking(args.index, args.llm, env, cold=mode == "cold")
             )
+            result["modes"][mode] = run_questions(items, timer, users=1)
         finally:
-            if mode == "warm":
+            if api is not None:
+                api[0].terminate()
+                api[0].wait(timeout=60)
+            if mode in ("warm", "api"):
                 stop_service(env)
     for users in [int(u) for u in args.users.split(",") if u]:
         slots = env | {"RA_LLM__SLOTS": str(users)}
         with_service(slots, args.index, args.llm)
         try:
             result["users"][str(users)] = run_questions(
-                items, args.index, args.llm, slots, cold=False, users=users
+                items, asking(args.index, args.llm, slots, cold=False), users=users
             )
         finally:
             stop_service(slots)
