@@ -1,15 +1,11 @@
 """Citation boxes (`index/pdf_boxes.py`, from PDFium) checked against where pypdf, a separate parser, says
 the same words are drawn: every box must hold the baseline of a pypdf text fragment of the quote, and
-quotes from both shared papers (one of them two-column) must be found.
-
-`_holds`: a fragment of the quote's words has its baseline inside the box and starts left of the box's
-end. pypdf's fragments are whole runs of a line (a quote may start mid-run) and their widths are
-estimates (table rows spaced by moves measure short), so the line, not the run's end, is compared."""
+quotes from both shared papers (one of them two-column) must be found. The check (`held`) is the one
+`python -m eval.bench.pdf_boxes` measures with."""
 
 from __future__ import annotations
 
 import json
-import unicodedata
 from pathlib import Path
 
 import pytest
@@ -25,18 +21,13 @@ from assistant.cli import ask_cmd, index_cmds
 from assistant.index_access import open_index
 from assistant.service.wire import decode, encode
 from assistant.settings import load_settings
+from eval.bench.pdf_boxes import MARK_PT, held, key
 from index.loaders import load_document
 from index.pdf_boxes import quote_boxes
-from index.pdf_layout import Fragment, read_page
+from index.pdf_layout import read_page
 from index.text import sentence_spans
 
 PAPERS = ("paperqa_paper.pdf", "paperqa_pasa.pdf")
-_SLACK = 2.0  # points: a baseline sits on the box's bottom edge, descenders below it
-_MARK = 6.0  # points: narrower boxes hold a superscript or a symbol
-
-
-def _key(text: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKC", text).casefold() if c.isalnum())
 
 
 def _quotes(path: Path, per_page: int = 2) -> list[tuple[int, str]]:
@@ -51,23 +42,6 @@ def _quotes(path: Path, per_page: int = 2) -> list[tuple[int, str]]:
     return out
 
 
-def _shares_words(frag_key: str, quote_key: str) -> bool:
-    """The fragment (a run of a line, possibly longer than the quote's part of it) is of the quote."""
-    if len(frag_key) < 3:
-        return False
-    if len(frag_key) <= 8:
-        return frag_key in quote_key
-    return any(frag_key[i : i + 8] in quote_key for i in range(0, len(frag_key) - 7, 2))
-
-
-def _holds(box: tuple[int, float, float, float, float], frags: list[Fragment], quote_key: str) -> bool:
-    _, _, y0, x1, y1 = box
-    return any(
-        _shares_words(_key(f.text), quote_key) and f.x < x1 + _SLACK and y0 - _SLACK <= f.y <= y1 + _SLACK
-        for f in frags
-    )
-
-
 @pytest.mark.parametrize("name", PAPERS)
 def test_quote_boxes_sit_where_pypdf_draws_the_quoted_words(shared: Path, name: str) -> None:
     path = shared / "pdfs" / name
@@ -79,13 +53,13 @@ def test_quote_boxes_sit_where_pypdf_draws_the_quoted_words(shared: Path, name: 
         boxes = quote_boxes(path, page, quote)
         located += bool(boxes)
         frags = read_page(reader.pages[page - 1], page).fragments
-        key = _key(quote)
+        quote_key = key(quote)
         for box in boxes:
             assert box[0] == page
-            if box[3] - box[1] < _MARK:
+            if box[3] - box[1] < MARK_PT:
                 continue  # a footnote mark or a lone symbol: too short to attribute by its text
             checked += 1
-            if not _holds(box, frags, key):
+            if not held(box, frags, quote_key):
                 unheld.append(f"p.{page} {box} {quote[:40]!r}")
     assert located / len(quotes) >= 0.95
     # pypdf's visitor gives no page position to text drawn inside form XObjects (the words of PaSa's
@@ -103,7 +77,7 @@ def test_a_two_column_page_gets_boxes_in_each_column(shared: Path) -> None:
     for page, quote in _quotes(path, per_page=40):
         if page != 3:
             continue
-        boxes = [b for b in quote_boxes(path, page, quote) if b[3] - b[1] >= _MARK]
+        boxes = [b for b in quote_boxes(path, page, quote) if b[3] - b[1] >= MARK_PT]
         assert boxes, quote[:60]
         for b in boxes:
             assert b[3] <= mid or b[1] >= mid, f"{b} crosses the gutter: {quote[:60]!r}"
@@ -160,8 +134,8 @@ def test_ra_search_json_gives_pdf_hits_the_boxes_of_their_passage(seed_index: Pa
             continue
         assert h["boxes"] and {b[0] for b in h["boxes"]} == {h["page"]}
         frags = read_page(PdfReader(h["source"]).pages[h["page"] - 1], h["page"]).fragments
-        wide = [b for b in h["boxes"] if b[3] - b[1] >= _MARK]
-        assert sum(_holds(tuple(b), frags, _key(h["text"])) for b in wide) >= 0.9 * len(wide)
+        wide = [b for b in h["boxes"] if b[3] - b[1] >= MARK_PT]
+        assert sum(held(tuple(b), frags, key(h["text"])) for b in wide) >= 0.9 * len(wide)
 
 
 def test_ra_ask_json_gives_a_pdf_citation_the_boxes_of_its_quote(

@@ -21,7 +21,6 @@ import streamlit as st
 from PIL import Image
 from pypdf import PdfReader
 from streamlit.testing.v1 import AppTest
-from test_pdf_boxes import _MARK, _holds, _key
 from test_ui_browser import CHROMIUM_ARGS, _free_port, _healthy, _missing, chromium  # noqa: F401
 
 from assistant.agent.citations import whole_passage
@@ -29,6 +28,7 @@ from assistant.agent.records import Citation
 from assistant.agent.tools import Ledger
 from assistant.index_access import open_index
 from assistant.settings import load_settings
+from eval.bench.pdf_boxes import MARK_PT, key
 from index.pdf_layout import read_page
 from ui.page_view import render_page, source_views, viewable_pdf
 
@@ -189,7 +189,7 @@ def test_in_the_browser_a_pdf_hit_opens_on_its_page_with_the_words_boxed(
             assert image.evaluate("i => i.complete && i.naturalWidth > 0")
             page_no = int(view.get_attribute("data-page") or 0)
             left, bottom, right, top = (float(v) for v in (view.get_attribute("data-area") or "").split(","))
-            quote_key = _key(page.locator(f"{card} .ra-quote").inner_text())
+            quote_key = key(page.locator(f"{card} .ra-quote").inner_text())
             fragments = read_page(PdfReader(pdf).pages[page_no - 1], page_no).fragments
             img = image.bounding_box()
             marks = view.locator(".ra-box")
@@ -203,10 +203,10 @@ def test_in_the_browser_a_pdf_hit_opens_on_its_page_with_the_words_boxed(
                 x1 = left + (r["x"] + r["width"] - img["x"]) / img["width"] * (right - left)
                 y1 = top - (r["y"] - img["y"]) / img["height"] * (top - bottom)
                 y0 = top - (r["y"] + r["height"] - img["y"]) / img["height"] * (top - bottom)
-                if x1 - x0 < _MARK:
+                if x1 - x0 < MARK_PT:
                     continue
                 checked += 1
-                held += _holds((page_no, x0, y0, x1, y1), fragments, quote_key)
+                held += held((page_no, x0, y0, x1, y1), fragments, quote_key)
             assert checked and held == checked
         finally:
             page.screenshot(path=str(SCREENSHOT), full_page=True)
