@@ -129,7 +129,7 @@ def request_kind(schema: dict[str, Any] | None) -> str:
         return "step"
     if "answer" in props:
         return "relation"
-    if "query" in props:
+    if "refers_to" in props:
         return "rewrite"
     return "other"
 
@@ -137,7 +137,7 @@ def request_kind(schema: dict[str, Any] | None) -> str:
 def by_schema(text: str, query: str, asks: str = "fact") -> Reply:
     """A rule answering each kind of agent request from its schema: the plan says every part asks `asks`,
     a part's answer states `text` citing the first sentence offered, the self-check says yes, a relation
-    takes the first choice, a research step gives up, a rewrite gets `query`."""
+    takes the first choice, a research step gives up, a rewrite gets `query` (naming no earlier subject)."""
 
     def rule(messages: list[dict[str, Any]], schema: dict[str, Any] | None) -> str:
         kind = request_kind(schema)
@@ -152,7 +152,7 @@ def by_schema(text: str, query: str, asks: str = "fact") -> Reply:
         if kind == "relation":
             return json.dumps({"answer": schema["properties"]["answer"]["enum"][0]})  # type: ignore[index]
         if kind == "rewrite":
-            return json.dumps({"query": query})
+            return rewrite_reply(query)
         return step_reply("give_up")
 
     return rule
@@ -236,3 +236,8 @@ def check_reply(said: str, p_yes: float | None = None) -> str | Sure:
 def step_reply(action: str, arg: str | int = "", thought: str = "ok") -> str:
     fields: dict[str, Any] = {"search": {"query": arg}, "read": {"passage": arg}}.get(action, {})
     return json.dumps({"thought": thought, "action": action, **fields})
+
+
+def rewrite_reply(question: str, refers_to: str = "none") -> str:
+    """A follow-up's rewrite: the earlier subject picked ("none" for none) and the standalone question."""
+    return json.dumps({"refers_to": refers_to, "question": question})

@@ -14,7 +14,16 @@ from typing import Any
 
 import pytest
 import typer
-from fakes import RuleBackend, ScriptedBackend, TinyIndex, by_schema, part_reply, plan_reply, request_kind
+from fakes import (
+    RuleBackend,
+    ScriptedBackend,
+    TinyIndex,
+    by_schema,
+    part_reply,
+    plan_reply,
+    request_kind,
+    rewrite_reply,
+)
 from typer.testing import CliRunner
 
 from assistant.agent.config import AgentSettings
@@ -176,7 +185,7 @@ def test_chat_keeps_history_and_handles_new_and_exit(
         monkeypatch,
         in_turn(
             first_line_cited("Alpaca 7B was fine-tuned on 52K demonstrations."),
-            json.dumps({"query": "Which guidance did GLIDE evaluators prefer?"}),
+            rewrite_reply("Which guidance did GLIDE evaluators prefer?"),
             first_line_cited("They preferred classifier-free guidance."),
         ),
     )

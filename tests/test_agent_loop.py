@@ -21,7 +21,6 @@ from fakes import (
     step_reply,
 )
 
-from assistant.agent.chat import ChatSession
 from assistant.agent.config import AgentSettings
 from assistant.agent.loop import (
     QuestionTooLong,
@@ -31,7 +30,7 @@ from assistant.agent.loop import (
     prompt_tokens,
     step_schema,
 )
-from assistant.agent.records import AnswerToken, EvidenceFound, PlanMade, QuestionRewritten
+from assistant.agent.records import AnswerToken, EvidenceFound, PlanMade
 from assistant.agent.trace import write_trace
 
 DOCS = {
@@ -420,23 +419,6 @@ def test_the_research_step_schema_offers_read_only_for_passages_shown() -> None:
     kinds = [o["properties"]["action"]["enum"][0] for o in step_schema([3, 4])["anyOf"]]
     assert kinds == ["search", "read", "give_up"]
     assert [o["properties"]["action"]["enum"][0] for o in step_schema([])["anyOf"]] == ["search", "give_up"]
-
-
-def test_chat_rewrites_a_follow_up_into_a_standalone_question() -> None:
-    agent, _, _ = agent_for(
-        [
-            plan_reply("fact"),
-            answering("Alpaca 7B was fine-tuned on 52K demonstrations.", "52K"),
-            json.dumps({"query": ALPACA}),
-            plan_reply("number"),
-            answering("Alpaca 7B was fine-tuned on 52K demonstrations.", "52K"),
-        ]
-    )
-    session = ChatSession(agent)
-    final_answer(session.ask("What was Alpaca 7B fine-tuned on?"))
-    events = list(session.ask("how many of them?"))
-    [rewritten] = [e for e in events if isinstance(e, QuestionRewritten)]
-    assert rewritten.standalone == ALPACA and len(session.history) == 2
 
 
 def test_a_langchain_chat_model_can_answer_and_the_tools_work_as_langchain_tools() -> None:

@@ -117,7 +117,7 @@ def test_a_follow_up_is_rewritten_and_the_conversation_resets_with_new_chat(
     tiny_index: Path, monkeypatch: pytest.MonkeyPatch, model: RuleBackend
 ) -> None:
     at = ask(app(tiny_index, monkeypatch), QUESTION)
-    ask(at, "and how much did it cost?")
+    ask(at, "and on how many demonstrations was it fine-tuned?")
 
     assert len(html_with(at, "ra-answer")) == 2
     assert any(c.value == f"Searched for: {QUESTION}" for c in at.caption)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from assistant.agent.chat import ChatSession
+from assistant.agent.chat import ChatSession, Exchange
 from assistant.agent.factory import build_agent
 from assistant.agent.records import Event
 from assistant.service.client import ServiceAnswerer, service_for
@@ -32,7 +32,7 @@ class Conversation:
 
     id: int = field(default_factory=lambda: next(_ids))
     turns: list[Turn] = field(default_factory=list)
-    history: list[tuple[str, str]] = field(default_factory=list)
+    history: list[Exchange] = field(default_factory=list)
     pending: AgentRun | None = None
 
 

@@ -22,6 +22,19 @@ class AgentSettings(BaseModel):
     step_max_tokens: int = Field(160, ge=16, description="generation cap of one research step")
     part_max_tokens: int = Field(160, ge=16, description="generation cap of one part's answer")
     rewrite_max_tokens: int = Field(128, ge=16, description="generation cap of a chat follow-up's rewrite")
+    rewrite_history: int = Field(3, ge=1, description="earlier exchanges a follow-up's rewrite is shown")
+    rewrite_candidates: int = Field(
+        10, ge=1, description="names from earlier exchanges a follow-up's rewrite may pick as its subject"
+    )
+    rewrite_candidate_chars: int = Field(
+        100, ge=8, description="longest name or document title offered as a follow-up's subject"
+    )
+    rewrite_keep_share: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="share of a follow-up's content words its rewrite must keep to be used (else the message)",
+    )
     check_max_tokens: int = Field(12, ge=4, description="generation cap of the self-check and relation calls")
     self_check: bool = Field(
         True, description="ask the answering model whether its cited sentences state its answer (logprob)"

@@ -18,17 +18,20 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from assistant.agent.records import Event
 from assistant.settings import Settings
 from index.errors import UserFacingError
 
-History = list[tuple[str, str]]
+if TYPE_CHECKING:
+    from assistant.agent.chat import Exchange
+
+History = list["Exchange"]  # earlier turns of a chat (assistant.agent.chat)
 Warn = Callable[[str], None]
 _CONNECT_TIMEOUT_S = 2.0
 _MAX_SOCKET_PATH = 107  # sun_path is 108 bytes with its NUL on Linux
-PROTOCOL = 1  # bumped when a request or reply changes shape; a client refuses a service of another version
+PROTOCOL = 2  # bumped when a request or reply changes shape; a client refuses a service of another version
 
 
 def served_key(settings: Settings) -> dict[str, Any]:
@@ -162,14 +165,16 @@ class ServiceAnswerer:
         self.settings = wire_settings(settings)
 
     def ask(self, question: str, history: History) -> Iterator[Event]:
+        from assistant.agent.chat import Exchange
         from assistant.service.wire import decode_event
 
-        request = {"op": "ask", "question": question, "history": history, "settings": self.settings}
+        sent = [e.to_json() for e in history]
+        request = {"op": "ask", "question": question, "history": sent, "settings": self.settings}
         for reply in self.client.request(request):
             if "event" in reply:
                 yield decode_event(reply["event"])
             elif "history" in reply:
-                history[:] = [(q, a) for q, a in reply["history"]]
+                history[:] = [Exchange.from_json(e) for e in reply["history"]]
 
 
 class LocalAnswerer:

@@ -30,7 +30,7 @@ from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from assistant.agent.chat import ChatSession
+from assistant.agent.chat import ChatSession, Exchange
 from assistant.agent.factory import SerialChecker, build_agent, build_checker, open_backend, warm
 from assistant.index_access import open_index
 from assistant.service.client import PROTOCOL, lock_path, served_key, socket_path
@@ -147,10 +147,10 @@ class Resident:
         else:
             raise UserFacingError(f"unknown request {op!r}: the client and the service differ in version")
 
-    def _ask(self, settings: Settings, question: str, history: list[list[str]], send: Any) -> None:
+    def _ask(self, settings: Settings, question: str, history: list[dict[str, Any]], send: Any) -> None:
         assert self.backend is not None
         agent = build_agent(settings, self.backend, self.index_for(settings), self.checker)
-        session = ChatSession(agent, [(q, a) for q, a in history])
+        session = ChatSession(agent, [Exchange.from_json(e) for e in history])
         events = session.ask(question)
         try:
             for event in events:
@@ -158,7 +158,7 @@ class Resident:
         finally:
             events.close()  # a client that left stops the run at its next step
         self.counters["answers"] += 1
-        send({"history": session.history})
+        send({"history": [e.to_json() for e in session.history]})
 
 
 class _Handler(socketserver.StreamRequestHandler):
