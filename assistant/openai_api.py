@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from assistant.agent.chat import Exchange
 from assistant.agent.citations import render_sentence
 from assistant.agent.loop import QuestionTooLong, check_question
 from assistant.agent.records import Answer, AnswerToken, Citation, FinalAnswer, StepStarted
@@ -118,11 +119,12 @@ def _text(content: Any) -> str:
 
 
 def _history(turns: list[tuple[str, str]]) -> History:
-    """Earlier (question, answer) exchanges; an answer's Sources block is ours and stays out."""
+    """Earlier exchanges; an answer's Sources block is ours and stays out (a client sends back the text,
+    not the annotations, so the cited titles are not known here: the rewriter reads the answer's names)."""
     history: History = []
     for (role, text), (next_role, reply) in pairwise(turns):
         if role == "user" and next_role == "assistant":
-            history.append((text, reply.split(SOURCES_HEADING, 1)[0]))
+            history.append(Exchange(text, reply.split(SOURCES_HEADING, 1)[0]))
     return history
 
 

@@ -35,7 +35,7 @@ from index.config import (
 )
 from index.documents import DocumentMeta, is_sidecar, sidecar_for
 from index.errors import IndexIncompatible, LoadError, UserFacingError
-from index.loaders import iter_files, load_document
+from index.loaders import iter_files, load_document, read_file_bytes
 from index.search_text import search_text
 from index.store import (
     BM25_DIR,
@@ -150,9 +150,10 @@ def indexed_text(chunk: Chunk) -> str:
     return f"{head}\n{text}" if head else text
 
 
-def _digest(path: Path) -> str:
-    """The file's hash, folded with its sidecar's (paper.pdf.bib), so edited metadata re-reads the file."""
-    digest = sha256_file(path)
+def file_digest(path: Path, data: bytes | None = None) -> str:
+    """The file's hash (of `data` when given: the bytes about to be parsed), folded with its sidecar's
+    (paper.pdf.bib), so edited metadata re-reads the file."""
+    digest = hashlib.sha256(data).hexdigest() if data is not None else sha256_file(path)
     sidecar = sidecar_for(path)
     if sidecar is None:
         return digest
@@ -185,9 +186,17 @@ def _previous(writer: StoreWriter, config: IndexConfig, rebuild: bool = False) -
     return _Previous(old, part(old.build, spec, CHUNKING), part(old.build, spec, STRUCTURES))
 
 
+def read_to_parse(path: Path) -> tuple[bytes, str]:
+    """The file's bytes and their digest, read once: the manifest records the hash of the very bytes the
+    index holds, so a file replaced while it is read is seen as changed by the next ingest, never as
+    "unchanged" beside the old text. LoadError when it cannot be read."""
+    data = read_file_bytes(path)
+    return data, file_digest(path, data)
+
+
 def _hash_or_reason(path: Path) -> tuple[str | None, str | None]:
     try:
-        return _digest(path), None
+        return file_digest(path), None
     except OSError as exc:
         return None, f"unreadable: {exc.strerror or exc}"
 
@@ -286,7 +295,8 @@ def _ingest_paths(
             to_load.append((key, path, digest))  # parsed on Ray below
         else:
             try:
-                take(key, digest, load_document(path, meta.get(key)), None)
+                data, digest = read_to_parse(path)
+                take(key, digest, load_document(path, meta.get(key), data), None)
             except LoadError as exc:
                 take(key, digest, None, str(exc))
         progress.advance()
@@ -296,7 +306,7 @@ def _ingest_paths(
 
         prepared = prepare(to_load, config, ray_address, progress, meta)
         for key, _, digest in to_load:
-            take(key, digest, prepared[key].doc, prepared[key].error)
+            take(key, prepared[key].sha256 or digest, prepared[key].doc, prepared[key].error)
     _apply(writer, prev, keep, new_docs, config, report, progress, prepared)
 
 

@@ -55,7 +55,8 @@ def _sniff_binary(head: bytes) -> bool:
     return controls / len(head) > _MAX_CONTROL_RATIO
 
 
-def _read_bytes(path: Path) -> bytes:
+def read_file_bytes(path: Path) -> bytes:
+    """The whole file, or LoadError saying why not (ingest hashes and parses these same bytes)."""
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -149,12 +150,13 @@ def iter_files(paths: Iterable[Path], max_bytes: int | None = None) -> Iterator[
         yield from walk(Path(p))
 
 
-def load_document(path: Path, meta: DocumentMeta | None = None) -> LoadedDocument:
+def load_document(path: Path, meta: DocumentMeta | None = None, data: bytes | None = None) -> LoadedDocument:
     """Load one file by its suffix; raises LoadError (one line) for anything that should be skipped.
 
-    The document's own metadata is overridden by a sidecar (`paper.pdf.bib` / `.json`), then by `meta`."""
+    `data`: the file's bytes as already read (ingest parses exactly the bytes it hashed). The document's own
+    metadata is overridden by a sidecar (`paper.pdf.bib` / `.json`), then by `meta`."""
     path = Path(path)
-    doc = _load_by_kind(path)
+    doc = _load_by_kind(path, data)
     if sidecar := sidecar_for(path):
         try:
             doc.meta = doc.meta.merged(read_meta_file(sidecar))
@@ -166,11 +168,11 @@ def load_document(path: Path, meta: DocumentMeta | None = None) -> LoadedDocumen
     return doc
 
 
-def _load_by_kind(path: Path) -> LoadedDocument:
+def _load_by_kind(path: Path, data: bytes | None) -> LoadedDocument:
     kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise LoadError(_skip_reason(path) or "unsupported file type")
-    data = _read_bytes(path)
+    data = read_file_bytes(path) if data is None else data
     if kind == "pdf":
         return _load_pdf(path, data)
     if _sniff_binary(data[:_SNIFF_BYTES]):

@@ -43,22 +43,25 @@ class Prepared:
     chunks: list[Chunk]
     vectors: np.ndarray
     error: str | None = None
+    sha256: str = ""  # of the bytes the worker parsed (the manifest records this, not an earlier hash)
 
 
 def _parse_and_chunk(row: dict[str, Any], chunking: dict[str, Any]) -> dict[str, Any]:
     """Ray task: load one file and chunk it exactly as the local engine does."""
     from index.chunking import chunk_document
     from index.config import ChunkingConfig
-    from index.ingest import doc_id, indexed_text
+    from index.ingest import doc_id, indexed_text, read_to_parse
     from index.loaders import load_document
 
     override = DocumentMeta.from_json(json.loads(row["meta"])) if row["meta"] else None
     try:
-        doc = load_document(Path(row["path"]), override)
+        data, digest = read_to_parse(Path(row["path"]))  # the digest of what is parsed here, not earlier
+        doc = load_document(Path(row["path"]), override, data)
     except LoadError as exc:
         return {**row, "error": str(exc), "doc": "", "chunks": "[]", "texts": "[]"}
     doc.source = row["key"]
-    chunks = chunk_document(doc, ChunkingConfig(**chunking), doc_id(row["key"], row["sha256"]))
+    row = {**row, "sha256": digest}
+    chunks = chunk_document(doc, ChunkingConfig(**chunking), doc_id(row["key"], digest))
     record = {"source": doc.source, "title": doc.title, "kind": doc.kind, "warnings": doc.warnings}
     record["pages"] = [[p.number, p.text] for p in doc.pages]  # the driver needs the text, not the layout
     record["meta"] = doc.meta.to_json()
@@ -209,4 +212,4 @@ def _prepared(row: dict[str, Any]) -> Prepared:
     )
     chunks = [Chunk(**c) for c in json.loads(row["chunks"])]
     vectors = np.frombuffer(row["vectors"], dtype=np.float32).reshape(len(chunks), dim)
-    return Prepared(doc, chunks, vectors)
+    return Prepared(doc, chunks, vectors, sha256=row["sha256"])

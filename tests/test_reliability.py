@@ -114,3 +114,33 @@ def test_a_failed_first_ingest_leaves_no_index_folder_behind(tmp_path: Path) -> 
     run = run_cli("ingest", str(tmp_path / "no-such-dir"), "--index", str(tmp_path / "idx"))
     assert run.one_line_error and "nothing to index" in run.stderr
     assert not (tmp_path / "idx").exists()
+
+
+def test_a_file_replaced_while_it_is_read_is_never_kept_as_unchanged_beside_old_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hostile case: the file is hashed, then replaced before it is parsed (or the other way round).
+    The manifest must record the hash of the bytes whose text the index holds, so the next ingest sees
+    the difference and re-reads; recording the first hash beside the other text stays wrong for good."""
+    import index.ingest as ingest
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    note = docs / "note.md"
+    note.write_text("# Note\n\nThe launch date is March 3.\n")
+    settings = load_settings({"index": {"dir": tmp_path / "idx"}})
+    ingest_paths([docs], settings.index.dir, index_config(settings))
+
+    old_bytes = note.read_bytes()
+    note.write_text("# Note\n\nThe launch date is June 9.\n")  # the new version is what gets hashed first
+    real_read = ingest.read_file_bytes
+    monkeypatch.setattr(ingest, "read_file_bytes", lambda path: old_bytes)  # ...the parse sees the old one
+    ingest_paths([docs], settings.index.dir, index_config(settings))
+    monkeypatch.setattr(ingest, "read_file_bytes", real_read)
+
+    report = ingest_paths([docs], settings.index.dir, index_config(settings))
+    assert report.unchanged == 0 and report.chunks_embedded > 0  # seen as changed, re-read
+    [hit] = open_index(settings).search("launch date", k=1)
+    assert "June 9" in hit.chunk.text
+    again = ingest_paths([docs], settings.index.dir, index_config(settings))
+    assert again.unchanged == 1 and again.chunks_embedded == 0
