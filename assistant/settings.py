@@ -182,6 +182,28 @@ class AgentAPISettings(BaseModel):
     max_body_kb: int = Field(1024, ge=1, description="largest request body accepted")
 
 
+class MCPSettings(BaseModel):
+    """`ra mcp`: the index served to MCP clients (Claude Desktop, IDEs). A client is driven by a model that
+    reads untrusted documents, so whatever could change the index or read files is off until the user turns
+    it on, and every answer is bounded in size."""
+
+    allow_ingest: bool = Field(
+        False, description="offer the ingest tool (it still reads only files under ingest_roots)"
+    )
+    ingest_roots: list[Path] = Field(
+        default_factory=list,
+        description="folders the ingest tool may read from (a path outside them is refused, links included)",
+    )
+    port: int = Field(8765, ge=1, le=65535, description="port of `ra mcp --http` (always on 127.0.0.1)")
+    max_k: int = Field(50, ge=1, description="most passages one search returns")
+    max_read_chars: int = Field(
+        8000, ge=200, description="most characters the read tool returns (the rest is one more read away)"
+    )
+    max_document_chars: int = Field(
+        1_000_000, ge=1000, description="a document resource's text is cut after this many characters"
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable; nested sections map to `[index]`, `[retrieval]`... tables in ra.toml."""
 
@@ -198,6 +220,7 @@ class Settings(BaseSettings):
     ui: UISettings = UISettings()
     service: ServiceSettings = ServiceSettings()
     agent_api: AgentAPISettings = AgentAPISettings()
+    mcp: MCPSettings = MCPSettings()
     cache_dir: Path = Field(default_factory=default_cache_dir)
 
     @classmethod

@@ -11,7 +11,7 @@ from importlib.metadata import entry_points
 import typer
 from pydantic import ValidationError
 
-from assistant.cli import ask_cmd, index_cmds, sandbox_cmd, serve_cmd, service_cmd
+from assistant.cli import ask_cmd, index_cmds, mcp_cmd, sandbox_cmd, serve_cmd, service_cmd
 from assistant.cli.common import console
 from assistant.cli.quiet import configure_output
 from index.errors import UserFacingError
@@ -39,6 +39,7 @@ ask_cmd.register(app)
 sandbox_cmd.register(app)
 serve_cmd.register(app)
 service_cmd.register(app)
+mcp_cmd.register(app)
 for plugin in entry_points(group="research_assistant.cli"):
     plugin.load()(app)
 
