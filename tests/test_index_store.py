@@ -217,9 +217,11 @@ def test_cli_ingest_search_stats_json(tmp_path: Path, backend: str) -> None:
     hits = json.loads(found.stdout)
     assert len(hits) == 2
     assert set(hits[0]) == {
-        "chunk_id", "score", "text", "source", "page", "start", "end", "line_start", "line_end", "section", "document"
+        "chunk_id", "score", "text", "source", "page", "start", "end", "line_start", "line_end", "section",
+        "boxes", "document"
     }  # fmt: skip
     assert hits[0]["document"]["title"] == "Stanford Alpaca"
+    assert hits[0]["boxes"] == []  # a text file has no page geometry
     assert hits[0]["source"].endswith("alpaca.txt")
 
     stats = json.loads(run_cli("index", "stats", "--index", str(idx), "--json", cwd=tmp_path, env=env).stdout)
