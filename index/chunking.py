@@ -232,12 +232,18 @@ _LIST_LINE = re.compile(r"^" + _LIST_ITEM.pattern, re.MULTILINE)
 
 
 def _word_pieces(text: str, start: int, end: int, size: int) -> Iterator[tuple[int, int]]:
-    """Greedy runs of whole words up to `size`; a single longer word is its own piece."""
+    """Greedy runs of whole words up to `size`; a single longer "word" (text without spaces: a base64
+    blob, a URL list, CJK) is cut every `size` characters, so no chunk outgrows the size."""
     piece_start = piece_end = -1
     for m in _WORD.finditer(text, start, end):
         if piece_start >= 0 and m.end() - piece_start > size:
             yield piece_start, piece_end
             piece_start = -1
+        if m.end() - m.start() > size:
+            cuts = range(m.start(), m.end(), size)
+            yield from ((lo, min(lo + size, m.end())) for lo in cuts[:-1])
+            piece_start, piece_end = cuts[-1], m.end()
+            continue
         if piece_start < 0:
             piece_start = m.start()
         piece_end = m.end()

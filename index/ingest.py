@@ -35,7 +35,7 @@ from index.config import (
 )
 from index.documents import DocumentMeta, is_sidecar, sidecar_for
 from index.errors import IndexIncompatible, LoadError, UserFacingError
-from index.loaders import iter_files, load_document, read_file_bytes
+from index.loaders import iter_files, load_document, printable_path, read_file_bytes
 from index.search_text import search_text
 from index.store import (
     BM25_DIR,
@@ -255,7 +255,7 @@ def _ingest_paths(
         if reason is None:
             candidates[str(path.resolve())] = path
         elif not is_sidecar(path):
-            report.skipped.append((str(path), reason))
+            report.skipped.append((printable_path(path), reason))
     keep: set[str] = set()
     for key in old.files if old else ():
         if key in candidates:

@@ -67,6 +67,22 @@ def read_file_bytes(path: Path) -> bytes:
         raise LoadError(f"unreadable: {_one_line(e.strerror or e)}") from None
 
 
+def printable_path(path: Path) -> str:
+    """The path as text that any terminal and JSON reader accepts: bytes of a name that are not UTF-8 are
+    shown as \\xNN escapes."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _unnamable(path: Path) -> str | None:
+    """A name that is not valid UTF-8 (bytes from another system's encoding) cannot be stored as a source
+    or shown: skip that file with a reason instead of failing the batch."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not valid UTF-8: rename the file"
+    return None
+
+
 def _skip_reason(path: Path) -> str | None:
     """Cheap checks (suffix, magic bytes) so a folder walk can report skips without parsing files."""
     kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
@@ -140,7 +156,7 @@ def iter_files(paths: Iterable[Path], max_bytes: int | None = None) -> Iterator[
                 if not child.name.startswith("."):
                     yield from walk(child)
         elif path.is_file():
-            yield path, _too_large(path, max_bytes) or _skip_reason(path)
+            yield path, _unnamable(path) or _too_large(path, max_bytes) or _skip_reason(path)
         elif not path.exists():
             yield path, _missing_reason(path)
         else:

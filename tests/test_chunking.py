@@ -234,6 +234,17 @@ def test_huge_code_block_is_split_at_lines() -> None:
     assert all(re.fullmatch(r"(```\n)?(print\(\d+\)\n?)+(```)?", c.text) for c in chunks)
 
 
+def test_text_without_spaces_is_cut_to_the_chunk_size() -> None:
+    """A 200 KB run with no whitespace (a base64 blob pasted into notes) used to become one chunk."""
+    blob = "QUJD" * 50_000
+    doc = doc_of(f"Intro sentence here.\n\n{blob}\n\nA closing sentence.")
+    cfg = ChunkingConfig(size=800, overlap=0, min_size=50)
+    chunks = chunk_document(doc, cfg, "d1")
+    check_invariants(doc, chunks, cfg)
+    assert max(len(c.text) for c in chunks) <= cfg.size + cfg.min_size  # a short tail may join the last piece
+    assert "".join(c.text for c in chunks if "QUJD" in c.text).count("QUJD") >= 49_000  # nothing dropped
+
+
 def test_hash_comment_in_code_is_not_a_heading() -> None:
     doc = doc_of("# Real\n\n```sh\n# not a heading\necho hi\n```")
     chunks = chunk_document(doc, ChunkingConfig(), "d1")

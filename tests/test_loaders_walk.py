@@ -85,3 +85,31 @@ def test_a_wholly_legacy_file_still_decodes_as_cp1252(tmp_path: Path) -> None:
     path.write_bytes("naïve café".encode("cp1252"))
     doc = load_document(path)
     assert doc.text == "naïve café" and "cp1252" in doc.warnings[0]
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_of_the_folder_indexed(tmp_path: Path) -> None:
+    """A name in another system's encoding (Latin-1 bytes) used to abort the whole batch in `doc_id`."""
+    import json
+    import subprocess
+    import sys
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "good.md").write_text("# Good\n\nZebras are striped.\n")
+    os.close(os.open(os.fsencode(docs) + b"/caf\xe9.md", os.O_CREAT | os.O_WRONLY))
+    Path(os.fsdecode(os.fsencode(docs) + b"/caf\xe9.md")).write_text("# Cafe\n\nEspresso.\n")
+    skipped = [(p.name, r) for p, r in iter_files([docs]) if r]
+    assert skipped == [("caf\udce9.md", "file name is not valid UTF-8: rename the file")]
+
+    env = {**os.environ, "RA_CONFIG": str(tmp_path / "none.toml")}
+    cmd = [sys.executable, "-m", "assistant", "ingest", str(docs), "--index", str(tmp_path / "idx"), "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["files_added"] == 1
+    [skip] = report["skipped"]
+    assert (
+        skip["path"].endswith("caf\\xe9.md")
+        and skip["reason"] == "file name is not valid UTF-8: rename the file"
+    )
