@@ -33,7 +33,7 @@ from index.config import (
     MilvusConfig,
     RetrievalConfig,
 )
-from index.documents import DocumentMeta, is_sidecar, sidecar_for
+from index.documents import DocumentMeta, display_path, is_sidecar, sidecar_for
 from index.errors import IndexIncompatible, LoadError, UserFacingError
 from index.loaders import iter_files, load_document, printable_path, read_file_bytes
 from index.search_text import search_text
@@ -336,6 +336,15 @@ def ingest_documents(
     return report
 
 
+def _skips(report: IngestReport, shown: int = 3) -> str:
+    """The skipped files and why, for an error that ends the ingest before any report is printed."""
+    if not report.skipped:
+        return ""
+    listed = "; ".join(f"{display_path(p)}: {why}" for p, why in report.skipped[:shown])
+    more = f"; and {len(report.skipped) - shown} more" if len(report.skipped) > shown else ""
+    return f" (skipped {listed}{more})"
+
+
 def _apply(
     writer: StoreWriter,
     prev: _Previous,
@@ -359,7 +368,7 @@ def _apply(
     report.pages = sum(old_files[k].pages for k in keep)
     if old is None and not new_docs:
         raise UserFacingError(
-            "nothing to index: no readable pdf, txt, md or html files were found (see the skipped list)"
+            f"nothing to index: no readable pdf, txt, md or html files were found{_skips(report)}"
         )
     if not new_docs and not report.removed and prev.same_structures:
         return  # nothing changed: no embedding, no write

@@ -113,7 +113,20 @@ def test_real_cli_on_a_list_manifest_is_one_line(tmp_path: Path) -> None:
 def test_a_failed_first_ingest_leaves_no_index_folder_behind(tmp_path: Path) -> None:
     run = run_cli("ingest", str(tmp_path / "no-such-dir"), "--index", str(tmp_path / "idx"))
     assert run.one_line_error and "nothing to index" in run.stderr
+    assert "no-such-dir: no such file or folder" in run.stderr  # the skipped list is in the error itself
     assert not (tmp_path / "idx").exists()
+
+
+def test_nothing_to_index_names_what_was_skipped_and_why_also_with_json(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(5):
+        (docs / f"tool{i}.exe").write_bytes(b"MZ\x90\x00binary")
+    for flags in ((), ("--json",)):
+        run = run_cli("ingest", str(docs), "--index", str(tmp_path / "idx"), *flags)
+        assert run.one_line_error, run.stderr
+        line = run.stderr.strip()
+        assert "tool0.exe: " in line and "tool2.exe: " in line and "and 2 more" in line
 
 
 def test_a_file_replaced_while_it_is_read_is_never_kept_as_unchanged_beside_old_text(
