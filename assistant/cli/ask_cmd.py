@@ -27,6 +27,7 @@ from assistant.agent.records import (
 from assistant.cli.common import console, fail, note, out, print_json, warn
 from assistant.cli.index_cmds import IndexOpt, JsonOpt
 from assistant.cli.sources import citations_bibtex, source_line
+from assistant.cli.terminal import terminal_safe
 from assistant.settings import Settings, load_settings
 from index.documents import display_path
 from index.errors import UserFacingError
@@ -145,13 +146,17 @@ def _show(events: Iterator[Event], *, stream: bool, steps: bool) -> Answer:
     answer: Answer | None = None
     for event in events:
         if isinstance(event, QuestionRewritten):
-            console.print(f"[dim]searching for: {escape(event.standalone)}[/]", highlight=False)
+            console.print(
+                f"[dim]searching for: {escape(terminal_safe(event.standalone))}[/]", highlight=False
+            )
         elif isinstance(event, PlanMade) and stream and len(event.plan.parts) > 1:
             parts = "; ".join(f"{p.id}. {p.question}" for p in event.plan.parts)
-            console.print(f"[dim]{len(event.plan.parts)} parts: {escape(parts)}[/]", highlight=False)
+            console.print(
+                f"[dim]{len(event.plan.parts)} parts: {escape(terminal_safe(parts))}[/]", highlight=False
+            )
         elif isinstance(event, EvidenceFound) and stream:
             found = ", ".join(f"[{e.id}] {_where(e)}" for e in event.evidence)
-            console.print(f"[dim]found {escape(found)}[/]", highlight=False)
+            console.print(f"[dim]found {escape(terminal_safe(found))}[/]", highlight=False)
         elif isinstance(event, StepStarted) and stream and event.action in _WAITING and not drafting:
             console.print(f"[dim]{_WAITING[event.action]}...[/]", highlight=False)
         elif isinstance(event, StepFinished) and steps:
@@ -161,7 +166,9 @@ def _show(events: Iterator[Event], *, stream: bool, steps: bool) -> Answer:
                 drafts.add(event.draft)
                 drafting = True
                 console.print("[dim]draft, checking:[/] ", end="", highlight=False)
-            console.print(event.text, end="", style="dim", markup=False, highlight=False, soft_wrap=True)
+            console.print(
+                terminal_safe(event.text), end="", style="dim", markup=False, highlight=False, soft_wrap=True
+            )
         elif isinstance(event, DraftChecked) and stream and event.draft in drafts:
             verdict = (
                 "[green]checked[/]"
@@ -195,13 +202,14 @@ _WAITING: dict[str, str] = {
 
 
 def _print_step(step: Step) -> None:
-    summary = " ".join((step.observation or step.raw).split())
+    summary = terminal_safe(" ".join((step.observation or step.raw).split()))
     summary = summary[:200] + ("…" if len(summary) > 200 else "")
     part = f" part {step.part}" if step.part else ""
     console.print(
         f"[bold]step {step.index}{part}[/] [dim](model {step.model_s:.2f}s, tool {step.tool_s:.2f}s"
         f"{f', {step.attempts} attempts' if step.attempts > 1 else ''})[/]\n"
-        f"  thought: {escape(step.thought)}\n  action: {step.action}({escape(step.input[-120:])!r})\n"
+        f"  thought: {escape(terminal_safe(step.thought))}\n"
+        f"  action: {step.action}({escape(terminal_safe(step.input[-120:]))!r})\n"
         f"  {'error' if step.error else 'observation'}: {escape(summary)}",
         highlight=False,
     )

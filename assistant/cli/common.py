@@ -11,8 +11,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-console = Console(stderr=True)
-out = Console()
+from assistant.cli.terminal import SafeStdout
+
+console = Console(stderr=True)  # progress and messages; untrusted text goes through terminal_safe
+out = Console(file=SafeStdout())  # results: no escape sequence from a document reaches the terminal
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -12,6 +12,7 @@ from rich.progress import Progress
 
 from assistant.cli.common import console, fail, note, out, print_json, print_report, progress_bar, warn
 from assistant.cli.sources import chunk_label
+from assistant.cli.terminal import terminal_safe
 from assistant.index_access import index_config, open_index
 from assistant.settings import Settings, load_settings
 from index.config import RETRIEVAL_MODES
@@ -102,9 +103,15 @@ def ingest(
         print_json(report.to_json())
         return
     for path, reason in report.skipped:
-        console.print(f"[yellow]skipped[/] {escape(display_path(path))}: {escape(reason)}", highlight=False)
+        console.print(
+            f"[yellow]skipped[/] {escape(terminal_safe(display_path(path)))}: {escape(terminal_safe(reason))}",
+            highlight=False,
+        )
     for path, warning in report.warnings:
-        console.print(f"[yellow]warning[/] {escape(display_path(path))}: {escape(warning)}", highlight=False)
+        console.print(
+            f"[yellow]warning[/] {escape(terminal_safe(display_path(path)))}: {escape(terminal_safe(warning))}",
+            highlight=False,
+        )
     if report.missing:
         console.print(
             f"[yellow]{len(report.missing)} indexed file(s) no longer exist[/]: run with --prune to drop them",

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from assistant.cli.common import console, fail, print_json
+from assistant.cli.terminal import for_terminal
 from assistant.sandbox import FIGURES_DIR, SandboxUnavailable, run_python
 from assistant.settings import load_settings
 
@@ -58,9 +59,10 @@ def run(
     if as_json:
         print_json(result.to_json())
         return
-    sys.stdout.write(result.stdout)  # verbatim: no Rich markup, emoji or wrapping of the code's output
+    # verbatim (no Rich markup, emoji or wrapping), but no escape sequence reaches a terminal
+    sys.stdout.write(for_terminal(result.stdout, sys.stdout))
     sys.stdout.flush()
-    sys.stderr.write(result.stderr)
+    sys.stderr.write(for_terminal(result.stderr, sys.stderr))
     status = f"exit code {result.exit_code}"
     if result.killed_reason:
         status += f", killed: {result.killed_reason}"
