@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from array import array
 from collections import Counter
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ import scipy.sparse as sp
 import Stemmer
 
 from index.config import BM25Config
-from index.errors import IndexIncompatible, IndexNotFound
+from index.errors import IndexDamaged, IndexIncompatible, IndexNotFound
 from index.text import STOPWORDS
 
 # Decimal numbers stay whole ("3.5", "0.05"); everything else splits on non-alphanumerics, so
@@ -168,16 +169,33 @@ class BM25Index:
             raise IndexNotFound(
                 f"no BM25 index in {directory} (missing {', '.join(missing)}); build the index"
             )
-        params = json.loads((directory / _PARAMS_FILE).read_text(encoding="utf-8"))
-        if params.get("format_version") != FORMAT_VERSION:
-            raise IndexIncompatible(
-                f"BM25 index in {directory} has format {params.get('format_version')}, "
-                f"this version reads {FORMAT_VERSION}; rebuild the index"
-            )
-        terms = json.loads((directory / _VOCAB_FILE).read_text(encoding="utf-8"))
-        weights = sp.load_npz(directory / _MATRIX_FILE).tocsr()
-        vocab = dict(zip(terms, range(len(terms)), strict=True))
-        return cls(vocab, weights, params["k1"], params["b"], params["stem"])
+        try:
+            params = json.loads((directory / _PARAMS_FILE).read_text(encoding="utf-8"))
+            if params.get("format_version") != FORMAT_VERSION:
+                raise IndexIncompatible(
+                    f"BM25 index in {directory} has format {params.get('format_version')}, "
+                    f"this version reads {FORMAT_VERSION}; rebuild the index"
+                )
+            terms = json.loads((directory / _VOCAB_FILE).read_text(encoding="utf-8"))
+            weights = sp.load_npz(directory / _MATRIX_FILE).tocsr()
+            vocab = dict(zip(terms, range(len(terms)), strict=True))
+            return cls(vocab, weights, params["k1"], params["b"], params["stem"])
+        except (
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            EOFError,
+            OSError,
+            zipfile.BadZipFile,
+        ) as exc:
+            # flipped bytes: bad UTF-8 or JSON, a broken zip, "pickled data" (ValueError is their base)
+            from index.store import rebuild_hint
+
+            raise IndexDamaged(
+                f"BM25 index in {directory} is damaged ({type(exc).__name__}): run `ra index verify`, or "
+                f"{rebuild_hint(directory.parent.parent)}"
+            ) from None
 
 
 def lucene_idf(doc_freq: np.ndarray, n_docs: int) -> np.ndarray:

@@ -6,8 +6,10 @@ writes are the generation commit in index/ingest.py, which rebuilds BM25 and FAI
 
 from __future__ import annotations
 
+import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,9 @@ import numpy as np
 from index.backends.base import ChunkRef, Ranked
 from index.config import FusionConfig
 from index.documents import DocumentMeta
+from index.errors import IndexDamaged
 from index.fusion import fuse
-from index.store import BM25_DIR, CHUNKS_DB, DENSE, open_chunk_db
+from index.store import BM25_DIR, CHUNKS_DB, DENSE, open_chunk_db, rebuild_hint
 from index.types import Chunk
 
 
@@ -39,6 +42,19 @@ class LocalBackend:
         self._db = open_chunk_db(generation_dir / CHUNKS_DB)
         self._lock = threading.Lock()
 
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """One query at a time on the shared connection; a page of the chunk store that turns out damaged
+        is the one-line "damaged, rebuild" error, not SQLite's traceback."""
+        with self._lock:
+            try:
+                yield
+            except sqlite3.DatabaseError as exc:
+                raise IndexDamaged(
+                    f"index data {self.generation_dir / CHUNKS_DB} is damaged ({exc}): run `ra index verify`, "
+                    f"or {rebuild_hint(self.generation_dir.parent)}"
+                ) from None
+
     @cached_property
     def bm25(self) -> Any:
         from index.sparse import BM25Index
@@ -57,7 +73,7 @@ class LocalBackend:
         if not self.skip_roles:
             return frozenset()
         marks = ",".join("?" * len(self.skip_roles))
-        with self._lock:
+        with self._reading():
             found = self._db.execute(
                 f"SELECT row FROM chunks WHERE meta LIKE '%\"role\"%' AND json_extract(meta, '$.role') IN ({marks})",
                 sorted(self.skip_roles),
@@ -100,12 +116,12 @@ class LocalBackend:
         if not refs:
             return {}
         marks = ",".join("?" * len(refs))
-        with self._lock:
+        with self._reading():
             found = self._db.execute(f"SELECT * FROM chunks WHERE row IN ({marks})", list(refs)).fetchall()
         return {r["row"]: self._chunk(r) for r in found}
 
     def all_chunks(self) -> list[Chunk]:
-        with self._lock:
+        with self._reading():
             rows = self._db.execute("SELECT * FROM chunks ORDER BY row").fetchall()
         return [self._chunk(r) for r in rows]
 
@@ -117,7 +133,7 @@ class LocalBackend:
         row = self._query_one("SELECT row, file FROM chunks WHERE chunk_id = ?", (chunk_id,))
         if row is None:
             return []
-        with self._lock:
+        with self._reading():
             found = self._db.execute(
                 "SELECT * FROM chunks WHERE file = ? AND row BETWEEN ? AND ? ORDER BY row",
                 (row["file"], row["row"] - before, row["row"] + after),
@@ -144,5 +160,5 @@ class LocalBackend:
         return chunk
 
     def _query_one(self, sql: str, params: tuple = ()) -> Any:
-        with self._lock:
+        with self._reading():
             return self._db.execute(sql, params).fetchone()
