@@ -8,6 +8,7 @@ request the agent makes (part answer, rewrite, research step) from its JSON sche
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,14 +19,16 @@ import streamlit as st
 from fakes import RuleBackend, by_schema
 from streamlit.testing.v1 import AppTest
 
-from assistant.agent.records import ABSTAIN_MESSAGE, Answer, Citation, Evidence, Sentence
+from assistant.agent.records import ABSTAIN_MESSAGE, Answer, Citation, Evidence, Part, Plan, Sentence, Step
 from assistant.index_access import index_config
 from assistant.settings import load_settings
 from index.documents import DocumentMeta
 from index.errors import UserFacingError
 from index.ingest import ingest_paths
-from ui import resources
+from ui import chat_view, resources
 from ui.agent_run import Turn
+from ui.chat_view import step_line
+from ui.citations_html import answer_html, citation_numbers, sources_html, streaming_html
 from ui.export import conversation_markdown
 
 APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
@@ -108,9 +111,59 @@ def test_a_question_gets_a_streamed_answer_whose_citation_opens_its_highlighted_
     assert 'class="ra-doc">Alpaca, line 3</span>' in card  # the name is the document's title, with its line
     highlighted = card.split('<mark class="ra-hl">', 1)[1].split("</mark>", 1)[0]
     assert "52K" in highlighted  # the quoted span is marked inside the passage
-    assert next(s.label for s in at.status).startswith("Research: 4 steps")  # plan, search, answer, check
+    [status] = at.status
+    assert status.label == "Research: 4 steps"  # plan, search, answer, check; no second clock
+    [turn] = at.session_state["chat.conversation"].turns
+    [answered] = [c.value for c in at.caption if c.value.startswith("Answered in")]
+    assert answered.startswith(f"Answered in {turn.seconds:.1f} s")  # the turn's one clock
     assert model.calls  # the scripted model, not a real one, answered
     assert at.chat_input[0].disabled is False  # ready for the next question
+
+
+def test_the_steps_panel_names_each_action_and_what_it_acted_on_never_the_prompt(
+    tiny_index: Path, monkeypatch: pytest.MonkeyPatch, model: RuleBackend
+) -> None:
+    at = ask(app(tiny_index, monkeypatch), QUESTION)
+    lines = [m.value for m in at.status[0].markdown]
+    [turn] = at.session_state["chat.conversation"].turns
+    assert [s.action for s in turn.steps] == ["plan", "search", "answer", "check"]
+    prompts = [" ".join(s.input.split()) for s in turn.steps if s.action in ("plan", "answer", "check")]
+    # what a model step's `input` holds (its prompt's tail) is never shown; the question alone may be
+    assert all(p[:40] not in line for p in prompts for line in lines)
+    assert not any(word in line for word in ("Question:", "Reply", "[1]") for line in lines)
+    search = next(s for s in turn.steps if s.action == "search")
+    assert any(f"search** `{search.input}`" in line for line in lines)  # the query searched
+    answer_line = next(line for line in lines if "answer**" in line)
+    assert "writing a part of the answer" in answer_line and "Alpaca 7B fine-tuned" in answer_line
+
+
+def test_a_model_steps_line_shows_its_part_not_its_prompt_and_a_read_names_its_passage() -> None:
+    part = Part(1, "How many demonstrations was Alpaca 7B fine-tuned on?")
+    turn = Turn(part.question, plan=Plan(part.question, (part,)), found=[_answer().citations[0].evidence])
+    prompt = 'Lines:\n[1] Alpaca was fine-tuned on 52K demonstrations.\nReply with JSON: {"text": "...", "citations"'
+    answer = Step(3, "", "answer", prompt[-200:], part=1, model_s=2.5)
+    line = step_line(answer, turn)
+    assert line.startswith("**3. :material/edit_note: answer**") and line.endswith("model 2.5 s")
+    assert "How many demonstrations was Alpaca 7B fine-tuned on?" in line
+    assert "JSON" not in line and "Lines" not in line
+    read = step_line(Step(4, "", "read", "1", "the passage text", part=1, tool_s=0.2), turn)
+    assert "around a passage of alpaca.pdf p.2" in read and "tool 0.2 s" in read
+
+
+def test_only_a_question_that_starts_the_model_says_so(
+    tiny_index: Path, monkeypatch: pytest.MonkeyPatch, model: RuleBackend
+) -> None:
+    settings = load_settings({"index": {"dir": tiny_index}})
+    assert not resources.backend_started(settings)
+    at = ask(app(tiny_index, monkeypatch), QUESTION)
+    assert resources.backend_started(settings)
+    ask(at, "and how much did it cost?")
+    first, follow_up = at.session_state["chat.conversation"].turns
+    assert first.starts_model and not follow_up.starts_model
+    assert "starting the model" in chat_view._live_label(Turn("q", starts_model=True)).lower()
+    assert "model" not in chat_view._live_label(Turn("q"))
+    st.cache_resource.clear()  # the backend is stopped: the next question starts it again
+    assert not resources.backend_started(settings)
 
 
 def test_a_follow_up_is_rewritten_and_the_conversation_resets_with_new_chat(
@@ -286,6 +339,30 @@ def test_without_a_usable_checker_the_answer_comes_without_badges_and_says_why(
     assert any("ra eval train-checker" in c.value for c in at.caption)
 
 
+def test_cards_are_numbered_1_to_k_as_first_cited_and_match_their_markers() -> None:
+    def passage(n: int, name: str) -> Evidence:
+        return Evidence(n, "passage", f"{name} text.", f"/docs/{name}.md", None, 0, 10, f"c{n}")
+
+    later, earlier = passage(5, "later"), passage(2, "earlier")
+    cites = [Citation(2, "earlier text.", 0, 10, earlier), Citation(5, "later text.", 0, 10, later)]
+    sentences = [Sentence("First.", (5,)), Sentence("Second.", (2, 5))]
+    answer = Answer("q", "First. [5] Second. [2][5]", False, sentences, cites)
+
+    html = answer_html(answer, "t")
+    assert re.findall(r'href="#ra-t-src-(\d+)"[^>]*>\[(\d+)\]', html) == [("1", "1"), ("2", "2"), ("1", "1")]
+    cards = sources_html(answer.citations, "t", numbers=citation_numbers(answer))
+    assert re.findall(r'id="ra-t-src-(\d+)".*?ra-num">(\d+)<.*?/docs/(\w+)\.md', cards) == [
+        ("1", "1", "later"),  # [5] is cited first: card 1
+        ("2", "2", "earlier"),
+    ]
+    assert streaming_html("First. [5] Second. [2][5]").startswith(
+        '<div class="ra-answer">First. [1] Second. [2][1]'
+    )
+    text = conversation_markdown([Turn("q", answer=answer)], "idx")
+    assert "First. [1] Second. [2][1]" in text
+    assert re.findall(r"^(\d)\. /docs/(\w+)\.md", text, re.M) == [("1", "later"), ("2", "earlier")]
+
+
 def test_the_export_lists_each_answer_with_its_numbered_sources() -> None:
     turn = Turn("How many demonstrations?", answer=_answer())
     text = conversation_markdown([turn], "idx")
@@ -331,10 +408,31 @@ def test_the_evaluation_page_loads_a_result_folder_into_metrics_and_a_table(
     button(at, "Load").click().run()
     assert not at.exception, at.exception
 
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Keyword hit"] == "50%" and metrics["Abstention correct"] == "100%"
+    assert not at.metric  # no row of squeezed st.metric boxes
+    [summary] = [t.value for t in at.table]
+    shown = dict(zip(summary["Metric"], summary["Value"], strict=True))
+    assert shown["Keyword accuracy"] == "50%" and shown["Correct abstention"] == "100%"
+    assert shown["Questions"] == "2" and shown["Invalid citations"] == "0"
     [table] = [d.value for d in at.dataframe if "question" in d.value.columns]
     assert list(table["id"]) == ["q1", "q2"] and list(table["total_s"]) == [4.0, 6.0]
+
+
+def test_the_summary_table_names_every_metric_of_a_finished_run_with_its_unit(tmp_path: Path) -> None:
+    from eval.metrics import summarise
+    from ui import eval_results
+
+    rows = [json.loads(line) for line in (_result_dir(tmp_path / "run") / "results.jsonl").open()]
+    summary = summarise(rows, {})
+    (tmp_path / "run" / "summary.json").write_text(json.dumps(summary))
+    result = eval_results.load_result(tmp_path / "run")
+    table = eval_results.summary_table(result, eval_results.question_table(result.rows))
+
+    assert len(table) == len(summary["metrics"]) + len(summary["latency"])  # every number, one per row
+    assert set(summary["metrics"]) | set(summary["latency"]) <= set(eval_results.METRIC_INFO)
+    assert table["What it measures"].str.len().min() > 0
+    shown = dict(zip(table["Metric"], table["Value"], strict=True))
+    assert shown["Abstention accuracy"] == "100%" and shown["False abstention rate"] == "0%"
+    assert shown["Answer time, median"] == "5.0 s" and shown["Judge correctness"] == "–"
 
 
 def test_a_qa_file_that_is_not_one_is_refused_with_a_reason(

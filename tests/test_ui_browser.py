@@ -6,17 +6,25 @@ for the answer, click a citation, read the highlighted passage. The page is save
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.browser]
 
@@ -58,14 +66,36 @@ def _free_port() -> int:
 @pytest.fixture
 def ui_url(seed_index: Path, tmp_path: Path) -> Iterator[str]:
     """`ra ui` on a free port over the seed index, stopped (with its model server) after the test."""
+    with _serve(seed_index, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def small_ui_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`ra ui` over a two-document index: pages that ask nothing need no bigger one."""
+    from assistant.index_access import index_config
+    from assistant.settings import load_settings
+    from index.ingest import ingest_paths
+
+    docs = tmp_path_factory.mktemp("docs")
+    (docs / "alpaca.md").write_text("# Alpaca\n\nAlpaca 7B was fine-tuned on 52K demonstrations.\n")
+    (docs / "glide.md").write_text("# GLIDE\n\nEvaluators preferred classifier-free guidance.\n")
+    index_dir = tmp_path_factory.mktemp("small") / "index"
+    ingest_paths([docs], index_dir, index_config(load_settings({"index": {"dir": index_dir}})))
+    with _serve(index_dir, tmp_path_factory.mktemp("ui")) as url:
+        yield url
+
+
+@contextmanager
+def _serve(index: Path, cwd: Path) -> Iterator[str]:
     port = _free_port()
-    log = tmp_path / "ui.log"
+    log = cwd / "ui.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "assistant", "ui", "--port", str(port), "--index", str(seed_index)],
+            [sys.executable, "-m", "assistant", "ui", "--port", str(port), "--index", str(index)],
             stdout=out,
             stderr=subprocess.STDOUT,
-            cwd=tmp_path,
+            cwd=cwd,
         )
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -123,3 +153,93 @@ def test_a_question_gets_a_cited_answer_whose_citation_opens_its_passage(chromiu
         finally:
             page.screenshot(path=str(SCREENSHOT), full_page=True)
             browser.close()
+
+
+# Where the evaluation page shows a metric's name: the summary table's cells, or an st.metric label.
+SUMMARY_CELLS = '[data-testid="stTable"] td, [data-testid="stTable"] th, [data-testid="stMetricLabel"]'
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def _off_machine(url: str) -> bool:
+    parsed = urlsplit(url)
+    return parsed.scheme not in ("data", "blob") and parsed.hostname not in LOOPBACK
+
+
+def _result_dir(path: Path) -> Path:
+    """A finished `ra eval qa` folder (results and the summary `eval.metrics` writes), made without a model."""
+    from eval.metrics import summarise
+
+    rows = [
+        {"id": "q1", "kind": "numeric", "question": "How many?", "answer": "52K. [1]", "abstained": False,
+         "unanswerable": False, "timings": {"total_s": 4.0, "first_token_s": 2.0},
+         "metrics": {"keyword_hit": True, "faithfulness": 1.0, "citation_recall": 1.0, "citation_precision": 1.0,
+                     "invalid_citations": 0, "citations_resolve": True, "evidence_recall": 1.0}},
+        {"id": "q2", "kind": "unanswerable", "question": "Who won?", "answer": "", "abstained": True,
+         "unanswerable": True, "timings": {"total_s": 6.0}, "metrics": {"abstention_correct": True}},
+    ]  # fmt: skip
+    path.mkdir()
+    (path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (path / "summary.json").write_text(json.dumps(summarise(rows, {})))
+    return path
+
+
+def _load_result(page: Page, url: str, result: Path) -> None:
+    """Open the evaluation page and load `result` through its "Load a result" tab."""
+    page.goto(url + "evaluation")
+    page.get_by_role("tab", name=re.compile("Load a result")).click(timeout=60_000)
+    page.get_by_label("…or a result folder").fill(str(result))
+    page.get_by_role("button", name="Load", exact=True).click()
+    page.get_by_text("Per question", exact=True).wait_for(timeout=60_000)
+
+
+def test_the_chat_and_evaluation_pages_request_nothing_off_the_machine(
+    chromium: str, small_ui_url: str, tmp_path: Path
+) -> None:
+    """Offline use: a favicon or font fetched from a CDN fails without a network (issue 23)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright")
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("request", lambda request: requests.append(request.url))
+        try:
+            page.goto(small_ui_url)
+            page.get_by_placeholder("Ask a question about your documents").wait_for(timeout=60_000)
+            page.wait_for_load_state("networkidle")
+            _load_result(page, small_ui_url, _result_dir(tmp_path / "run"))
+            page.wait_for_load_state("networkidle")
+        finally:
+            browser.close()
+    assert any(small_ui_url in r for r in requests)  # the listener saw the page's own requests
+    assert [r for r in requests if _off_machine(r)] == []
+
+
+def test_the_evaluation_summary_shows_every_metric_name_in_full(
+    chromium: str, small_ui_url: str, tmp_path: Path
+) -> None:
+    """Seventeen numbers side by side cut their names to "Keyw…" (issue 23): each name must fit its cell."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright")
+    from ui.eval_results import METRIC_INFO
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        try:
+            _load_result(page, small_ui_url, _result_dir(tmp_path / "run"))
+            shown = page.locator(SUMMARY_CELLS).evaluate_all(
+                """cells => cells.map(cell => ({
+                    text: cell.innerText.trim(),
+                    clipped: [cell, ...cell.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth)
+                }))"""
+            )
+        finally:
+            browser.close()
+    texts = {c["text"] for c in shown}
+    assert {info.label for info in METRIC_INFO.values()} <= texts  # every metric, by its full name
+    assert [c["text"] for c in shown if c["clipped"] or c["text"].endswith("…")] == []

@@ -78,12 +78,19 @@ class Turn:
     notice: str = ""  # said once under the answer, e.g. why there are no support badges
     error: str | None = None
     hint: str = ""
+    starts_model: bool = False  # this question starts the embedded model (the first since the server started)
     started: float = field(default_factory=time.time)
+    first_words_s: float | None = None  # seconds from `started` to the answer's first words
     finished: float | None = None
 
     @property
     def done(self) -> bool:
         return self.finished is not None
+
+    @property
+    def seconds(self) -> float:
+        """How long the answer took, question to last word (so far, while it runs): the one clock shown."""
+        return (self.finished or time.time()) - self.started
 
     def fail(self, exc: Exception) -> None:
         self.error, self.hint = str(exc), hint_for(exc)
@@ -156,6 +163,8 @@ class AgentRun:
         elif isinstance(event, DraftChecked) and event.draft == turn.draft_number:
             turn.draft_state = "checking" if event.accepted else "replaced"
         elif isinstance(event, AnswerToken):
+            if turn.first_words_s is None:
+                turn.first_words_s = time.time() - turn.started
             turn.text += event.text
             turn.draft, turn.draft_state = "", ""
         elif isinstance(event, FinalAnswer):

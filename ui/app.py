@@ -7,7 +7,9 @@ from pydantic import ValidationError
 
 from ui import chat_page, session_settings, sidebar, style
 
-st.set_page_config(page_title="Research assistant", page_icon=":material/travel_explore:", layout="wide")
+# An emoji favicon is drawn in the page (a data: URL); a ":material/..." one is fetched from fonts.gstatic.com,
+# which fails offline and is a request leaving the machine.
+st.set_page_config(page_title="Research assistant", page_icon="🔎", layout="wide")
 style.inject()
 try:
     settings = session_settings.current()

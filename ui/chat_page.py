@@ -126,11 +126,12 @@ def _submit() -> None:
 def start_run(question: str, settings: Settings, index: HybridIndex, convo: Conversation) -> AgentRun:
     """Start answering in a background thread, which also starts the model and the grounding checker on
     first use (seconds, once per process), so not even that blocks the page."""
-    turn = Turn(question)
+    turn = Turn(question, starts_model=not (settings.llm.url or resources.backend_started(settings)))
 
     def events() -> Iterator[Event]:
         service = service_for(settings, True, warn=_notice, progress=_notice)
         if service is not None:  # the resident service answers: its model, checker and index are warm
+            turn.starts_model = False
             yield from ServiceAnswerer(service, settings).ask(question, convo.history)
             return
         backend = resources.backend_for(settings)

@@ -5,7 +5,7 @@ Finished turns and the running one share these pieces; the running one is redraw
 
 from __future__ import annotations
 
-import time
+import re
 from typing import TYPE_CHECKING
 
 import streamlit as st
@@ -13,7 +13,7 @@ import streamlit as st
 from assistant.agent.records import Answer, Step
 from ui import page_view
 from ui.agent_run import AgentRun, Turn
-from ui.citations_html import answer_html, draft_html, sources_html, streaming_html
+from ui.citations_html import answer_html, citation_numbers, draft_html, sources_html, streaming_html
 
 if TYPE_CHECKING:
     from index.search import HybridIndex
@@ -38,6 +38,7 @@ _DOING = {
     "relation": "comparing the sides",
     "python": "running code in the sandbox",
 }
+_TOOLS = ("search", "read", "python")  # steps that run a tool and call no model
 _OBSERVATION_CHARS = 1500  # of a step's observation shown in the steps panel
 
 
@@ -51,12 +52,13 @@ def render_turn(turn: Turn, key: str, index: HybridIndex | None = None) -> None:
         if turn.steps:
             with st.status(_done_label(turn), state="error" if turn.error else "complete", expanded=False):
                 for step in turn.steps:
-                    render_step(step)
+                    render_step(step, turn)
         if turn.error:
             st.error(f"{turn.error}\n\n{turn.hint}".strip(), icon=":material/error:")
         elif turn.answer is not None:
             render_code_runs(turn.steps)
             render_answer(turn.answer, key, index)
+            st.caption(_answered_in(turn))
         if turn.notice:
             st.caption(turn.notice)
 
@@ -79,10 +81,11 @@ def follow(run: AgentRun, key: str) -> None:
             version = run.wait(version, timeout=0.5)
             with status:
                 for step in turn.steps[shown:]:
-                    render_step(step)
+                    render_step(step, turn)
             shown = len(turn.steps)
-            if turn.found and not turn.done:
-                found_slot.caption("Sources found: " + ", ".join(f"[{e.id}] {e.label()}" for e in turn.found))
+            if turn.found and not turn.done:  # no numbers: cards are numbered as the answer cites them
+                labels = dict.fromkeys(e.label() for e in turn.found)
+                found_slot.caption("Sources found: " + ", ".join(labels))
             if turn.text:
                 answer_slot.html(streaming_html(turn.text))
             elif turn.draft:
@@ -93,19 +96,55 @@ def follow(run: AgentRun, key: str) -> None:
                 return
 
 
-def render_step(step: Step) -> None:
-    timing = f"model {step.model_s:.1f} s" + (f" · tool {step.tool_s:.1f} s" if step.tool_s >= 0.05 else "")
-    argument = " ".join(step.input.split())
-    shown = f" `{argument[:160]}`" if argument and step.action != "python" else ""
-    st.markdown(
-        f"**{step.index}. {ICONS.get(step.action, ':material/circle:')} {step.action}**{shown} · {timing}"
-    )
+def render_step(step: Step, turn: Turn) -> None:
+    st.markdown(step_line(step, turn))
     if step.thought:
         st.caption(step.thought)
     if step.action == "python":
         st.code(step.input, language="python")
     if step.observation:
         st.code(_clip(step.observation), language=None, wrap_lines=True)
+
+
+def step_line(step: Step, turn: Turn) -> str:
+    """A step's headline: its action and what it acted on, in words a reader knows (the query searched,
+    the passage read, the part of the question worked on). A model step's `input` is the tail of its
+    prompt, written for the model, so it is never shown."""
+    timing = f"tool {step.tool_s:.1f} s" if step.action in _TOOLS else f"model {step.model_s:.1f} s"
+    head = f"**{step.index}. {ICONS.get(step.action, ':material/circle:')} {step.action}**"
+    return f"{head}{step_subject(step, turn)} · {timing}"
+
+
+def step_subject(step: Step, turn: Turn) -> str:
+    """What the step worked on, as Markdown after its action ("" when there is nothing to name)."""
+    if step.action == "search":
+        query = _short(step.input).replace("`", "'")
+        return f" `{query}`"
+    if step.action == "read":
+        evidence = next((e for e in turn.found if str(e.id) == step.input.strip()), None)
+        return f" around a passage of {_escape(evidence.label())}" if evidence else " around a passage"
+    if step.action == "python":
+        return ""  # the code itself is shown below the line
+    doing = f" · {_DOING.get(step.action, 'working')}"
+    part = next((p for p in turn.plan.parts if p.id == step.part), None) if turn.plan else None
+    if step.action == "plan" or part is None:
+        return doing
+    of = f"part {part.id}: " if turn.plan and len(turn.plan.parts) > 1 else ""
+    return f"{doing} · {of}“{_escape(_short(part.question))}”"
+
+
+def _short(text: str, limit: int = 160) -> str:
+    """One line of at most about `limit` characters, cut at a word."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit)
+    return text[: cut if cut > 0 else limit] + "…"
+
+
+def _escape(text: str) -> str:
+    """Document and question text shown as written, not as Markdown."""
+    return re.sub(r"([\\`*_\[\]<>#|~$])", r"\\\1", text)
 
 
 def render_code_runs(steps: list[Step]) -> None:
@@ -133,10 +172,6 @@ def render_answer(answer: Answer, key: str, index: HybridIndex | None = None) ->
         cited_answer(answer, key, index)
     else:
         st.markdown(answer.text)
-    timings = answer.timings
-    if "total_s" in timings:
-        first = f" · first words after {timings['first_token_s']:.1f} s" if "first_token_s" in timings else ""
-        st.caption(f"Answered in {timings['total_s']:.1f} s{first}")
 
 
 def cited_answer(answer: Answer, key: str, index: HybridIndex | None = None) -> None:
@@ -150,13 +185,14 @@ def cited_answer(answer: Answer, key: str, index: HybridIndex | None = None) -> 
     with right:
         st.markdown("**Sources**")
         views = page_view.source_views(answer.citations, index) if index is not None else {}
-        st.html(sources_html(answer.citations, key, views))
+        numbers = citation_numbers(answer)
+        st.html(sources_html(answer.citations, key, views, numbers))
     if index is not None:
-        page_view.page_viewer(answer.citations, index, key)
+        page_view.page_viewer(answer.citations, index, key, numbers)
 
 
 def _live_label(turn: Turn) -> str:
-    elapsed = f"{time.time() - turn.started:.0f} s"
+    elapsed = f"{turn.seconds:.0f} s"
     if turn.done:
         return _done_label(turn)
     if turn.text:
@@ -166,13 +202,21 @@ def _live_label(turn: Turn) -> str:
         return f"Step {turn.current_step}: {doing}… · {elapsed}"
     if turn.steps:
         return f"Preparing the answer… · {elapsed}"
-    return f"Starting (the first question also starts the model)… · {elapsed}"
+    if turn.starts_model:
+        return f"Starting the model (the first question of this server)… · {elapsed}"
+    return f"Starting… · {elapsed}"
 
 
 def _done_label(turn: Turn) -> str:
-    took = f" · {turn.finished - turn.started:.1f} s" if turn.finished else ""
+    """The research summary. It carries no time: the answer's one duration is under the answer."""
     n = len(turn.steps)
-    return f"Research: {n} step{'s' if n != 1 else ''}{took}"
+    return f"Research: {n} step{'s' if n != 1 else ''}"
+
+
+def _answered_in(turn: Turn) -> str:
+    """The one duration of an answer, on the page's clock: from the question to the finished answer."""
+    first = f" · first words after {turn.first_words_s:.1f} s" if turn.first_words_s is not None else ""
+    return f"Answered in {turn.seconds:.1f} s{first}"
 
 
 def _clip(text: str) -> str:

@@ -8,12 +8,14 @@ All document and model text is escaped; nothing from a document reaches the page
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from html import escape
 
 from assistant.agent.records import Answer, Citation, Sentence
 from index.documents import format_source
 
+_MARKER = re.compile(r"\[(\d+)\]")
 VERDICT_LABELS = {"supported": "supported", "weak": "weak support", "unsupported": "unsupported"}
 
 
@@ -33,6 +35,20 @@ def source_name(citation: Citation) -> str:
     return format_source(citation.document, citation.source, lines=citation.lines)
 
 
+def citation_numbers(answer: Answer) -> dict[int, int]:
+    """Evidence id -> the number shown, 1..k in the order the answer first cites them. The agent numbers
+    passages by when it saw them, so its ids have gaps (a panel whose only card is "5")."""
+    ids = [n for s in answer.sentences for n in s.citations] + [c.id for c in answer.citations]
+    return {n: shown for shown, n in enumerate(dict.fromkeys(ids), 1)}
+
+
+def renumbered(text: str) -> str:
+    """Streamed answer text with its [n] markers numbered 1..k in order of appearance, as the finished
+    answer will number them."""
+    numbers: dict[str, int] = {}
+    return _MARKER.sub(lambda m: f"[{numbers.setdefault(m.group(1), len(numbers) + 1)}]", text)
+
+
 def marker(turn_key: str, citation: Citation | None, n: int) -> str:
     title = "" if citation is None else f' title="{escape(_where(citation))}"'
     return f'<a class="ra-cite" href="#{card_id(turn_key, n)}"{title}>[{n}]</a>'
@@ -50,16 +66,17 @@ def answer_html(answer: Answer, turn_key: str) -> str:
     """Sentence by sentence: text, citation markers, support badge. Falls back to the plain text."""
     by_id = {c.id: c for c in answer.citations}
     if not answer.sentences:
-        return f'<div class="ra-answer">{escape(answer.text)}</div>'
+        return f'<div class="ra-answer">{escape(renumbered(answer.text))}</div>'
+    shown = citation_numbers(answer)
     parts = []
     for s in answer.sentences:
-        marks = "".join(marker(turn_key, by_id.get(n), n) for n in s.citations)
+        marks = "".join(marker(turn_key, by_id.get(n), shown[n]) for n in s.citations)
         parts.append(f'<span class="ra-sentence">{escape(s.text.strip())}</span>{marks}{badge(s)}')
     return f'<div class="ra-answer">{" ".join(parts)}</div>'
 
 
 def streaming_html(text: str) -> str:
-    return f'<div class="ra-answer">{escape(text)}<span class="ra-caret">▍</span></div>'
+    return f'<div class="ra-answer">{escape(renumbered(text))}<span class="ra-caret">▍</span></div>'
 
 
 def draft_html(text: str, *, replaced: bool) -> str:
@@ -95,14 +112,14 @@ def passage_block(citation: Citation) -> str:
     return f'<div class="ra-label">passage</div><div class="ra-text">{highlighted_passage(citation)}</div>'
 
 
-def source_card(citation: Citation, turn_key: str, view: str = "") -> str:
+def source_card(citation: Citation, turn_key: str, number: int, view: str = "") -> str:
     """A card: number, source and quote; opened (by its marker), the code run, or `view` (the page or the
     document around the passage, see ui/page_view.py), else the passage with its quote marked."""
-    cid = card_id(turn_key, citation.id)
+    cid = card_id(turn_key, number)
     page = f'<span class="ra-page">p. {citation.page}</span>' if citation.page else ""
     head = (
         f'<a class="ra-source-head" href="#{cid}" title="{escape(_where(citation))}">'
-        f'<span class="ra-num">{citation.id}</span><span class="ra-doc">{escape(source_name(citation))}</span>'
+        f'<span class="ra-num">{number}</span><span class="ra-doc">{escape(source_name(citation))}</span>'
         f"{page}</a>"
     )
     quote = f'<div class="ra-quote">“{escape(citation.quote)}”</div>' if citation.quote else ""
@@ -117,9 +134,18 @@ def source_card(citation: Citation, turn_key: str, view: str = "") -> str:
     return f'<div class="ra-source" id="{cid}">{head}{quote}<div class="ra-passage">{body}{close}</div></div>'
 
 
-def sources_html(citations: list[Citation], turn_key: str, views: Mapping[int, str] | None = None) -> str:
+def sources_html(
+    citations: list[Citation],
+    turn_key: str,
+    views: Mapping[int, str] | None = None,
+    numbers: Mapping[int, int] | None = None,
+) -> str:
+    """Source cards in the order of their numbers (an answer's: `citation_numbers`, as its markers; search
+    hits keep their ranks), each opening to its `views` entry when there is one."""
     views = views or {}
-    cards = "".join(source_card(c, turn_key, views.get(c.id, "")) for c in citations)
+    shown = numbers or {c.id: c.id for c in citations}
+    ordered = sorted(citations, key=lambda c: shown[c.id])
+    cards = "".join(source_card(c, turn_key, shown[c.id], views.get(c.id, "")) for c in ordered)
     hint = '<div class="ra-hint">Click a number to open its passage.</div>'
     return f'<div class="ra-sources" id="{panel_id(turn_key)}">{hint}{cards}</div>'
 

@@ -19,19 +19,14 @@ from ui.eval_results import (
     ResultError,
     by_kind,
     find_results,
-    headline,
     load_result,
+    metric_info,
     question_table,
     start_eval,
+    summary_table,
 )
 
 _JOB, _SHOWN, _FAILED = "eval.job", "eval.shown", "eval.failed"
-LATENCY = {
-    "first_token_p50": "First words p50",
-    "first_token_p95": "First words p95",
-    "total_p50": "Answer p50",
-    "total_p95": "Answer p95",
-}
 
 
 def eval_root(settings: Settings) -> Path:
@@ -147,15 +142,8 @@ def show_result(result: EvalResult) -> None:
     if table.empty:
         st.info("No question has finished yet.")
         return
-    overall = headline(result, table)
-    columns = st.columns(len(overall) or 1)
-    for column, (name, value) in zip(columns, overall.items(), strict=False):
-        column.metric(_label(name), _format(name, value))
-    latency = (result.summary or {}).get("latency") or {}
-    if latency:
-        for column, (key, label) in zip(st.columns(len(LATENCY)), LATENCY.items(), strict=True):
-            value = latency.get(key)
-            column.metric(label, "–" if value is None else f"{value:.1f} s")
+    st.subheader("Overall")
+    st.table(summary_table(result, table), hide_index=True)
 
     kinds = by_kind(result, table)
     plotted = [m for m in RATE_METRICS if m in table and table[m].notna().any()]
@@ -218,10 +206,4 @@ def inspect(result: EvalResult, table: pd.DataFrame) -> None:
 
 
 def _label(name: str) -> str:
-    return name.replace("_", " ").capitalize()
-
-
-def _format(name: str, value: float | None) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.0%}" if name in RATE_METRICS else f"{value:.2f}"
+    return metric_info(name).label

@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -33,6 +33,45 @@ METRICS = (
     "invalid_citations",
 )
 RATE_METRICS = METRICS[:-1]  # in [0, 1]; invalid_citations is a count
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """How the summary table names a metric, its unit and what it measures (eval/metrics.py defines them)."""
+
+    label: str
+    unit: Literal["rate", "count", "seconds"]
+    meaning: str
+
+
+# The summary's keys in the order the table shows them; a key not listed here is shown under its own name.
+METRIC_INFO = {
+    "n": MetricInfo("Questions", "count", "questions scored"),
+    "keyword_hit": MetricInfo("Keyword accuracy", "rate", "answers that contain every gold keyword"),
+    "abstention_correct": MetricInfo(
+        "Correct abstention", "rate", "abstained exactly when the question is unanswerable"
+    ),
+    "abstention_accuracy": MetricInfo("Abstention accuracy", "rate", "unanswerable questions abstained on"),
+    "false_abstention_rate": MetricInfo(
+        "False abstention rate", "rate", "answerable questions abstained on (lower is better)"
+    ),
+    "judge_correct": MetricInfo("Judge correctness", "rate", "answers an LLM judge calls correct"),
+    "faithfulness": MetricInfo("Faithfulness", "rate", "answer sentences their citations support"),
+    "citation_recall": MetricInfo("Citation recall", "rate", "sentences entailed by their citations"),
+    "citation_precision": MetricInfo("Citation precision", "rate", "citations that are relevant"),
+    "invalid_citations": MetricInfo(
+        "Invalid citations", "count", "per answer: numbers of passages the agent never saw"
+    ),
+    "citations_resolve": MetricInfo(
+        "Citations resolve", "rate", "answers whose quotes are verbatim in their documents"
+    ),
+    "evidence_recall": MetricInfo("Evidence recall", "rate", "gold quotes inside a passage the agent saw"),
+    "retrieval_recall": MetricInfo("Retrieval recall", "rate", "gold quotes in the top k of a plain search"),
+    "first_token_p50": MetricInfo("First words, median", "seconds", "time to the answer's first words"),
+    "first_token_p95": MetricInfo("First words, 95th percentile", "seconds", "time to the first words"),
+    "total_p50": MetricInfo("Answer time, median", "seconds", "time to the whole answer"),
+    "total_p95": MetricInfo("Answer time, 95th percentile", "seconds", "time to the whole answer"),
+}
 _RUNNING: list[subprocess.Popen[bytes]] = []  # stopped when the app exits, so no run outlives it
 
 
@@ -202,6 +241,38 @@ def headline(result: EvalResult, table: pd.DataFrame) -> dict[str, float | None]
     if result.summary and result.summary.get("metrics"):
         return {k: _number(v) for k, v in result.summary["metrics"].items()}
     return {m: _mean(table, m) for m in METRICS if m in table}
+
+
+def metric_info(name: str) -> MetricInfo:
+    return METRIC_INFO.get(name) or MetricInfo(name.replace("_", " ").capitalize(), "rate", "")
+
+
+def format_metric(name: str, value: float | None) -> str:
+    """The value with its unit: a rate as a percentage, a time in seconds, a count as a number."""
+    if value is None:
+        return "–"
+    unit = metric_info(name).unit
+    if unit == "rate":
+        return f"{value:.0%}"
+    if unit == "seconds":
+        return f"{value:.1f} s"
+    return f"{value:g}" if value == int(value) else f"{value:.2f}"
+
+
+def summary_table(result: EvalResult, table: pd.DataFrame) -> pd.DataFrame:
+    """The overall metrics and latency one per row (metric, value, what it measures): a row of 17
+    side-by-side numbers has no room for their names."""
+    values: dict[str, float | None] = {"n": float(len(table)), **headline(result, table)}
+    values |= {k: _number(v) for k, v in ((result.summary or {}).get("latency") or {}).items()}
+    order = {name: n for n, name in enumerate(METRIC_INFO)}
+    names = sorted(values, key=lambda name: order.get(name, len(order)))
+    return pd.DataFrame(
+        {
+            "Metric": [metric_info(name).label for name in names],
+            "Value": [format_metric(name, values[name]) for name in names],
+            "What it measures": [metric_info(name).meaning for name in names],
+        }
+    )
 
 
 def by_kind(result: EvalResult, table: pd.DataFrame) -> pd.DataFrame:

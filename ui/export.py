@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from assistant.agent.records import Citation
 from assistant.cli.sources import citation_label, citations_bibtex
 from ui.agent_run import Turn
+from ui.citations_html import citation_numbers, renumbered
 
 
 def conversation_markdown(turns: Iterable[Turn], index_dir: str) -> str:
@@ -27,14 +28,20 @@ def conversation_markdown(turns: Iterable[Turn], index_dir: str) -> str:
         if turn.error or answer is None:
             lines.append(f"**Error:** {turn.error or 'no answer'}")
             continue
+        shown = citation_numbers(answer)  # the numbers the page shows
         if answer.sentences:
-            lines.append(" ".join(_sentence(s.text, s.citations, s.verdict) for s in answer.sentences))
+            lines.append(
+                " ".join(
+                    _sentence(s.text, tuple(shown[n] for n in s.citations), s.verdict)
+                    for s in answer.sentences
+                )
+            )
         else:
-            lines.append(answer.text)
+            lines.append(renumbered(answer.text))
         if answer.citations:
             lines += ["", "**Sources**", ""]
-            for c in answer.citations:
-                lines += _source(c)
+            for c in sorted(answer.citations, key=lambda c: shown[c.id]):
+                lines += _source(c, shown[c.id])
     cited = [c for turn in turns if turn.answer and not turn.error for c in turn.answer.citations]
     if bibtex := citations_bibtex(cited):
         lines += ["", "## References (BibTeX)", "", "```bibtex", bibtex.rstrip("\n"), "```"]
@@ -47,13 +54,13 @@ def _sentence(text: str, ids: tuple[int, ...], verdict: str | None) -> str:
     return f"{text.strip()} {marks}{tag}".replace("  ", " ")
 
 
-def _source(c: Citation) -> list[str]:
+def _source(c: Citation, number: int) -> list[str]:
     if c.kind == "computed":
         return [
-            f"{c.id}. python (computed): “{c.quote}”",
+            f"{number}. python (computed): “{c.quote}”",
             "",
             "   ```python",
             *(f"   {line}" for line in (c.code or "").splitlines()),
             "   ```",
         ]
-    return [f"{c.id}. {citation_label(c)}: “{c.quote}”"]
+    return [f"{number}. {citation_label(c)}: “{c.quote}”"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import functools
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -133,7 +133,9 @@ ZOOMS = (50, 75, 100, 150, 200)  # percent of the page's size at 96 dpi
 
 
 @st.fragment
-def page_viewer(citations: Iterable[Citation], index: HybridIndex, key: str) -> None:
+def page_viewer(
+    citations: Iterable[Citation], index: HybridIndex, key: str, numbers: Mapping[int, int] | None = None
+) -> None:
     """Any page of a cited PDF: previous/next page, zoom, and the original file to download. A fragment,
     so turning a page redraws the viewer, not the conversation."""
     documents = index.documents
@@ -146,7 +148,7 @@ def page_viewer(citations: Iterable[Citation], index: HybridIndex, key: str) -> 
             "Cited page",
             cited,
             key=f"{key}-pv-cite",
-            format_func=lambda c: f"[{c.id}] {Path(c.source).name}, p. {c.page}",
+            format_func=lambda c: f"[{(numbers or {}).get(c.id, c.id)}] {Path(c.source).name}, p. {c.page}",
         )
         zoom = zoom_col.select_slider(
             "Zoom", ZOOMS, value=100, key=f"{key}-pv-zoom", format_func=lambda z: f"{z}%"

@@ -49,21 +49,35 @@ def _index(
     return open_index(_settings)
 
 
+_started: set[tuple[str, str]] = set()  # the keys of the backends cached (so running) in this process
+
+
 @dataclass
 class BackendHandle:
     """A started backend and what stops it (the embedded llama.cpp server, or the HTTP client)."""
 
     backend: ChatBackend
     stack: ExitStack = field(repr=False)
+    key: tuple[str, str] = ("", "")
 
     def close(self) -> None:
+        _started.discard(self.key)
         self.stack.close()
+
+
+def _backend_key(settings: Settings) -> tuple[str, str]:
+    return settings.llm.model_dump_json(), str(settings.cache_dir)
 
 
 def backend_for(settings: Settings) -> ChatBackend:
     """The model backend the settings name, started on first use (the embedded server takes seconds)."""
-    llm = settings.llm
-    return _backend(llm.model_dump_json(), str(settings.cache_dir), _settings=settings).backend
+    return _backend(*_backend_key(settings), _settings=settings).backend
+
+
+def backend_started(settings: Settings) -> bool:
+    """Whether this process already runs the backend the settings name: the page says a question will
+    start the model only when it will."""
+    return _backend_key(settings) in _started
 
 
 @st.cache_resource(show_spinner=False, max_entries=3, on_release=BackendHandle.close)
@@ -71,7 +85,8 @@ def _backend(llm: str, cache_dir: str, _settings: Settings) -> BackendHandle:
     stack = ExitStack()
     backend = stack.enter_context(open_backend(_settings))
     atexit.register(stack.close)  # the embedded server also exits with its parent; this stops it cleanly
-    return BackendHandle(backend, stack)
+    _started.add((llm, cache_dir))
+    return BackendHandle(backend, stack, (llm, cache_dir))
 
 
 @dataclass
