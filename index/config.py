@@ -74,6 +74,9 @@ class RetrievalConfig(BaseModel):
         False,
         description="also search reference lists/bibliographies (kept out by default: they match everything)",
     )
+    collection: str = Field(
+        "", description="search only the documents of this Zotero collection (empty: all documents)"
+    )
     dense: DenseConfig = DenseConfig()
     bm25: BM25Config = BM25Config()
     fusion: FusionConfig = FusionConfig()

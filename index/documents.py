@@ -34,6 +34,9 @@ class DocumentMeta:
     year: int | None = None
     doi: str = ""
     arxiv: str = ""
+    # Zotero collections holding the document (`ra search --collection`); empty for files from elsewhere,
+    # and in indexes written before collections existed, which therefore still read as they are
+    collections: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,10 +51,12 @@ class DocumentMeta:
             year=int(year) if year not in (None, "") else None,
             doi=str(data.get("doi") or ""),
             arxiv=str(data.get("arxiv") or ""),
+            collections=[str(c) for c in data.get("collections") or []],
         )
 
     def merged(self, override: DocumentMeta) -> DocumentMeta:
-        """This record with every field the override knows replaced by the override's value."""
+        """This record with every field the override knows replaced by the override's value (a list, such
+        as the authors or the collections, as a whole)."""
         known = {k: v for k, v in asdict(override).items() if v not in ("", None, [])}
         return replace(self, **known)
 

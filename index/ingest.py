@@ -15,7 +15,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -79,6 +79,18 @@ class SourceDoc:
     key: str
     sha256: str
     doc: LoadedDocument
+    override: dict[str, object] = field(default_factory=dict)  # the metadata it was given, as JSON
+    origin: str = ""  # the library it came from (see `Origin`)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """A library the ingested paths are the whole content of (a Zotero data folder): its files are recorded
+    with `name`, and a file recorded with it earlier that is neither among the paths nor in `keep` has
+    left the library and is removed, while files ingested from anywhere else stay."""
+
+    name: str
+    keep: frozenset[str] = frozenset()  # still in the library but unreadable now: their last version stays
 
 
 @dataclass
@@ -86,6 +98,7 @@ class IngestReport:
     index_dir: str
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
+    metadata_updated: list[str] = field(default_factory=list)  # new metadata, same text and vectors
     unchanged: int = 0
     removed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
@@ -102,6 +115,7 @@ class IngestReport:
             "index": self.index_dir,
             "files_added": len(self.added),
             "files_updated": len(self.updated),
+            "files_metadata_updated": len(self.metadata_updated),
             "files_unchanged": self.unchanged,
             "files_removed": len(self.removed),
             "files_missing": self.missing,
@@ -172,8 +186,29 @@ class _Previous:
         """The file's chunks and vectors can be copied (it was indexed with the current chunker)."""
         return self.same_chunking and self.manifest is not None and key in self.manifest.files
 
-    def unchanged(self, key: str, sha256: str) -> bool:
-        return self.reusable(key) and self.manifest.files[key].sha256 == sha256  # type: ignore[union-attr]
+    def unchanged(self, key: str, sha256: str, override: DocumentMeta | None = None) -> bool:
+        """Same content, and (when metadata is given) the same metadata as the last ingest was given."""
+        if not self.reusable(key):
+            return False
+        entry = self.manifest.files[key]  # type: ignore[union-attr]
+        return entry.sha256 == sha256 and (override is None or entry.override == override.to_json())
+
+    def relabelled(self, key: str, sha256: str, override: DocumentMeta) -> FileEntry | None:
+        """The file's entry with changed metadata applied, when that needs no re-read: its content is
+        unchanged, the title stays (it is part of every chunk's indexed text, so a new one is embedded)
+        and every field the previous override set is still set (the file's own value under it was not
+        kept). None when the file must be read again."""
+        if not self.unchanged(key, sha256):
+            return None
+        entry = self.manifest.files[key]  # type: ignore[union-attr]
+        before, stored = DocumentMeta.from_json(entry.override), DocumentMeta.from_json(entry.document)
+        document = stored.merged(override)
+        dropped = [
+            f.name for f in fields(DocumentMeta) if getattr(before, f.name) and not getattr(override, f.name)
+        ]
+        if document.title != stored.title or dropped:
+            return None
+        return replace(entry, document=document.to_json(), override=override.to_json())
 
 
 def _previous(writer: StoreWriter, config: IndexConfig, rebuild: bool = False) -> _Previous:
@@ -211,6 +246,7 @@ def ingest_paths(
     progress: Progress | None = None,
     on_wait: Callable[[str], None] | None = None,
     meta: dict[str, DocumentMeta] | None = None,
+    origin: Origin | None = None,
     engine: Literal["local", "ray"] = "local",
     ray_address: str | None = None,
 ) -> IngestReport:
@@ -219,9 +255,11 @@ def ingest_paths(
     Files indexed earlier but not under `paths` stay as they are; with `prune`, those deleted from disk go.
     A changed chunker re-reads every indexed file that still exists, since old chunks no longer match.
     `on_wait` hears once that another writer holds the index (this one waits up to `lock_wait_s`).
-    `meta` overrides the extracted metadata of files (by resolved path; such a file is re-read and keeps
-    the override until its content changes); sidecar files (paper.pdf.bib) are read with their document,
-    not reported as skipped.
+    `meta` overrides the extracted metadata of files (by resolved path; the file keeps the override until
+    its content changes). A file whose override changed is re-read, unless only fields other than the
+    title changed: then its stored metadata is updated and its chunks and vectors are kept as they are.
+    Sidecar files (paper.pdf.bib) are read with their document, not reported as skipped.
+    `origin` says the paths are one library's whole content (see `Origin`).
     `engine="ray"` parses, chunks and embeds the changed files on Ray (index/ray_engine.py); the rest
     (hashing, the lock, the manifest, the writes) is the same.
     """
@@ -230,7 +268,9 @@ def ingest_paths(
     t0 = time.perf_counter()
     report = IngestReport(index_dir=str(index_dir))
     with StoreWriter(index_dir, config.lock_wait_s, on_wait) as writer:
-        _ingest_paths(writer, paths, config, prune, rebuild, progress, report, meta, engine, ray_address)
+        _ingest_paths(
+            writer, paths, config, prune, rebuild, progress, report, meta, origin, engine, ray_address
+        )
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -244,6 +284,7 @@ def _ingest_paths(
     progress: Progress,
     report: IngestReport,
     meta: dict[str, DocumentMeta],
+    origin: Origin | None,
     engine: Literal["local", "ray"],
     ray_address: str | None,
 ) -> None:
@@ -257,8 +298,12 @@ def _ingest_paths(
         elif not is_sidecar(path):
             report.skipped.append((printable_path(path), reason))
     keep: set[str] = set()
+    left: set[str] = set()  # files of the origin's library that left it: removed
+    if origin is not None and old is not None:
+        listed = {str(Path(p).resolve()) for p in paths} | origin.keep
+        left = {k for k, e in old.files.items() if e.origin == origin.name and k not in listed}
     for key in old.files if old else ():
-        if key in candidates:
+        if key in candidates or key in left:
             continue
         exists = Path(key).exists()
         if not exists and not prune:
@@ -278,7 +323,10 @@ def _ingest_paths(
         else:
             doc.source = key
             report.warnings.extend((key, w) for w in doc.warnings)
-            new_docs.append(SourceDoc(key=key, sha256=digest, doc=doc))
+            override = meta[key].to_json() if key in meta else {}
+            new_docs.append(SourceDoc(key, digest, doc, override, origin.name if origin else ""))
+
+    relabelled: dict[str, FileEntry] = {}
 
     to_load: list[tuple[str, Path, str]] = []
     progress.start("reading", len(candidates))
@@ -288,9 +336,12 @@ def _ingest_paths(
             report.skipped.append((key, unreadable or "unreadable"))
             if prev.reusable(key):
                 keep.add(key)
-        elif key not in meta and prev.unchanged(key, digest):
+        elif prev.unchanged(key, digest, meta.get(key)):
             keep.add(key)
             report.unchanged += 1
+        elif key in meta and (entry := prev.relabelled(key, digest, meta[key])) is not None:
+            keep.add(key)
+            relabelled[key] = entry
         elif engine == "ray":
             to_load.append((key, path, digest))  # parsed on Ray below
         else:
@@ -307,7 +358,7 @@ def _ingest_paths(
         prepared = prepare(to_load, config, ray_address, progress, meta)
         for key, _, digest in to_load:
             take(key, prepared[key].sha256 or digest, prepared[key].doc, prepared[key].error)
-    _apply(writer, prev, keep, new_docs, config, report, progress, prepared)
+    _apply(writer, prev, keep, new_docs, config, report, progress, prepared, relabelled)
 
 
 def ingest_documents(
@@ -354,13 +405,16 @@ def _apply(
     report: IngestReport,
     progress: Progress,
     prepared: Mapping[str, Prepared] | None = None,
+    relabelled: Mapping[str, FileEntry] | None = None,
 ) -> None:
     """Write a new generation with the kept files copied and the new ones chunked and embedded (or taken
-    from `prepared`, what the Ray engine already chunked and embedded).
+    from `prepared`, what the Ray engine already chunked and embedded); `relabelled` are kept files with
+    new metadata (their entries replace the old ones).
 
     Also written when only the BM25 or dense settings changed, so that they take effect."""
     index_dir, old = writer.index_dir, prev.manifest
-    old_files = old.files if old else {}
+    old_files = {**(old.files if old else {}), **(relabelled or {})}
+    report.metadata_updated = sorted(relabelled or ())
     for sd in new_docs:
         (report.updated if sd.key in old_files else report.added).append(sd.key)
     report.removed = sorted(set(old_files) - keep - {sd.key for sd in new_docs})
@@ -370,10 +424,10 @@ def _apply(
         raise UserFacingError(
             f"nothing to index: no readable pdf, txt, md or html files were found{_skips(report)}"
         )
-    if not new_docs and not report.removed and prev.same_structures:
+    if not new_docs and not report.removed and not relabelled and prev.same_structures:
         return  # nothing changed: no embedding, no write
     if config.backend == "milvus":
-        _apply_milvus(writer, prev, keep, new_docs, config, report, progress, prepared or {})
+        _apply_milvus(writer, prev, keep, new_docs, config, report, progress, prepared or {}, old_files)
         return
 
     if old is not None and keep:
@@ -439,6 +493,8 @@ def _chunk_new(
             chunks=len(chunks),
             warnings=list(sd.doc.warnings),
             document=sd.doc.meta.to_json(),
+            override=sd.override,
+            origin=sd.origin,
         )
         report.pages += len(sd.doc.pages)
         progress.advance()
@@ -478,6 +534,7 @@ def _apply_milvus(
     report: IngestReport,
     progress: Progress,
     prepared: Mapping[str, Prepared],
+    old_files: Mapping[str, FileEntry],
 ) -> None:
     """Write changes to Milvus in batches of files, then commit a generation that records where they went.
 
@@ -490,7 +547,6 @@ def _apply_milvus(
     from index.backends.milvus import MILVUS_FILE, MilvusBackend, milvus_record
 
     index_dir, old = writer.index_dir, prev.manifest
-    old_files = old.files if old else {}
     if old is not None and not prev.same_structures:
         raise IndexIncompatible(
             f"index at {index_dir} keeps BM25 settings fixed in its Milvus collection, the settings changed "

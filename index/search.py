@@ -12,10 +12,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from index.backends.base import SKIPPED_ROLES, SearchBackend
+from index.backends.base import SKIPPED_ROLES, Files, SearchBackend
 from index.build_spec import CHUNKING, check_search_spec, search_spec
 from index.config import BackendName, EmbeddingConfig, MilvusConfig, RetrievalConfig, RetrievalMode
 from index.documents import DocumentMeta
+from index.errors import UserFacingError
 from index.store import Manifest, check_generation, require_manifest
 from index.types import Chunk, SearchHit
 
@@ -74,19 +75,31 @@ class HybridIndex:
         return self.backend.count()
 
     # -- ranking ------------------------------------------------------------------------------------
-    def rank(self, query: str, k: int, mode: RetrievalMode | None = None) -> list[tuple[Any, float]]:
-        """(chunk ref, score) pairs, best first; hybrid fuses the two rankings as configured."""
+    def rank(
+        self, query: str, k: int, mode: RetrievalMode | None = None, files: Files = None
+    ) -> list[tuple[Any, float]]:
+        """(chunk ref, score) pairs, best first; hybrid fuses the two rankings as configured. With `files`,
+        only their chunks are ranked."""
         mode = mode or self.retrieval.mode
         if mode == "bm25":
-            return self.backend.sparse_search(query, k)
+            return self.backend.sparse_search(query, k, files)
         vector = self.embedder.embed_query(query)
         if mode == "dense":
-            return self.backend.dense_search(vector, k)
-        return self.backend.hybrid_search(query, vector, k, self.retrieval.fusion)
+            return self.backend.dense_search(vector, k, files)
+        return self.backend.hybrid_search(query, vector, k, self.retrieval.fusion, files)
 
-    def search(self, query: str, k: int | None = None, mode: RetrievalMode | None = None) -> list[SearchHit]:
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        mode: RetrievalMode | None = None,
+        collection: str | None = None,
+    ) -> list[SearchHit]:
+        """The best `k` passages; with a collection (by default the settings' `retrieval.collection`),
+        the best `k` of the documents in it."""
         k = k or self.retrieval.k
-        ranked = self.rank(query, k, mode)
+        name = self.retrieval.collection if collection is None else collection
+        ranked = self.rank(query, k, mode, self.collection_files(name) if name else None)
         chunks = self.backend.fetch([ref for ref, _ in ranked])
         return [
             SearchHit(chunk=chunks[ref], score=score, rank=i + 1)
@@ -99,6 +112,23 @@ class HybridIndex:
     def documents(self) -> dict[str, DocumentMeta]:
         """Each indexed file's metadata (by manifest key), as the manifest stores it."""
         return {key: DocumentMeta.from_json(e.document) for key, e in self.manifest.files.items()}
+
+    def collections(self) -> list[str]:
+        """The names of the collections the indexed documents are in (from a Zotero import), sorted."""
+        return sorted({c for meta in self.documents.values() for c in meta.collections}, key=str.casefold)
+
+    def collection_files(self, name: str) -> frozenset[str]:
+        """The manifest keys of the documents in collection `name` (case does not matter); an unknown
+        name is a one-line error listing the known ones."""
+        wanted = name.casefold()
+        files = frozenset(
+            key for key, meta in self.documents.items() if wanted in {c.casefold() for c in meta.collections}
+        )
+        if not files:
+            known = self.collections()
+            have = f"it has {', '.join(known)}" if known else "it has none (`ra ingest --zotero` brings them)"
+            raise UserFacingError(f"no collection '{name}' in the index at {self.index_dir}: {have}")
+        return files
 
     def document(self, source: str) -> DocumentMeta | None:
         """The metadata of a file by manifest key or chunk source (they are the same for ingested files)."""

@@ -77,6 +77,11 @@ class FileEntry:
     chunks: int
     warnings: list[str] = field(default_factory=list)
     document: dict[str, Any] = field(default_factory=dict)  # DocumentMeta.to_json() of the file
+    # The metadata the ingest was given for it (--meta, a Zotero item), kept to tell a changed override
+    # from an unchanged one without re-reading the file; empty when none (and in older manifests)
+    override: dict[str, Any] = field(default_factory=dict)
+    # The library it came from ("zotero:DIR"), whose re-import removes what left the library; "" otherwise
+    origin: str = ""
 
 
 @dataclass

@@ -222,6 +222,7 @@ def test_citation_labels_and_bibtex_entries() -> None:
         "year": 2001,
         "doi": "10.1/x",
         "arxiv": "",
+        "collections": [],
     }
 
 
@@ -263,7 +264,14 @@ def test_search_json_and_text_name_documents(paper_index: Path) -> None:
     args = ["search", "zorbium run finished", "--index", str(paper_index), "--mode", "bm25", "-k", "3"]
     data = json.loads(CliRunner().invoke(app, [*args, "--json"]).stdout)
     notes = next(h for h in data if h["source"].endswith("notes.md"))
-    assert notes["document"] == {"title": "Lab Notes", "authors": [], "year": None, "doi": "", "arxiv": ""}
+    assert notes["document"] == {
+        "title": "Lab Notes",
+        "authors": [],
+        "year": None,
+        "doi": "",
+        "arxiv": "",
+        "collections": [],
+    }
     paper = next(h for h in data if h["source"].endswith(".pdf"))
     assert paper["document"]["authors"] == SPECS[0].authors and paper["section"]
     text = CliRunner().invoke(app, args).stdout

@@ -197,6 +197,27 @@ def test_settings_persist_across_pages_and_apply_to_the_next_question(
     assert "[1]" in first and "[2]" not in first  # top-k 1: the part's search showed one passage
 
 
+def test_a_collection_chosen_in_the_sidebar_limits_the_agents_searches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: RuleBackend
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in DOCS.items():
+        (docs / name).write_text(text)
+    shelves = {"alpaca.md": "Language", "glide.md": "Images", "diffusion.md": "Images"}
+    meta = {str((docs / n).resolve()): DocumentMeta(collections=[c]) for n, c in shelves.items()}
+    index_dir = tmp_path / "index"
+    ingest_paths([docs], index_dir, index_config(load_settings({"index": {"dir": index_dir}})), meta=meta)
+    at = app(index_dir, monkeypatch)
+    assert at.selectbox(key="settings.collection").value == ""  # all documents until one is chosen
+    at.selectbox(key="settings.collection").set_value("Images").run()
+
+    ask(at, QUESTION)
+    shown = model.calls[1][0][-1]["content"]  # the answer call, after the plan
+    assert "GLIDE" in shown or "Diffusion" in shown
+    assert "52K" not in shown and "Stanford" not in shown  # the best passage is outside the collection
+
+
 # -- errors ------------------------------------------------------------------------------------------------
 def test_without_an_index_the_page_says_how_to_build_one_and_disables_the_chat(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

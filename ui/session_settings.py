@@ -26,7 +26,8 @@ _KEY = "settings."  # prefix of the widget keys
 
 @dataclass(frozen=True, slots=True)
 class Choices:
-    """What the sidebar offers: backend and its URL or model, retrieval mode, passages per search, sandbox."""
+    """What the sidebar offers: backend and its URL or model, retrieval mode, passages per search, sandbox,
+    and the collection searches keep to ("" for all documents)."""
 
     backend: Backend
     url: str
@@ -34,6 +35,7 @@ class Choices:
     mode: str
     top_k: int
     sandbox: bool
+    collection: str
 
 
 def defaults(base: Settings) -> Choices:
@@ -44,6 +46,7 @@ def defaults(base: Settings) -> Choices:
         mode=base.retrieval.mode,
         top_k=min(base.agent.search_k, MAX_TOP_K),
         sandbox=base.agent.sandbox,
+        collection=base.retrieval.collection,
     )
 
 
@@ -56,7 +59,7 @@ def apply(base: Settings, choices: Choices) -> Settings:
             "model": choices.model.strip() or base.llm.model,
         }
     )
-    retrieval = base.retrieval.model_copy(update={"mode": choices.mode})
+    retrieval = base.retrieval.model_copy(update={"mode": choices.mode, "collection": choices.collection})
     agent = base.agent.model_copy(update={"search_k": choices.top_k, "sandbox": choices.sandbox})
     return base.model_copy(update={"llm": llm, "retrieval": retrieval, "agent": agent})
 
@@ -73,10 +76,21 @@ def base_settings() -> Settings:
     return load_settings()
 
 
-def render(base: Settings) -> None:
-    """The settings widgets; their values stay in the session under `settings.*` keys."""
+def render(base: Settings, collections: list[str]) -> None:
+    """The settings widgets; their values stay in the session under `settings.*` keys. `collections` are
+    the index's (from a Zotero import): the selector shows only when there are some."""
     for name, value in _fields(defaults(base)):
         st.session_state.setdefault(_KEY + name, value)
+    if st.session_state[_KEY + "collection"] not in collections:
+        st.session_state[_KEY + "collection"] = ""  # gone from the index (or none there): search everything
+    if collections:
+        st.selectbox(
+            "Collection",
+            ["", *collections],
+            format_func=lambda name: name or "All documents",
+            key=_KEY + "collection",
+            help="Search (and answer from) only the documents of this Zotero collection.",
+        )
     st.radio(
         "Model backend",
         list(BACKEND_LABELS),

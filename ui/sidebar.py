@@ -58,7 +58,15 @@ def render(settings: Settings) -> None:
     upload_panel(settings)
     st.divider()
     with st.expander(":material/tune: Settings", expanded=False):
-        session_settings.render(session_settings.base_settings())
+        session_settings.render(session_settings.base_settings(), collections(settings))
+
+
+def collections(settings: Settings) -> list[str]:
+    """The index's collections to choose from; none when there is no index yet."""
+    try:
+        return resources.index_for(settings).collections()
+    except UserFacingError:
+        return []
 
 
 def index_panel(settings: Settings) -> None:

@@ -25,7 +25,7 @@ from assistant.agent.records import (
     StepStarted,
 )
 from assistant.cli.common import console, fail, note, out, print_json, warn
-from assistant.cli.index_cmds import IndexOpt, JsonOpt
+from assistant.cli.index_cmds import CollectionOpt, IndexOpt, JsonOpt
 from assistant.cli.sources import citations_bibtex, source_line
 from assistant.cli.terminal import terminal_safe
 from assistant.settings import Settings, load_settings
@@ -71,6 +71,7 @@ def ask(
     trace: TraceOpt = None,
     steps: StepsOpt = False,
     bibtex: BibtexOpt = False,
+    collection: CollectionOpt = None,
     no_service: NoServiceOpt = False,
 ) -> None:
     """Answer a question from the indexed documents, with numbered citations (or an honest abstention)."""
@@ -78,7 +79,7 @@ def ask(
     from assistant.agent.trace import write_trace
     from assistant.service.client import answerer
 
-    settings = _settings(index, llm, llm_url, checker)
+    settings = _settings(index, llm, llm_url, checker, collection)
     try:
         question = check_question(question, settings.agent.max_question_chars)
     except QuestionTooLong as exc:
@@ -99,12 +100,13 @@ def chat(
     llm_url: URLOpt = None,
     checker: CheckerOpt = None,
     steps: StepsOpt = False,
+    collection: CollectionOpt = None,
     no_service: NoServiceOpt = False,
 ) -> None:
     """Talk with the documents: follow-ups are understood in context. /new forgets it, /exit quits."""
     from assistant.service.client import History, answerer
 
-    settings = _settings(index, llm, llm_url, checker)
+    settings = _settings(index, llm, llm_url, checker, collection)
     console.print("starting...")
     history: History = []
     with answerer(settings, use_service=not no_service, warn=warn, progress=note) as assistant:
@@ -129,11 +131,18 @@ def _read_line() -> str | None:
         return None
 
 
-def _settings(index: Path | None, llm: str | None, llm_url: str | None, checker: str | None) -> Settings:
+def _settings(
+    index: Path | None, llm: str | None, llm_url: str | None, checker: str | None, collection: str | None
+) -> Settings:
     if llm and llm_url:
         fail("--llm and --llm-url exclude each other: pick the embedded model or a server URL", code=2)
     return load_settings(
-        {"index": {"dir": index}, "llm": {"model": llm, "url": llm_url}, "grounding": {"checker": checker}}
+        {
+            "index": {"dir": index},
+            "llm": {"model": llm, "url": llm_url},
+            "grounding": {"checker": checker},
+            "retrieval": {"collection": collection},
+        }
     )
 
 

@@ -17,11 +17,19 @@ from assistant.index_access import index_config, open_index
 from assistant.settings import Settings, load_settings
 from index.config import RETRIEVAL_MODES
 from index.documents import DocumentMeta, display_path
+from index.zotero import DEFAULT_DIR, NO_DOCUMENT, Library, read_library
 
 IndexOpt = Annotated[
     Path | None, typer.Option("--index", help="index directory (default: settings index.dir)")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+CollectionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--collection",
+        help="only documents in this Zotero collection (default: settings retrieval.collection, all)",
+    ),
+]
 ModeOpt = Annotated[
     str | None,
     typer.Option("--mode", help=f"{' | '.join(RETRIEVAL_MODES)} (default: settings retrieval.mode)"),
@@ -59,7 +67,10 @@ class RichIngestProgress:
 
 
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="files or folders (recursive)")],
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="files or folders (recursive); with --zotero, the Zotero data directory"),
+    ] = None,
     index: IndexOpt = None,
     prune: Annotated[bool, typer.Option("--prune", help="drop indexed files that no longer exist")] = False,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="start a fresh index from PATHS")] = False,
@@ -69,6 +80,14 @@ def ingest(
             "--meta", help="title/authors/year/DOI/arXiv of the one file ingested, from a .bib or .json"
         ),
     ] = None,
+    zotero: Annotated[
+        bool,
+        typer.Option(
+            "--zotero",
+            help="ingest a Zotero library (PATH: its data directory, default ~/Zotero): each item's PDF or "
+            "HTML with the item's metadata and collections; a re-run follows the library",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     engine: Annotated[
         Literal["local", "ray"],
@@ -80,12 +99,24 @@ def ingest(
     ] = None,
 ) -> None:
     """Ingest PDF, txt, md and html files into the hybrid index (incremental by content hash)."""
-    from index.ingest import ingest_paths
+    from index.ingest import Origin, ingest_paths
 
     if ray_address and engine != "ray":
         fail("--ray-address needs --engine ray", code=2)
+    paths = paths or []
+    library: Library | None = None
+    overrides: dict[str, DocumentMeta] | None = None
+    origin: Origin | None = None
+    if zotero:
+        library = _zotero_library(paths, meta)
+        paths = [a.path for a in library.attachments]
+        overrides = {str(a.path.resolve()): a.meta for a in library.attachments}
+        origin = Origin(library.origin, frozenset(str(a.path.resolve()) for a in library.missing))
+    elif not paths:
+        fail("give the files or folders to ingest (or --zotero for a Zotero library)", code=2)
+    elif meta is not None:
+        overrides = _meta_override(paths, meta)
     settings = settings_from_flags(index)
-    overrides = _meta_override(paths, meta) if meta is not None else None
     with progress_bar(as_json) as bar:
         report = ingest_paths(
             paths,
@@ -98,15 +129,15 @@ def ingest(
             ray_address=ray_address,
             on_wait=lambda message: console.print(f"[dim]{escape(message)}…[/]", highlight=False),
             meta=overrides,
+            origin=origin,
         )
+    if library is not None:
+        report.skipped[:0] = library.skipped
+        report.missing = []  # said per item above, with why
     if as_json:
         print_json(report.to_json())
         return
-    for path, reason in report.skipped:
-        console.print(
-            f"[yellow]skipped[/] {escape(terminal_safe(display_path(path)))}: {escape(terminal_safe(reason))}",
-            highlight=False,
-        )
+    _print_skipped(report.skipped)
     for path, warning in report.warnings:
         console.print(
             f"[yellow]warning[/] {escape(terminal_safe(display_path(path)))}: {escape(terminal_safe(warning))}",
@@ -118,12 +149,40 @@ def ingest(
             highlight=False,
         )
     status = "updated" if report.committed else "unchanged"
+    relabelled = f" metadata ~{len(report.metadata_updated)}" if report.metadata_updated else ""
     out.print(
-        f"index {status}: {report.index_dir}  files +{len(report.added)} ~{len(report.updated)} "
+        f"index {status}: {report.index_dir}  files +{len(report.added)} ~{len(report.updated)}{relabelled} "
         f"={report.unchanged} -{len(report.removed)}  pages {report.pages}  chunks {report.chunks_total} "
         f"(embedded {report.chunks_embedded})  skipped {len(report.skipped)}  {report.seconds:.2f}s",
         highlight=False,
     )
+
+
+def _zotero_library(paths: list[Path], meta: Path | None) -> Library:
+    if meta is not None:
+        fail("--meta and --zotero exclude each other: the Zotero items' own records are the metadata", code=2)
+    if len(paths) > 1:
+        fail("--zotero reads one library: give its data directory (default ~/Zotero)", code=2)
+    library = read_library(paths[0] if paths else DEFAULT_DIR)
+    if not library.attachments and not library.missing:
+        fail(f"the Zotero library in {library.data_dir} has no PDF or HTML attachments to ingest")
+    return library
+
+
+def _print_skipped(skipped: list[tuple[str, str]]) -> None:
+    """One line per skipped file or item; Zotero items without any document are counted, not listed
+    (a library holds many), and `--json` lists them all."""
+    bare = [what for what, reason in skipped if reason == NO_DOCUMENT]
+    for what, reason in skipped:
+        if reason != NO_DOCUMENT:
+            console.print(
+                f"[yellow]skipped[/] {escape(terminal_safe(display_path(what)))}: {escape(terminal_safe(reason))}",
+                highlight=False,
+            )
+    if bare:
+        console.print(
+            f"[yellow]{len(bare)} Zotero item(s) have no PDF or HTML attachment[/]", highlight=False
+        )
 
 
 def _meta_override(paths: list[Path], meta_file: Path) -> dict[str, DocumentMeta]:
@@ -142,6 +201,7 @@ def search(
     index: IndexOpt = None,
     k: Annotated[int | None, typer.Option("-k", help="number of passages")] = None,
     mode: ModeOpt = None,
+    collection: CollectionOpt = None,
     as_json: JsonOpt = False,
     no_service: Annotated[
         bool, typer.Option("--no-service", help="search in this process even when the service runs")
@@ -152,7 +212,7 @@ def search(
         fail("empty query: pass the text to search for, e.g. ra search 'classifier-free guidance'", code=2)
     if k is not None and k < 1:
         fail("-k must be at least 1", code=2)
-    settings = settings_from_flags(index, k=k, mode=mode)
+    settings = settings_from_flags(index, k=k, mode=mode, collection=collection)
     from assistant.service.client import service_for
 
     service = service_for(settings, not no_service, warn, note)

@@ -20,6 +20,8 @@ from index.types import Chunk
 ChunkRef = int | str
 Ranked = list[tuple[ChunkRef, float]]
 """(chunk ref, score) pairs, best first."""
+Files = frozenset[str] | None
+"""The manifest keys a search is limited to (a collection's documents); None searches everything."""
 
 SKIPPED_ROLES = frozenset({"references"})
 """Section roles kept out of search unless `retrieval.include_references` (reference lists match anything)."""
@@ -45,18 +47,21 @@ class DocumentChunks:
 class SearchBackend(Protocol):
     """Read side: ranking and chunk access. Implementations are safe to share between threads.
 
-    The three searches never return chunks whose role is in `skip_roles` (set when opened)."""
+    The three searches never return chunks whose role is in `skip_roles` (set when opened), nor, given
+    `files`, chunks of other files; either way they return `n` hits when that many remain."""
 
     name: str
     skip_roles: frozenset[str]
 
     def count(self) -> int: ...
 
-    def dense_search(self, vector: np.ndarray, n: int) -> Ranked: ...
+    def dense_search(self, vector: np.ndarray, n: int, files: Files = None) -> Ranked: ...
 
-    def sparse_search(self, query: str, n: int) -> Ranked: ...
+    def sparse_search(self, query: str, n: int, files: Files = None) -> Ranked: ...
 
-    def hybrid_search(self, query: str, vector: np.ndarray, n: int, fusion: FusionConfig) -> Ranked: ...
+    def hybrid_search(
+        self, query: str, vector: np.ndarray, n: int, fusion: FusionConfig, files: Files = None
+    ) -> Ranked: ...
 
     def fetch(self, refs: Sequence[ChunkRef]) -> dict[ChunkRef, Chunk]: ...
 

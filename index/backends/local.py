@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from index.backends.base import ChunkRef, Ranked
+from index.backends.base import ChunkRef, Files, Ranked
 from index.config import FusionConfig
 from index.documents import DocumentMeta
 from index.errors import IndexDamaged
@@ -87,30 +87,50 @@ class LocalBackend:
     def _count(self) -> int:
         return int(self._query_one("SELECT COUNT(*) FROM chunks")[0])  # a generation never changes
 
-    def dense_search(self, vector: np.ndarray, n: int) -> Ranked:
+    def dense_search(self, vector: np.ndarray, n: int, files: Files = None) -> Ranked:
         if len(self.dense) == 0:
             return []
-        return self._kept(lambda want: self.dense.search(vector, want), n)
+        return self._kept(lambda want: self.dense.search(vector, want), n, files)
 
-    def sparse_search(self, query: str, n: int) -> Ranked:
-        return self._kept(lambda want: self.bm25.search_text(query, want), n)
+    def sparse_search(self, query: str, n: int, files: Files = None) -> Ranked:
+        return self._kept(lambda want: self.bm25.search_text(query, want), n, files)
 
-    def _kept(self, ranker: Callable[[int], tuple[np.ndarray, np.ndarray]], n: int) -> Ranked:
-        """The best `n` of a ranker with skipped rows removed (asking for more while they crowd it)."""
+    def _kept(self, ranker: Callable[[int], tuple[np.ndarray, np.ndarray]], n: int, files: Files) -> Ranked:
+        """The best `n` of a ranker with skipped rows and rows of other files removed (asking for more
+        while they crowd it, so a small collection still gets `n` passages when it has them)."""
         skipped = self.skipped_rows
-        want, total = n + min(len(skipped), 4 * n), self.count()
+        allowed = self._rows_of(files) if files is not None else None
+        if not skipped and allowed is None:
+            ids, scores = ranker(n)
+            return list(zip(ids.tolist(), scores.tolist(), strict=True))
+        total = self.count()
+        # the first ask expects the kept rows to be spread evenly among the ranked ones
+        want = n + min(len(skipped), 4 * n) if allowed is None else n * total // max(len(allowed), 1) + n
         while True:
-            ids, scores = ranker(want if skipped else n)
-            if not skipped:
-                return list(zip(ids.tolist(), scores.tolist(), strict=True))
-            keep = np.fromiter((i not in skipped for i in ids.tolist()), dtype=bool, count=len(ids))
-            if keep.sum() >= n or len(ids) < want or want >= total:
+            ids, scores = ranker(min(want, total))
+            keep = np.fromiter(
+                (i not in skipped and (allowed is None or i in allowed) for i in ids.tolist()),
+                dtype=bool,
+                count=len(ids),
+            )
+            if keep.sum() >= n or len(ids) < min(want, total) or want >= total:
                 return list(zip(ids[keep][:n].tolist(), scores[keep][:n].tolist(), strict=True))
             want *= 4
 
-    def hybrid_search(self, query: str, vector: np.ndarray, n: int, fusion: FusionConfig) -> Ranked:
+    def _rows_of(self, files: frozenset[str]) -> frozenset[int]:
+        marks = ",".join("?" * len(files))
+        with self._lock:
+            found = self._db.execute(
+                f"SELECT row FROM chunks WHERE file IN ({marks})", sorted(files)
+            ).fetchall()
+        return frozenset(r[0] for r in found)
+
+    def hybrid_search(
+        self, query: str, vector: np.ndarray, n: int, fusion: FusionConfig, files: Files = None
+    ) -> Ranked:
         depth = max(fusion.candidates, n)
-        return fuse(self.dense_search(vector, depth), self.sparse_search(query, depth), fusion)[:n]  # type: ignore[arg-type]
+        dense, sparse = self.dense_search(vector, depth, files), self.sparse_search(query, depth, files)
+        return fuse(dense, sparse, fusion)[:n]  # type: ignore[arg-type]
 
     def fetch(self, refs: Sequence[ChunkRef]) -> dict[ChunkRef, Chunk]:
         if not refs:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from index.backends.base import ChunkRef, DocumentChunks, Ranked, chunk_role
+from index.backends.base import ChunkRef, DocumentChunks, Files, Ranked, chunk_role
 from index.config import BM25Config, FusionConfig, MilvusConfig
 from index.documents import DocumentMeta
 from index.errors import IndexIncompatible, UserFacingError
@@ -279,19 +279,24 @@ class MilvusBackend:
             res = self.client.query(self.collection, filter="", output_fields=["count(*)"])
         return int(res[0]["count(*)"])
 
-    def dense_search(self, vector: np.ndarray, n: int) -> Ranked:
+    def _where(self, files: Files) -> str:
+        """The role filter, and with `files` only their chunks (Milvus filters before it ranks)."""
+        only = f"file in {lit(sorted(files))}" if files is not None else ""
+        return " and ".join(f"({c})" for c in (self._filter, only) if c)
+
+    def dense_search(self, vector: np.ndarray, n: int, files: Files = None) -> Ranked:
         with _errors(self.cfg.uri):
             res = self.client.search(
                 self.collection,
                 data=[np.asarray(vector, dtype=np.float32).tolist()],
                 anns_field="dense",
                 limit=min(n, QUERY_MAX),
-                filter=self._filter,
+                filter=self._where(files),
                 search_params={"metric_type": "IP"},
             )
         return [(hit.id, float(hit["distance"])) for hit in res[0]]
 
-    def sparse_search(self, query: str, n: int) -> Ranked:
+    def sparse_search(self, query: str, n: int, files: Files = None) -> Ranked:
         if not query.strip():
             return []
         with _errors(self.cfg.uri):
@@ -300,16 +305,20 @@ class MilvusBackend:
                 data=[query],
                 anns_field="sparse",
                 limit=min(n, QUERY_MAX),
-                filter=self._filter,
+                filter=self._where(files),
                 search_params={"metric_type": "BM25"},
             )
         # milvus-lite signs BM25 "distances" negative; higher is better either way once the sign is dropped
         return [(hit.id, abs(float(hit["distance"]))) for hit in res[0]]
 
-    def hybrid_search(self, query: str, vector: np.ndarray, n: int, fusion: FusionConfig) -> Ranked:
+    def hybrid_search(
+        self, query: str, vector: np.ndarray, n: int, fusion: FusionConfig, files: Files = None
+    ) -> Ranked:
         depth = min(max(fusion.candidates, n), QUERY_MAX)
         if fusion.method != "rrf" or fusion.dense_weight != 0.5 or not query.strip():
-            return fuse(self.dense_search(vector, depth), self.sparse_search(query, depth), fusion)[:n]  # type: ignore[arg-type]
+            dense, sparse = self.dense_search(vector, depth, files), self.sparse_search(query, depth, files)
+            return fuse(dense, sparse, fusion)[:n]  # type: ignore[arg-type]
+        where = self._where(files)
         from pymilvus import AnnSearchRequest, RRFRanker
 
         requests = [
@@ -318,14 +327,14 @@ class MilvusBackend:
                 anns_field="dense",
                 param={"metric_type": "IP"},
                 limit=depth,
-                expr=self._filter or None,
+                expr=where or None,
             ),
             AnnSearchRequest(
                 data=[query],
                 anns_field="sparse",
                 param={"metric_type": "BM25"},
                 limit=depth,
-                expr=self._filter or None,
+                expr=where or None,
             ),
         ]
         with _errors(self.cfg.uri):
