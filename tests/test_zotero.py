@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
 import sqlite3
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from readme_snippets import shell_commands
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen import canvas
 
@@ -520,3 +522,21 @@ def test_a_locked_database_is_read_from_a_copy(tmp_path: Path) -> None:
         holder.close()
     [attachment] = library.attachments
     assert attachment.meta.title == "Locked Library Paper" and attachment.meta.collections == ["Methods"]
+
+
+def test_the_readme_commands_run_on_a_library(small_library: tuple[Path, Path], tmp_path: Path) -> None:
+    """The README's Zotero lines as a reader would run them, on this library (its folder for ~/Zotero, a
+    fresh index); `ra ask` needs a model, so only its flag is checked here."""
+    root, _ = small_library
+    ingest, search, ask = shell_commands("zotero")
+    index = ["--index", str(tmp_path / "idx")]
+    done = run_ra(*shlex.split(ingest)[1:], str(root), *index, "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["files_added"] == 4
+    found = run_ra(*shlex.split(search)[1:], *index, "--json", cwd=tmp_path)
+    assert found.returncode == 0, found.stderr
+    hits = json.loads(found.stdout)
+    assert hits and all("Methods" in h["document"]["collections"] for h in hits)
+    assert (
+        "--collection" in shlex.split(ask) and "--collection" in run_ra("ask", "--help", cwd=tmp_path).stdout
+    )
