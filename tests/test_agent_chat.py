@@ -131,8 +131,14 @@ def test_candidates_are_the_names_of_recent_turns_first_then_cited_titles() -> N
 
 def test_name_phrases_keep_multi_word_names_whole_and_stop_at_punctuation() -> None:
     text = "BitNet, by Wang et al., uses BitLinear (a drop-in layer) like the Open X-Embodiment data of Hippocampus's Garden."
-    assert name_phrases(text) == ["BitNet", "Wang", "BitLinear", "Open X-Embodiment", "Hippocampus's Garden"]
-    assert name_phrases("It was fine-tuned on instruction-following data.") == []
+    expected = ["BitNet", "Wang", "BitLinear", "Open X-Embodiment", "Hippocampus's Garden"]
+    assert name_phrases(text, prose=True) == expected
+
+
+def test_an_answer_offers_only_capitalised_names_and_a_question_its_lower_case_terms_too() -> None:
+    answer = "BitNet uses 1-bit weights and was fine-tuned on instruction-following data."
+    assert name_phrases(answer, prose=True) == ["BitNet"]
+    assert name_phrases("How does proxy-tuning adjust logits?", prose=False) == ["proxy-tuning"]
 
 
 def test_an_exchange_keeps_the_titles_its_answer_cited_and_travels_as_json() -> None:

@@ -147,24 +147,27 @@ def candidates(history: Sequence[Exchange], limit: int, max_chars: int) -> list[
     found: dict[str, str] = {}
     for exchange in reversed(history):
         answer = _MARKER.sub("", exchange.answer)
-        for name in [*name_phrases(exchange.question), *name_phrases(answer), *exchange.sources]:
+        asked, said = name_phrases(exchange.question, prose=False), name_phrases(answer, prose=True)
+        for name in [*asked, *said, *exchange.sources]:
             if len(name) <= max_chars:
                 found.setdefault(name.casefold(), name)
     return list(found.values())[:limit]
 
 
-def name_phrases(text: str) -> list[str]:
+def name_phrases(text: str, *, prose: bool) -> list[str]:
     """Runs of adjacent name words ("Stanford's Alpaca 7B", "Open X-Embodiment", "BitNet"), as written:
     a multi-word name is one candidate, and punctuation before or after a word ends the run ("BitNet, a
-    1-bit Transformer" gives "BitNet")."""
+    1-bit Transformer" gives "BitNet"). In a user's question a lower-case term counts too (users name
+    methods such as "proxy-tuning" that way); in an answer's `prose` only capitalised names do."""
     phrases: list[str] = []
     run: list[str] = []
     for token in text.split():
         core = token.strip(_EDGE)
-        if run and (token != token.lstrip(_EDGE) or not _is_name(core)):
+        named = _is_name(core, capitalised=prose)
+        if run and (token != token.lstrip(_EDGE) or not named):
             phrases.append(" ".join(run))
             run = []
-        if _is_name(core):
+        if named:
             run.append(core)
         if run and token != token.rstrip(_EDGE):
             phrases.append(" ".join(run))
@@ -174,10 +177,14 @@ def name_phrases(text: str) -> list[str]:
     return list(dict.fromkeys(_possessive_dropped(p) for p in phrases))
 
 
-def _is_name(word: str) -> bool:
-    """A capitalised, mixed-case or digit-bearing word (`citations.names`); a lower-case hyphenated word
-    ("fine-tuned") is ordinary prose here."""
-    return bool(word) and bool(names(word, hyphenated=False))
+def _is_name(word: str, *, capitalised: bool) -> bool:
+    """A word that names a thing (`citations.names`: capitalised, mixed-case, with digits, hyphenated)
+    and, when `capitalised`, has a capital letter: in an answer's prose lower-case terms ("1-bit",
+    "fine-tuned") describe things rather than name them, and offered as subjects they drew the model's
+    pick away from the thing itself ("that model" resolved to "1-bit" instead of "BitNet")."""
+    if capitalised and not any(c.isupper() for c in word):
+        return False
+    return bool(word) and bool(names(word))
 
 
 def _possessive_dropped(phrase: str) -> str:
