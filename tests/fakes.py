@@ -137,7 +137,8 @@ def request_kind(schema: dict[str, Any] | None) -> str:
 def by_schema(text: str, query: str, asks: str = "fact") -> Reply:
     """A rule answering each kind of agent request from its schema: the plan says every part asks `asks`,
     a part's answer states `text` citing the first sentence offered, the self-check says yes, a relation
-    takes the first choice, a research step gives up, a rewrite gets `query` (naming no earlier subject)."""
+    takes the first choice, a research step gives up, a rewrite gets `query` (and refers to no earlier
+    subject where it may, else to the first offered)."""
 
     def rule(messages: list[dict[str, Any]], schema: dict[str, Any] | None) -> str:
         kind = request_kind(schema)
@@ -152,7 +153,8 @@ def by_schema(text: str, query: str, asks: str = "fact") -> Reply:
         if kind == "relation":
             return json.dumps({"answer": schema["properties"]["answer"]["enum"][0]})  # type: ignore[index]
         if kind == "rewrite":
-            return rewrite_reply(query)
+            offered = schema["properties"]["refers_to"]["enum"]  # type: ignore[index]
+            return rewrite_reply(query, "none" if "none" in offered else offered[0])
         return step_reply("give_up")
 
     return rule

@@ -63,7 +63,7 @@ def test_code_inserts_the_subject_the_model_picked_but_left_out_of_its_question(
     assert "parameters" in rewritten.standalone and "largest" in rewritten.standalone
     assert all("BitNet" in q for q in index.queries[1:])  # every search of the follow-up names it
     offered = backend.calls[2][1]["properties"]["refers_to"]["enum"]  # type: ignore[index]
-    assert offered[0] == "BitNet" and offered[-1] == "none"
+    assert offered[0] == "BitNet" and "none" not in offered  # the message names nothing: it refers back
     assert "30B" in final_answer(events).text
 
 
@@ -101,6 +101,17 @@ def test_a_reply_that_is_not_json_leaves_the_message_as_it_is() -> None:
     assert index.queries[-1].startswith("What was Alpaca 7B fine-tuned on")
 
 
+def test_a_message_that_names_its_own_subject_may_refer_to_none() -> None:
+    session, _, backend = chat_after_bitnet(
+        rewrite_reply("What was Alpaca 7B fine-tuned on?"),
+        plan_reply("fact"),
+        cite_first("Stanford's Alpaca 7B was fine-tuned on 52K demonstrations."),
+    )
+    events = list(session.ask("What was Alpaca 7B fine-tuned on?"))
+    assert not any(isinstance(e, QuestionRewritten) for e in events)
+    assert backend.calls[2][1]["properties"]["refers_to"]["enum"][-1] == "none"  # type: ignore[index]
+
+
 def test_none_keeps_a_new_subject_without_inserting_an_old_one() -> None:
     message = "What was Alpaca 7B fine-tuned on?"
     assert resolve(rewrite_reply(message), message, ["BitNet"], 0.5).question == message
@@ -108,7 +119,7 @@ def test_none_keeps_a_new_subject_without_inserting_an_old_one() -> None:
     assert picked.referent is None  # a subject code never offered is not trusted
 
 
-def test_candidates_are_the_names_of_recent_turns_first_then_cited_titles() -> None:
+def test_candidates_are_the_names_users_asked_about_then_cited_titles_then_names_in_answers() -> None:
     history = [
         Exchange("What did Stanford's Alpaca 7B learn from?", "52K demonstrations [1].", ("Alpaca notes",)),
         Exchange(
@@ -117,22 +128,30 @@ def test_candidates_are_the_names_of_recent_turns_first_then_cited_titles() -> N
             ("Year in Review: Deep Learning Papers in 2023",),
         ),
     ]
-    assert candidates(history, 10, 100) == [
+    assert candidates(history, "And what did it cost?", 10, 100) == [
         "GLIDE",
-        "CLIP",
-        "Year in Review: Deep Learning Papers in 2023",
         "Stanford's Alpaca 7B",
-        "52K",
+        "Year in Review: Deep Learning Papers in 2023",
         "Alpaca notes",
+        "CLIP",
+        "52K",
     ]
-    assert candidates(history, 2, 100) == ["GLIDE", "CLIP"]
-    assert "Year in Review: Deep Learning Papers in 2023" not in candidates(history, 10, 20)
+    assert candidates(history, "And what did it cost?", 2, 100) == ["GLIDE", "Stanford's Alpaca 7B"]
+    assert "Year in Review: Deep Learning Papers in 2023" not in candidates(history, "And?", 10, 20)
+    assert "GLIDE" not in candidates(history, "Unlike GLIDE, what did CLIP guidance do?", 10, 100)
 
 
 def test_name_phrases_keep_multi_word_names_whole_and_stop_at_punctuation() -> None:
     text = "BitNet, by Wang et al., uses BitLinear (a drop-in layer) like the Open X-Embodiment data of Hippocampus's Garden."
-    assert name_phrases(text) == ["BitNet", "Wang", "BitLinear", "Open X-Embodiment", "Hippocampus's Garden"]
-    assert name_phrases("It was fine-tuned on instruction-following data.") == []
+    expected = ["BitNet", "Wang", "BitLinear", "Open X-Embodiment", "Hippocampus's Garden"]
+    assert name_phrases(text, prose=True) == expected
+
+
+def test_an_answer_offers_only_capitalised_names_and_a_question_its_lower_case_terms_too() -> None:
+    answer = "BitNet uses 1-bit weights and was fine-tuned on instruction-following data."
+    assert name_phrases(answer, prose=True) == ["BitNet"]
+    assert name_phrases("How does proxy-tuning adjust logits?", prose=False) == ["proxy-tuning"]
+    assert name_phrases("Was Alpaca 7B fine-tuned?", prose=False) == ["Alpaca 7B", "fine-tuned"]
 
 
 def test_an_exchange_keeps_the_titles_its_answer_cited_and_travels_as_json() -> None:

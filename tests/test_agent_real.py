@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from assistant.agent.chat import ChatSession
 from assistant.agent.factory import ready_agent
 from assistant.agent.loop import ResearchAgent, final_answer
-from assistant.agent.records import ABSTAIN_MESSAGE, Answer, Evidence, Sentence
+from assistant.agent.records import ABSTAIN_MESSAGE, Answer, Evidence, QuestionRewritten, Sentence
 from assistant.settings import load_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -141,3 +142,15 @@ def test_quality_gate_on_a_pinned_dev_subset(shared: Path, seed_index: Path, tmp
         hits = [h for h in hits if h is not None]
         assert sum(hits) / len(hits) >= 0.5, [(r["id"], r["answer"]) for r in results if r["id"] in gate]
     assert (tmp_path / "run" / "traces" / "dev-017.jsonl").is_file()
+
+
+def test_a_follow_up_is_searched_with_the_subject_of_the_turn_before(agent: ResearchAgent) -> None:
+    session = ChatSession(agent)
+    final_answer(session.ask("What is the Open X-Embodiment initiative?"))
+    events = list(session.ask("How many different robots does its dataset cover?"))
+
+    [rewritten] = [e for e in events if isinstance(e, QuestionRewritten)]
+    assert "x-embodiment" in rewritten.standalone.lower(), rewritten.standalone
+    answer = final_answer(events)
+    assert not answer.abstained and answer.citations, answer.text
+    assert any(c.kind == "passage" for c in answer.citations)

@@ -93,7 +93,7 @@ class ChatSession:
         turns' candidates."""
         cfg = self.settings
         recent = self.history[-cfg.rewrite_history :]
-        options = candidates(recent, cfg.rewrite_candidates, cfg.rewrite_candidate_chars)
+        options = candidates(recent, message, cfg.rewrite_candidates, cfg.rewrite_candidate_chars)
         prompt = render(
             "rewrite.md",
             history="\n".join(_shown(e) for e in recent),
@@ -102,18 +102,20 @@ class ChatSession:
         )
         raw = self.backend.complete(
             [{"role": "user", "content": prompt}],
-            rewrite_schema(options),
+            rewrite_schema(options, must_pick=bool(options) and not names(message)),
             max_tokens=cfg.rewrite_max_tokens,
         ).text
         return resolve(raw, message, options, cfg.rewrite_keep_share)
 
 
-def rewrite_schema(options: Sequence[str]) -> dict[str, Any]:
-    """What the model fills: the subject first (so the question is written knowing it), then the question."""
+def rewrite_schema(options: Sequence[str], *, must_pick: bool) -> dict[str, Any]:
+    """What the model fills: the subject first (so the question is written knowing it), then the question.
+    A message that names nothing itself ("how are masks fed into it?") can only be about something said
+    before, so `must_pick` leaves "none" out (the 1.5B model answered "none" to such messages)."""
     return {
         "type": "object",
         "properties": {
-            "refers_to": {"type": "string", "enum": [*options, NO_REFERENT]},
+            "refers_to": {"type": "string", "enum": [*options] if must_pick else [*options, NO_REFERENT]},
             "question": {"type": "string"},
         },
         "required": ["refers_to", "question"],
@@ -141,32 +143,41 @@ def resolve(raw: str, message: str, options: Sequence[str], keep_share: float) -
     return Rewrite(question, referent)
 
 
-def candidates(history: Sequence[Exchange], limit: int, max_chars: int) -> list[str]:
-    """What a follow-up may refer to, the most recent turn first: the names in each question, then in its
-    answer, then the titles of the documents it cited; each once (by case), none longer than `max_chars`."""
+def candidates(history: Sequence[Exchange], message: str, limit: int, max_chars: int) -> list[str]:
+    """What `message` may refer to: the names in the user's earlier questions (the most recent first), then
+    the titles of the documents the answers cited, then the names in the answers, which mention many
+    things in passing (the model picked "Chinchilla" from an answer about BloombergGPT's scaling laws).
+    Each once (by case), none the message names itself ("Unlike Adam, …" is not about Adam), none longer
+    than `max_chars`."""
+    latest = list(reversed(history))
+    asked = [n for e in latest for n in name_phrases(e.question, prose=False)]
+    titles = [t for e in latest for t in e.sources]
+    said = [n for e in latest for n in name_phrases(_MARKER.sub("", e.answer), prose=True)]
     found: dict[str, str] = {}
-    for exchange in reversed(history):
-        answer = _MARKER.sub("", exchange.answer)
-        for name in [*name_phrases(exchange.question), *name_phrases(answer), *exchange.sources]:
-            if len(name) <= max_chars:
-                found.setdefault(name.casefold(), name)
+    for name in [*asked, *titles, *said]:
+        if len(name) <= max_chars and not mentions(message, name):
+            found.setdefault(name.casefold(), name)
     return list(found.values())[:limit]
 
 
-def name_phrases(text: str) -> list[str]:
+def name_phrases(text: str, *, prose: bool) -> list[str]:
     """Runs of adjacent name words ("Stanford's Alpaca 7B", "Open X-Embodiment", "BitNet"), as written:
     a multi-word name is one candidate, and punctuation before or after a word ends the run ("BitNet, a
-    1-bit Transformer" gives "BitNet")."""
+    1-bit Transformer" gives "BitNet"). In a user's question a lower-case term counts too, on its own
+    (users name methods such as "proxy-tuning" that way, and "Alpaca 7B fine-tuned" is no name); in an
+    answer's `prose` only capitalised names do."""
     phrases: list[str] = []
     run: list[str] = []
     for token in text.split():
         core = token.strip(_EDGE)
-        if run and (token != token.lstrip(_EDGE) or not _is_name(core)):
+        named = _is_name(core, capitalised=prose)
+        alone = named and not any(c.isupper() for c in core)
+        if run and (token != token.lstrip(_EDGE) or not named or alone):
             phrases.append(" ".join(run))
             run = []
-        if _is_name(core):
+        if named:
             run.append(core)
-        if run and token != token.rstrip(_EDGE):
+        if run and (alone or token != token.rstrip(_EDGE)):
             phrases.append(" ".join(run))
             run = []
     if run:
@@ -174,10 +185,14 @@ def name_phrases(text: str) -> list[str]:
     return list(dict.fromkeys(_possessive_dropped(p) for p in phrases))
 
 
-def _is_name(word: str) -> bool:
-    """A capitalised, mixed-case or digit-bearing word (`citations.names`); a lower-case hyphenated word
-    ("fine-tuned") is ordinary prose here."""
-    return bool(word) and bool(names(word, hyphenated=False))
+def _is_name(word: str, *, capitalised: bool) -> bool:
+    """A word that names a thing (`citations.names`: capitalised, mixed-case, with digits, hyphenated)
+    and, when `capitalised`, has a capital letter: in an answer's prose lower-case terms ("1-bit",
+    "fine-tuned") describe things rather than name them, and offered as subjects they drew the model's
+    pick away from the thing itself ("that model" resolved to "1-bit" instead of "BitNet")."""
+    if capitalised and not any(c.isupper() for c in word):
+        return False
+    return bool(word) and bool(names(word))
 
 
 def _possessive_dropped(phrase: str) -> str:
