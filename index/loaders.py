@@ -237,10 +237,9 @@ def _load_text(path: Path, data: bytes, kind: str) -> LoadedDocument:
         title = m.group(1).strip() if m else ""
     else:
         title = _text_title(text)
-    title = title or readable_stem(path)
     return LoadedDocument(
         source=str(path),
-        title=title,
+        title=title or path.stem,
         kind=kind,
         pages=[Page(number=None, text=text)],
         warnings=notes,
@@ -249,26 +248,25 @@ def _load_text(path: Path, data: bytes, kind: str) -> LoadedDocument:
 
 
 _NOT_A_TITLE = re.compile(r"^(?:#\w+(?:\s+#\w+)*|[-=_*~]{3,}|(?:link|url|source):.*|https?://\S+)$", re.I)
-_SENTENCE_END = re.compile(r"[.!?…:;,][\"'”’)\]]*$")
+_FIRST_SENTENCE = re.compile(r"^(.{12,}?[.!?])\s")
 
 
 def _text_title(text: str) -> str:
-    """The first line that names the document: a Markdown heading, or a short line that is not a
-    sentence. Tags, rules and bare links are passed over. A first line that is a sentence (it ends like
-    one, or is long) is the text itself, not its name: then "" (the file name stands in)."""
+    """The first heading or first line that can name the document: tags, rules and bare links are
+    passed over; a long first line gives its first sentence, or its first words and an ellipsis."""
     for line in text.splitlines()[:20]:
         line = line.strip()
         if not line or _NOT_A_TITLE.match(line):
             continue
-        if heading := _ATX_ANY.match(line):
-            return heading.group(1).strip()[:_TITLE_MAX]
-        return "" if len(line) > _TITLE_MAX or _SENTENCE_END.search(line) else line
+        line = line.lstrip("#").strip() if line.startswith("# ") else line
+        if len(line) <= _TITLE_MAX:
+            return line
+        m = _FIRST_SENTENCE.match(line)
+        if m and len(m.group(1)) <= _TITLE_MAX:
+            return m.group(1)
+        cut = line.rfind(" ", 0, _TITLE_MAX - 1)
+        return line[:cut].rstrip(",;:") + "…" if cut > 0 else ""
     return ""
-
-
-def readable_stem(path: Path) -> str:
-    """The file name as a title: "deep_learning-notes.txt" -> "deep learning notes"."""
-    return " ".join(re.split(r"[_\s-]+", path.stem)).strip() or path.stem
 
 
 # --- PDF --------------------------------------------------------------------------------------------
@@ -537,7 +535,7 @@ def _load_html(path: Path, data: bytes) -> LoadedDocument:
         warnings.simplefilter("ignore")  # bs4 warns about markup that looks like a filename/URL
         soup = BeautifulSoup(data, "html.parser")
     meta = _html_meta(soup)
-    meta.title = meta.title or readable_stem(path)
+    title = meta.title
     for tag in soup.find_all(_DROP_TAGS):
         tag.decompose()
     renderer = _HtmlRenderer()
@@ -550,7 +548,7 @@ def _load_html(path: Path, data: bytes) -> LoadedDocument:
         raise LoadError("no readable text in HTML (empty page or all script?)")
     return LoadedDocument(
         source=str(path),
-        title=meta.title,
+        title=title or path.stem,
         kind="html",
         pages=[Page(number=None, text=text)],
         meta=meta,

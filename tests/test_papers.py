@@ -102,10 +102,16 @@ def test_sidecar_and_meta_override(tmp_path: Path) -> None:
 
 
 def test_text_html_markdown_titles(tmp_path: Path) -> None:
-    (tmp_path / "a_review.txt").write_text("#notes\n\nThis review covers ten papers. It goes on.\n" * 3)
-    assert load_document(tmp_path / "a_review.txt").meta.title == "a review"  # a sentence names nothing
-    (tmp_path / "b.txt").write_text("#notes\n\nTen Papers of 2023\n\nThis review covers ten papers.\n")
-    assert load_document(tmp_path / "b.txt").meta.title == "Ten Papers of 2023"
+    (tmp_path / "a.txt").write_text("#notes\n\nThis review covers ten papers. It goes on for a while.\n" * 3)
+    assert (
+        load_document(tmp_path / "a.txt").meta.title
+        == "This review covers ten papers. It goes on for a while."
+    )
+    long = "This article is a compilation of research highlights, handpicked and summarized. " + "x " * 80
+    (tmp_path / "b.txt").write_text(long)
+    assert load_document(tmp_path / "b.txt").meta.title == (
+        "This article is a compilation of research highlights, handpicked and summarized."
+    )
     (tmp_path / "c.md").write_text("intro\n\n## Only a Second Level\n\ntext\n")
     assert load_document(tmp_path / "c.md").meta.title == "Only a Second Level"
     (tmp_path / "d.html").write_text(
