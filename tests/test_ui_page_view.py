@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
 import shutil
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -21,14 +20,15 @@ import streamlit as st
 from PIL import Image
 from pypdf import PdfReader
 from streamlit.testing.v1 import AppTest
-from test_ui_browser import CHROMIUM_ARGS, _free_port, _healthy, _missing, chromium  # noqa: F401
+from test_ui_browser import CHROMIUM_ARGS, _missing, chromium  # noqa: F401
 
 from assistant.agent.citations import whole_passage
 from assistant.agent.records import Citation
 from assistant.agent.tools import Ledger
 from assistant.index_access import open_index
 from assistant.settings import load_settings
-from eval.bench.pdf_boxes import MARK_PT, key
+from eval.bench.pdf_boxes import MARK_PT, held, key
+from eval.bench.ui_latency import start_ui
 from index.pdf_layout import read_page
 from ui.page_view import render_page, source_views, viewable_pdf
 
@@ -127,23 +127,10 @@ def test_the_search_page_opens_hits_on_their_page_and_turns_zooms_and_downloads(
 
 @pytest.fixture
 def ui_over_pdfs(seed_index: Path, tmp_path: Path) -> Iterator[str]:
-    """`ra ui` over the seed index (corpus + the two PDFs); no model starts unless a question is asked."""
-    port = _free_port()
-    log = tmp_path / "ui.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "assistant", "ui", "--port", str(port), "--index", str(seed_index)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-        )
-    url = f"http://127.0.0.1:{port}/"
+    """`ra ui` over the seed index (corpus + the two PDFs), started as the UI latency bench starts it; no
+    model starts unless a question is asked."""
+    proc, url = start_ui(seed_index, dict(os.environ), tmp_path / "ui.log")
     try:
-        deadline = time.monotonic() + 90
-        while not _healthy(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"`ra ui` did not come up:\n{log.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.5)
         yield url
     finally:
         proc.terminate()
@@ -194,7 +181,7 @@ def test_in_the_browser_a_pdf_hit_opens_on_its_page_with_the_words_boxed(
             img = image.bounding_box()
             marks = view.locator(".ra-box")
             assert marks.count() > 0
-            held = checked = 0
+            inside = checked = 0
             for i in range(marks.count()):
                 r = marks.nth(i).bounding_box()
                 assert img and r
@@ -206,8 +193,8 @@ def test_in_the_browser_a_pdf_hit_opens_on_its_page_with_the_words_boxed(
                 if x1 - x0 < MARK_PT:
                     continue
                 checked += 1
-                held += held((page_no, x0, y0, x1, y1), fragments, quote_key)
-            assert checked and held == checked
+                inside += held((page_no, x0, y0, x1, y1), fragments, quote_key)
+            assert checked and inside == checked
         finally:
             page.screenshot(path=str(SCREENSHOT), full_page=True)
             browser.close()
