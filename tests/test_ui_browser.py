@@ -190,6 +190,8 @@ def _load_result(page: Page, url: str, result: Path) -> None:
     page.get_by_label("…or a result folder").fill(str(result))
     page.get_by_role("button", name="Load", exact=True).click()
     page.get_by_text("Per question", exact=True).wait_for(timeout=60_000)
+    # The table's component loads lazily: under load its cells arrive after the headings that follow it.
+    page.locator('[data-testid="stTable"] td').first.wait_for(timeout=60_000)
 
 
 def test_the_chat_and_evaluation_pages_request_nothing_off_the_machine(
