@@ -114,7 +114,7 @@ def format_source(
     Without a known title the path relative to the working directory stands in; a hash-named absolute
     path is never the only thing shown when the document told us its name."""
     meta = meta or DocumentMeta()
-    name = meta.title or display_path(source)
+    name = display_title(meta.title, source) if meta.title else display_path(source)
     who = author_list(meta.authors)
     year = f"({meta.year})" if meta.year else ""
     byline = " ".join(x for x in (who, year) if x)
@@ -126,6 +126,21 @@ def format_source(
         a, b = lines
         where.append(f"line {a}" if a == b else f"lines {a}–{b}")
     return ", ".join([head, *where])
+
+
+# a statement of four words or more ("Why ...?" is a title)
+_OPENING_SENTENCE = re.compile(r"^(?:\S+\s+){3,}\S*?[.\u2026][\"'\u201d\u2019)\]]*$")
+
+
+def display_title(title: str, source: str) -> str:
+    """The title as a label shows it. A plain-text file without a heading is titled by its first line; when
+    that line is a sentence ("This year has felt distinctly different.") it does not name the file, so the
+    label gives the file's name with the sentence quoted as its opening words. The stored title, which
+    search reads beside each passage, is unchanged."""
+    if not _OPENING_SENTENCE.match(title):
+        return title
+    opening = title.rstrip("\"'\u201d\u2019)]").rstrip(".\u2026")
+    return f"{Path(source).name} (\u201c{opening}\u2026\u201d)"
 
 
 def line_range(text: str, start: int, end: int) -> tuple[int, int]:

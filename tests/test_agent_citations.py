@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from assistant.agent.citations import best_quote, key_sentences, render, resolve_citations, sentence_offsets
+from assistant.agent.citations import best_quote, key_sentences, passage_sentences, render, resolve_citations
 from assistant.agent.records import Evidence, Sentence
 
 
 def passage(id: int, text: str, source: str = "a.txt", **fields: object) -> Evidence:
     """A passage as the ledger records it: split into sentences once, on entry."""
-    return Evidence(id, "passage", text, source, sentences=sentence_offsets(text), **fields)  # type: ignore[arg-type]
+    return Evidence(id, "passage", text, source, sentences=passage_sentences(text)[0], **fields)  # type: ignore[arg-type]
 
 
 PASSAGE = (

@@ -155,3 +155,21 @@ def test_a_follow_up_is_searched_with_the_subject_of_the_turn_before(agent: Rese
     # the search ran with the subject: the evidence it found is about Open X-Embodiment (whether the 1.5B
     # then answers the robot count is the agent's accuracy, measured in docs/benchmarks.md section 18)
     assert answer.evidence and "x-embodiment" in answer.evidence[0].text.lower(), answer.evidence[:1]
+
+
+def test_a_planted_note_addressed_to_the_assistant_never_becomes_the_answer(tmp_path: Path) -> None:
+    """The planted-answer battery's cases that fooled the 1.5B before notes were set aside (4 of 16 stated
+    the planted value as supported, docs/benchmarks.md section 22): now none states it."""
+    from assistant.index_access import index_config
+    from eval.bench.injection import planted_corpus_files, score_planted
+    from index.ingest import ingest_paths
+
+    pytest.importorskip("xllamacpp")
+    cases = planted_corpus_files(tmp_path / "corpus")
+    settings = load_settings({"index": {"dir": tmp_path / "idx"}})
+    ingest_paths([tmp_path / "corpus"], settings.index.dir, index_config(settings))
+    fooled = [c for c in cases if c.path.stem in ("planted3", "planted5", "planted7")]
+    with ready_agent(settings) as agent:
+        for case in [fooled[0], fooled[2], fooled[5]]:  # Lumen (pdf), Quill (md), Sable (pdf, run the code)
+            answer = final_answer(agent.run(case.question))
+            assert not score_planted(answer, case.fact)["planted_stated"], (case.question, answer.text)

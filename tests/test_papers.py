@@ -348,3 +348,13 @@ def test_milvus_keeps_references_out_and_returns_document_records(tmp_path: Path
     assert all(c.document == top.document for c in index.neighbours(top.chunk_id))
     with_refs = load_settings({"index": where, "retrieval": {"mode": "bm25", "include_references": True}})
     assert [h for h in open_index(with_refs).search(query, k=8) if h.chunk.meta.get("role") == "references"]
+
+
+def test_a_text_titled_by_its_opening_sentence_is_labelled_by_its_file_name() -> None:
+    """Issue 23: "This year has felt distinctly different., line 17" read like a sentence, not a source."""
+    opening = DocumentMeta(title="This year has felt distinctly different.")
+    assert format_source(opening, "/abs/c/003_b445.txt", lines=(17, 17)) == (
+        "003_b445.txt (\u201cThis year has felt distinctly different\u2026\u201d), line 17"
+    )
+    question = DocumentMeta(title="Why do small models hallucinate?")  # a heading that asks is a title
+    assert format_source(question, "/abs/c/b.md") == "Why do small models hallucinate?"

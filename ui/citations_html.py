@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from html import escape
 
 from assistant.agent.records import Answer, Citation, Sentence
+from assistant.cli.sources import set_aside
 from index.documents import format_source
 
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -129,7 +130,10 @@ def source_card(citation: Citation, turn_key: str, number: int, view: str = "") 
             f'<div class="ra-label">output</div><pre class="ra-code">{escape(citation.output or citation.passage)}</pre>'
         )
     else:
-        body = view or passage_block(citation)
+        flag = set_aside(citation)  # the document addressed the assistant: the reader should see it tried
+        body = (view or passage_block(citation)) + (
+            f'<div class="ra-flag">{escape(flag)}</div>' if flag else ""
+        )
     close = f'<a class="ra-close" href="#{panel_id(turn_key)}" title="close">close</a>'
     return f'<div class="ra-source" id="{cid}">{head}{quote}<div class="ra-passage">{body}{close}</div></div>'
 

@@ -39,6 +39,7 @@ CSS = f"""
 .ra-text, .ra-code {{ max-height: 22rem; overflow: auto; margin: .2rem 0 0; padding: .5rem .65rem;
   border-radius: .4rem; background: rgba(128, 128, 128, .08); font-size: .85em; white-space: pre-wrap; }}
 .ra-code {{ font-family: ui-monospace, SFMono-Regular, Menlo, monospace; }}
+.ra-flag {{ margin-top: .35rem; font-size: .8em; color: #8a4b00; background: #fff4e0; padding: .2rem .4rem; border-radius: .3em; }}
 mark.ra-hl {{ background: #ffe58a; color: #1f1f1f; padding: 0 .1em; border-radius: .2em; }}
 [data-testid="stSidebar"] [data-testid="stMetricValue"] {{ font-size: 1.6rem; }}
 .ra-pageview {{ position: relative; margin-top: .3rem; line-height: 0; box-shadow: 0 0 0 1px rgba(128, 128, 128, .3); }}

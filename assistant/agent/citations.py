@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from assistant.agent.records import Citation, Evidence, Sentence
+from assistant.grounding.directives import split_directives
 from index.pdf_boxes import quote_boxes
 from index.text import STOPWORDS as _STOP
 from index.text import sentence_spans
@@ -131,9 +132,10 @@ def _has_digit_and_letter(word: str) -> bool:
     return any(c.isdigit() for c in word) and any(c.isalpha() for c in word)
 
 
-def sentence_offsets(text: str) -> tuple[tuple[int, int], ...]:
-    """The sentences of a passage as (start, end) offsets, split once when the passage enters the ledger."""
-    return tuple(sentence_spans(text, 0, len(text), lines=True))
+def passage_sentences(text: str) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
+    """(statements, directives): a passage's sentences as (start, end) offsets, split once when the passage
+    enters the ledger, with those addressed to the reader or an AI set apart (grounding/directives.py)."""
+    return split_directives(text, sentence_spans(text, 0, len(text), lines=True))
 
 
 def best_quote(passage: Evidence, claim: str, max_chars: int = MAX_QUOTE) -> tuple[int, str]:
@@ -141,7 +143,8 @@ def best_quote(passage: Evidence, claim: str, max_chars: int = MAX_QUOTE) -> tup
     target = _words(claim)
     best: tuple[float, int, str] = (-1.0, 0, "")
     text = passage.text
-    for lo, hi in passage.sentences or sentence_offsets(text):
+    spans = passage.sentences if passage.sentences or passage.directives else passage_sentences(text)[0]
+    for lo, hi in spans:
         offset, segment = _strip_span(lo, text[lo:hi])
         if not segment:
             continue

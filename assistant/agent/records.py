@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from assistant.grounding.directives import blank
 from index.documents import DocumentMeta
 from index.pdf_boxes import Box
 
@@ -69,6 +70,13 @@ class Evidence:
     line_start: int | None = None  # 1-based line of the document where `text` starts
     # The passage split into sentences once (offsets into `text`), reused for prompt lines, quotes and checks.
     sentences: tuple[tuple[int, int], ...] = ()
+    # Sentences that address the reader or an AI ("Note to the assistant: ..."): never shown to the model
+    # as lines, quoted or scored (grounding/directives.py), kept here so a reader sees they were set aside.
+    directives: tuple[tuple[int, int], ...] = ()
+
+    def citable_text(self) -> str:
+        """The passage without its directives (blanked, so offsets hold): what can support a claim."""
+        return blank(self.text, self.directives) if self.directives else self.text
 
     def sentence_texts(self) -> list[str]:
         """Each sentence of the passage, whitespace collapsed (a computation is one sentence)."""

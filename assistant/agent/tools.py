@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from assistant.agent.citations import sentence_offsets
+from assistant.agent.citations import passage_sentences
 from assistant.agent.prompts import render
 from assistant.agent.records import Evidence, Operand
 from assistant.sandbox import SandboxLimits, SandboxUnavailable, run_python
@@ -70,6 +70,7 @@ class Ledger:
 
     def add_chunk(self, chunk: Chunk, *, part: int | None, query: str | None, tool: str) -> Evidence:
         c = chunk
+        said, addressed = passage_sentences(c.text)
         return self._add(
             c.chunk_id,
             Evidence(
@@ -86,7 +87,8 @@ class Ledger:
                 tool=tool,
                 document=c.document,
                 line_start=c.line_start,
-                sentences=sentence_offsets(c.text),
+                sentences=said,
+                directives=addressed,
             ),
         )
 
@@ -94,6 +96,7 @@ class Ledger:
         self, source: str, page: int | None, start: int, end: int, text: str, part: int | None, **where: Any
     ) -> Evidence:
         """`where`: the span's `document` and `line_start`, when known."""
+        said, addressed = passage_sentences(text)
         ev = Evidence(
             len(self.items) + 1,
             "passage",
@@ -104,7 +107,8 @@ class Ledger:
             end,
             part=part,
             tool="read",
-            sentences=sentence_offsets(text),
+            sentences=said,
+            directives=addressed,
             **where,
         )
         return self._add(f"{source}#{start}-{end}", ev)
@@ -136,8 +140,8 @@ class Ledger:
 
 
 def format_evidence(ev: Evidence) -> str:
-    """`[n] file p.X: text` on one line, whitespace collapsed."""
-    return f"[{ev.id}] {ev.label()}: {' '.join(ev.text.split())}"
+    """`[n] file p.X: text` on one line, whitespace collapsed, without text addressed to the reader."""
+    return f"[{ev.id}] {ev.label()}: {' '.join(ev.citable_text().split())}"
 
 
 def format_passage(ev: Evidence, chunk: Chunk) -> str:

@@ -36,7 +36,21 @@ def source_line(c: Citation) -> str:
         code = "\n".join("      " + line for line in (c.code or "").splitlines())
         where = "sandbox" if c.evidence.sandboxed else "in process (no sandbox here)"
         return f"[{c.id}] python ({where}), output {c.output!r}:\n{code}"
-    return f"[{c.id}] {citation_label(c)}: \u201c{c.quote}\u201d"
+    flag = set_aside(c)
+    return f"[{c.id}] {citation_label(c)}: \u201c{c.quote}\u201d" + (f"\n      {flag}" if flag else "")
+
+
+def set_aside(c: Citation) -> str:
+    """The warning for a cited passage that also holds text addressed to the assistant (never evidence,
+    see grounding/directives.py): a reader should know the document tried."""
+    spans = c.evidence.directives
+    if not spans:
+        return ""
+    lo, hi = spans[0]
+    first = " ".join(c.evidence.text[lo:hi].split())
+    first = first if len(first) <= 80 else first[:79] + "\u2026"
+    more = f" and {len(spans) - 1} more" if len(spans) > 1 else ""
+    return f"set aside, addressed to the assistant and not used as evidence: \u201c{first}\u201d{more}"
 
 
 def citations_bibtex(citations: Iterable[Citation]) -> str:

@@ -51,10 +51,11 @@ def verdict(score: float, threshold: float, weak_margin: float) -> Verdict:
 
 
 def evidence_text(ev: Evidence) -> str:
-    """What a checker reads for one piece of evidence: the passage, or a computation's code and output."""
+    """What a checker reads for one piece of evidence: the passage (without text addressed to the reader),
+    or a computation's code and output."""
     if ev.kind == "computed":
         return render("checker_computed_evidence.md", code=ev.code or "", output=ev.text)
-    return ev.text
+    return ev.citable_text()
 
 
 def subsets(citations: Sequence[int], *, leave_one_out: bool = False) -> list[Subset]:
@@ -209,7 +210,7 @@ def anchoring(sentence: Sentence, evidence: Mapping[int, Evidence], question: st
     sentence with one number or name that its passage does not contain, which an embedding-based
     checker scores close to a right one."""
     cited = [evidence[c] for c in sentence.citations if c in evidence]
-    source = " ".join(ev.text for ev in cited) + " " + question
+    source = " ".join(ev.citable_text() for ev in cited) + " " + question
     text = _MARKER.sub(" ", sentence.text)
     known = [q.value for q in find_quantities(source)]
     missing = [
