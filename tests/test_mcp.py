@@ -178,6 +178,13 @@ def test_stdio_tools_resources_and_hostile_input(mcp_index: Path, corpus: Path) 
             ("search", {"query": "x" * 10_000_000}, r"^the query has 10,000,000 characters"),
             ("search", {"query": "   "}, r"^empty query"),
             ("search", {"query": "guidance", "mode": "fuzzy"}, r"^unknown mode 'fuzzy'"),
+            (
+                "search",
+                {"query": "guidance", "k": "abc"},
+                r"^k must be a valid integer.* \(got 'abc'\): see the search",
+            ),
+            ("search", {"k": 3}, r"^query is required: see the search tool's input schema$"),
+            ("read", {"chunk_id": ["a", "b"]}, r"^chunk_id must be .*\(got \['a', 'b'\]\)"),
             ("ask", {"question": "q" * 10_000_000}, r"^the question has 10,000,000 characters"),
             ("ask", {"question": " "}, r"^empty question"),
             (

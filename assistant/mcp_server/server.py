@@ -23,9 +23,9 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
-from mcp_types import CallToolResult, Resource, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp_types import CallToolResult, InputRequiredResult, Resource, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field, ValidationError
 
 from assistant.agent.records import Answer
 from assistant.cli.sources import chunk_label, citation_label
@@ -61,6 +61,18 @@ class ResearchServer(MCPServer[None]):
     def __init__(self, library: Library, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.library = library
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[None, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        """The SDK's call, with arguments of the wrong type refused in one line like every other refusal
+        (the SDK would send pydantic's multi-line report)."""
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                return tool_error(UserFacingError(wrong_arguments(name, exc.__cause__)))
+            raise
 
     async def list_resources(self) -> list[Resource]:
         listed = await super().list_resources()
@@ -227,6 +239,19 @@ def build_server(settings: Settings) -> ResearchServer:
 
 
 # -- errors --------------------------------------------------------------------------------------------
+def wrong_arguments(tool: str, exc: ValidationError) -> str:
+    """ "k must be an integer (got 'abc'): see the search tool's input schema" for the first wrong argument."""
+    first = exc.errors()[0]
+    name = ".".join(str(x) for x in first["loc"]) or "arguments"
+    got = repr(first.get("input"))
+    got = got if len(got) <= 40 else got[:39] + "\u2026"
+    extra = f" and {len(exc.errors()) - 1} more" if len(exc.errors()) > 1 else ""
+    if first["type"] == "missing":
+        return f"{name} is required{extra}: see the {tool} tool's input schema"
+    what = str(first["msg"]).removeprefix("Input should be ").lower()
+    return f"{name} must be {what} (got {got}){extra}: see the {tool} tool's input schema"
+
+
 def tool_error(exc: UserFacingError) -> CallToolResult:
     """The CLI's one-line message as an MCP tool error (`isError`: the client's model reads it and can
     correct its call). Returned rather than raised: the SDK would prefix "Error executing tool NAME"."""
