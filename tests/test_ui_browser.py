@@ -10,18 +10,16 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
+
+from eval.bench.ui_latency import start_ui
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -57,12 +55,6 @@ def chromium() -> str:
     return str(path)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def ui_url(seed_index: Path, tmp_path: Path) -> Iterator[str]:
     """`ra ui` on a free port over the seed index, stopped (with its model server) after the test."""
@@ -88,22 +80,9 @@ def small_ui_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @contextmanager
 def _serve(index: Path, cwd: Path) -> Iterator[str]:
-    port = _free_port()
-    log = cwd / "ui.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "assistant", "ui", "--port", str(port), "--index", str(index)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-        )
-    url = f"http://127.0.0.1:{port}/"
+    """The UI bench's launcher, stopped (with its model server) when the test ends."""
+    proc, url = start_ui(index, dict(os.environ), cwd / "ui.log", cwd=cwd)
     try:
-        deadline = time.monotonic() + 90
-        while not _healthy(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"`ra ui` did not come up:\n{log.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.5)
         yield url
     finally:
         proc.terminate()
@@ -112,13 +91,6 @@ def _serve(index: Path, cwd: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(url + "_stcore/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_a_question_gets_a_cited_answer_whose_citation_opens_its_passage(chromium: str, ui_url: str) -> None:

@@ -41,7 +41,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_ui(index: Path, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_ui(
+    index: Path, env: dict[str, str], log: Path, cwd: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`ra ui` on a free port over `index`, once it answers its health check (SystemExit naming `log` if
+    it does not come up in two minutes)."""
     port = free_port()
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -49,6 +53,7 @@ def start_ui(index: Path, env: dict[str, str], log: Path) -> tuple[subprocess.Po
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=cwd,
         )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 120
