@@ -182,6 +182,27 @@ def test_a_statement_before_the_question_is_its_context_not_a_part() -> None:
 
 
 # -- comparisons ---------------------------------------------------------------------------------------
+def test_a_request_to_run_code_beside_another_question_keeps_both_parts() -> None:
+    """The snippet clause is a snippet part, the other clause is planned by the model, in question order
+    (before, the whole question was one snippet part and the other question was lost)."""
+    from assistant.agent.plan import PlanRequest, plan_request, rules_plan
+
+    for question, kinds in [
+        ("What does the snippet in the DPO section print, and what does DPO train on?", ["snippet", "fact"]),
+        ("When was the Marlow bridge completed, and what does the code in its report print?", ["number", "snippet"]),
+    ]:  # fmt: skip
+        request = plan_request(question)
+        assert isinstance(request, PlanRequest)
+        assert (
+            request.schema["properties"]["parts"]["minItems"] == 1
+        )  # only the clause that asks the documents
+        plan = request.parse(plan_reply("number" if kinds[0] == "number" else "fact"))
+        assert [p.asks for p in plan.parts] == kinds and [p.id for p in plan.parts] == [1, 2]
+        assert [p.asks for p in rules_plan(question).parts][kinds.index("snippet")] == "snippet"
+    whole = plan_request("Run the snippet in the DPO section: what does it print?")
+    assert not isinstance(whole, PlanRequest) and [p.asks for p in whole.parts] == ["snippet"]
+
+
 def test_a_comparison_answers_each_item_from_its_own_search_and_the_model_names_the_winner() -> None:
     agent, backend, index = agent_for(
         [

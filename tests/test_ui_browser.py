@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.browser]
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOT = REPO / "artifacts" / "ui-answer.png"
 QUESTION = "How many instruction-following demonstrations was Stanford's Alpaca 7B fine-tuned on?"
+FOLLOW_UP = "Which base model was it fine-tuned from?"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -108,6 +109,10 @@ def test_a_question_gets_a_cited_answer_whose_citation_opens_its_passage(chromiu
             box.fill(QUESTION, timeout=60_000)
             box.press("Enter")
 
+            # Words stream: the draft shows (marked as being checked) before the answer is finished.
+            page.locator(".ra-draft").first.wait_for(timeout=ANSWER_TIMEOUT_MS)
+            assert page.get_by_text("Answered in").count() == 0
+
             # Finished answers are redrawn with their sources panel; wait for one of its markers.
             cite = page.locator(".ra-answer .ra-cite").first
             cite.wait_for(timeout=ANSWER_TIMEOUT_MS)
@@ -122,6 +127,14 @@ def test_a_question_gets_a_cited_answer_whose_citation_opens_its_passage(chromiu
             quote = page.locator(f"{target} mark.ra-hl")
             expect(quote).to_be_visible()
             assert quote.inner_text().strip()  # the quoted span is highlighted inside the opened passage
+
+            # A follow-up that needs the first question's subject is searched with it.
+            box.fill(FOLLOW_UP)
+            box.press("Enter")
+            searched = page.get_by_text(re.compile("^Searched for: "))
+            searched.first.wait_for(timeout=ANSWER_TIMEOUT_MS)
+            assert "Alpaca" in searched.first.inner_text()
+            expect(page.get_by_text("Answered in")).to_have_count(2, timeout=ANSWER_TIMEOUT_MS)
         finally:
             page.screenshot(path=str(SCREENSHOT), full_page=True)
             browser.close()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import Any
 
@@ -82,15 +82,38 @@ def plan_request(question: str) -> PlanRequest | Plan:
     """The planning call for `question`, or the plan itself when the user asks to run the documents'
     code (a request about the user's own intent, which the rule reads unambiguously)."""
     q = " ".join(question.split())
-    if _SNIPPET.search(q):
-        return Plan(q, (Part(1, q, "snippet", queries=(q,)),), "rules")
     clauses = split_clauses(q)
-    listed = "\n".join(f"Part {i}: {c}" for i, c in enumerate(clauses, 1))
+    runs, asked = code_runs(clauses)
+    if _SNIPPET.search(q) and (not asked or not any(runs)):
+        return Plan(q, (Part(1, q, "snippet", queries=(q,)),), "rules")
+    listed = "\n".join(f"Part {i}: {c}" for i, c in enumerate(asked, 1))
     messages: list[Message] = [
         {"role": "system", "content": render("plan_system.md")},
         {"role": "user", "content": render("plan_user.md", question=q, parts=listed)},
     ]
-    return PlanRequest(messages, plan_schema(len(clauses)), lambda raw: parse_plan(raw, q, clauses))
+    return PlanRequest(
+        messages, plan_schema(len(asked)), lambda raw: with_snippets(parse_plan(raw, q, asked), clauses, runs)
+    )
+
+
+def code_runs(clauses: Sequence[str]) -> tuple[list[bool], list[str]]:
+    """Which clauses ask to run the documents' code, and the others (what the plan decides about)."""
+    runs = [bool(_SNIPPET.search(c)) for c in clauses]
+    return runs, [c for c, run in zip(clauses, runs, strict=True) if not run]
+
+
+def with_snippets(plan: Plan, clauses: Sequence[str], runs: Sequence[bool]) -> Plan:
+    """`plan` of the clauses that ask about the documents, with the clauses that ask to run their code put
+    back in place as snippet parts ("What does the snippet print, and what does DPO train on?" has two
+    parts: neither is lost to the other)."""
+    if not any(runs):
+        return plan
+    planned = iter(plan.parts)
+    parts = [
+        Part(n, c, "snippet", queries=(c,)) if run else replace(next(planned), id=n)
+        for n, (c, run) in enumerate(zip(clauses, runs, strict=True), 1)
+    ]
+    return replace(plan, parts=tuple(parts))
 
 
 def plan_schema(n_parts: int) -> dict[str, Any]:
@@ -164,14 +187,16 @@ def rules_plan(question: str) -> Plan:
     the routing benchmark compares the model with)."""
     q = " ".join(question.split())
     clauses = split_clauses(q)
-    return Plan(
+    runs, asked = code_runs(clauses)
+    plan = Plan(
         q,
         tuple(
-            make_part(n, c, "number" if rule_asks(c) == "number" else "fact", [], clauses[: n - 1])
-            for n, c in enumerate(clauses, 1)
+            make_part(n, c, "number" if rule_asks(c) == "number" else "fact", [], asked[: n - 1])
+            for n, c in enumerate(asked, 1)
         ),
         "rules",
     )
+    return with_snippets(plan, clauses, runs)
 
 
 def make_part(n: int, clause: str, asks: Asks, items: Sequence[str], earlier: Sequence[str]) -> Part:
