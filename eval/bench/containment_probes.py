@@ -340,16 +340,17 @@ print("HELD" if rc == -1 and err == errno.EPERM and query >= 0 else f"ESCAPED rc
             _LIBC
             + f"""
 number = {numbers}.get(os.uname().machine)  # None: this machine has no such call
-rc, err = call("syscall", number, 0, 0, 0, 0) if number is not None else (-1, errno.EPERM)
+rc, err = call("syscall", number, {args}) if number is not None else (-1, errno.EPERM)
 print("HELD" if rc == -1 and err == errno.EPERM else f"ESCAPED rc={{rc}} errno={{err}}")
 """,
         )
-        for name, numbers in (
-            ("modify_ldt", {"x86_64": 154}),
-            ("fanotify_init", {"x86_64": 300, "aarch64": 262}),
-            ("memfd_secret", {"x86_64": 447, "aarch64": 447}),
-            ("landlock_create_ruleset", {"x86_64": 444, "aarch64": 444}),
-            ("landlock_restrict_self", {"x86_64": 446, "aarch64": 446}),
+        # arguments an unprivileged process may pass, so only the filter can answer EPERM
+        for name, numbers, args in (
+            ("modify_ldt", {"x86_64": 154}, "0, 0, 0"),  # read the LDT
+            ("fanotify_init", {"x86_64": 300, "aarch64": 262}, "0x200, 0"),  # FAN_REPORT_FID
+            ("memfd_secret", {"x86_64": 447, "aarch64": 447}, "0"),
+            ("landlock_create_ruleset", {"x86_64": 444, "aarch64": 444}, "0, 0, 1"),  # the ABI version
+            ("landlock_restrict_self", {"x86_64": 446, "aarch64": 446}, "-1, 0"),
         )
     ),
     Probe(
