@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import struct
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 import zlib
 from pathlib import Path
@@ -291,7 +291,7 @@ def test_figures_are_checked_before_they_are_read(sandbox: None) -> None:
     mb = 2**20
     files = {
         "a_good.png": png(),
-        "b_over_image_cap.png": png(padding=mb + 1000),
+        "b_over_image_cap.png": png(padding=mb + mb // 2),
         "c_fits.png": png(padding=600_000),
         "d_past_total.png": png(padding=600_000),
         "e_huge_dimensions.png": png()[:16] + struct.pack(">II", 100_000, 100_000) + png()[24:],
@@ -323,32 +323,32 @@ def test_figures_are_checked_before_they_are_read(sandbox: None) -> None:
         "h_fifo.png",
         "i_link.png",
     ]
-    assert "over the 1048576-byte cap per image" in reasons["b_over_image_cap.png"]
+    assert reasons["b_over_image_cap.png"] == "1.5 MB, over the 1.0 MB cap per image"
     assert "total cap" in reasons["d_past_total.png"]
     assert reasons["e_huge_dimensions.png"] == "implausible dimensions 100000x100000"
     assert reasons["f_text.png"] == "not a PNG (no signature and IHDR chunk)"
-    assert reasons["g_sparse.png"].startswith("sparse file (524288 bytes")
+    assert reasons["g_sparse.png"] == "sparse file (0.5 MB long, 4096 bytes stored)"
     assert reasons["h_fifo.png"] == "not a regular file"
     assert reasons["i_link.png"].startswith("unreadable")
 
 
 def test_figure_bombs_cost_the_host_nothing(sandbox: None, tmp_path: Path) -> None:
     """Issue 25: 16 sparse 16 MB "PNGs" grew `ra sandbox run --figures` to 1.09 GB RSS, wrote 257 MB and
-    took 16.7 s past a 10 s timeout. Now they are skipped unread: the real `ra`, its peak RSS measured."""
+    took 16.7 s past a 10 s timeout. Now they are skipped unread: the real `ra`, its peak RSS measured, and
+    the run's own duration (ra's start-up, slow on a loaded machine, is not what is measured)."""
     script = tmp_path / "bombs.py"
     script.write_text(textwrap.dedent(next(p for p in PROBES if "sparse" in p.name).code))
     figures = tmp_path / "figs"
     env = {**os.environ, "RA_CONFIG": str(tmp_path / "none.toml")}
     argv = [sys.executable, "-m", "assistant", "sandbox", "run", str(script), "--figures", str(figures)]
     with (tmp_path / "stderr").open("wb") as stderr:
-        started = time.monotonic()
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
         _, status, usage = os.wait4(proc.pid, 0)  # not proc.wait(): wait4 also gives the peak RSS
-        elapsed = time.monotonic() - started
     messages = (tmp_path / "stderr").read_text()
     assert os.waitstatus_to_exitcode(status) == 0, messages
     assert messages.count("figure skipped: bomb") == 16
-    assert elapsed < 10
+    duration = re.search(r"sandbox: exit code 0 in (\d+\.\d+)s", messages)
+    assert duration is not None and float(duration[1]) < 5, messages  # 7 s before, unloaded
     assert usage.ru_maxrss < 400 * 1024  # KiB; 1.09 GB before
     assert sum(path.stat().st_size for path in figures.glob("*")) == 0
 

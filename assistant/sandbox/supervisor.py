@@ -64,6 +64,10 @@ def _say(message: str) -> None:
     os.write(2, f"sandbox: {message}\n".encode())
 
 
+def _mb(size: int) -> str:
+    return f"{size / 2**20:.1f} MB"
+
+
 def _png_problem(head: bytes) -> str | None:
     """Why these first 24 bytes are not a PNG worth returning; None when they are."""
     if len(head) < 24 or not head.startswith(PNG_SIGNATURE) or head[8:16] != IHDR:
@@ -83,11 +87,11 @@ def _read_png(path: str, max_bytes: int, budget: int) -> bytes | str:
         if not stat.S_ISREG(info.st_mode):
             return "not a regular file"
         if info.st_size > max_bytes:
-            return f"{info.st_size} bytes, over the {max_bytes}-byte cap per image"
+            return f"{_mb(info.st_size)}, over the {_mb(max_bytes)} cap per image"
         if info.st_blocks * 512 < info.st_size:
-            return f"sparse file ({info.st_size} bytes, {info.st_blocks * 512} stored)"
+            return f"sparse file ({_mb(info.st_size)} long, {info.st_blocks * 512} bytes stored)"
         if info.st_size > budget:
-            return f"{info.st_size} bytes, past what is left of the total cap for images"
+            return f"{_mb(info.st_size)}, past what is left of the total cap for images"
         data = os.read(fd, info.st_size)
     finally:
         os.close(fd)
