@@ -25,6 +25,9 @@ class SandboxLimits(BaseModel):
     cpu_s: int = Field(10, gt=0)
     max_procs: int = Field(64, gt=0, description="processes and threads of this run")
     max_file_mb: int = Field(16, gt=0, description="largest file the code may write")
+    max_open_files: int = Field(
+        256, gt=0, description="open files; bounds socket and pipe buffers, memory RLIMIT_AS misses"
+    )
     max_output_bytes: int = Field(64_000, gt=0, description="kept per stream; the rest is dropped")
     tmp_mb: int = Field(128, gt=0, description="size of the writable /tmp tmpfs")
     max_images: int = Field(16, ge=0, description="PNGs returned from the figures directory")

@@ -279,6 +279,26 @@ print("HELD" if rc == -1 and err == errno.EPERM else f"ESCAPED rc={rc} errno={er
 """,
     ),
     Probe(
+        "socket buffers past RLIMIT_AS (socket pairs filled until no file is left)",
+        """
+        import socket
+        pairs, queued = [], 0
+        try:
+            while len(pairs) < 20000:
+                a, b = socket.socketpair()
+                a.setblocking(False)
+                pairs.append((a, b))
+                try:
+                    while True:
+                        queued += a.send(bytes(65536))
+                except BlockingIOError:
+                    pass
+        except OSError:
+            pass
+        print("HELD" if queued <= 64 * 2**20 else f"ESCAPED: {queued >> 20} MB queued in {len(pairs)} pairs")
+        """,
+    ),
+    Probe(
         "POSIX shared memory in /dev/shm",
         """
         try:
