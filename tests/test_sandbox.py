@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
+import struct
 import subprocess
+import sys
 import textwrap
 import uuid
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +34,24 @@ from assistant.sandbox import (
 )
 from assistant.sandbox.command import CODE_PATH, explain_setup_failure
 from assistant.sandbox.seccomp import DENIED, filter_program
-from eval.bench.containment_probes import PROBES, Probe, held
+from eval.bench.containment_probes import PROBES, Probe
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JSON_KEYS = {"stdout", "stderr", "exit_code", "timed_out", "killed_reason", "duration_s", "truncated"}
+JSON_KEYS |= {"images_skipped"}
+
+
+def png(width: int = 1, height: int = 1, padding: int = 0) -> bytes:
+    """A real grey PNG of that size (an ancillary chunk of `padding` bytes makes it as big as wanted)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    pixels = zlib.compress(b"".join(b"\0" + b"\x80" * width for _ in range(height)))
+    filler = chunk(b"teXt", b"x" * padding) if padding else b""
+    return PNG_SIGNATURE + chunk(b"IHDR", header) + filler + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
 
 @pytest.fixture(scope="module")
@@ -255,7 +272,85 @@ def test_proc_shows_only_sandbox_processes(sandbox: None) -> None:
 
 def test_runs_as_unprivileged_user_without_project(sandbox: None) -> None:
     result = run("import os\nprint(os.getuid(), os.path.exists(os.path.join(os.getcwd(), 'pyproject.toml')))")
-    assert result.stdout.split() == ["65534", "False"]
+    uid, project_seen = result.stdout.split()
+    assert int(uid) not in (0, os.getuid())
+    assert project_seen == "False"
+
+
+def test_run_that_cannot_start_is_a_one_line_error(sandbox: None) -> None:
+    """No process left for the snippet: one line saying what to do, not the supervisor's traceback."""
+    result = run("print('never')", max_procs=1)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith("sandbox: cannot start the code (Resource temporarily unavailable)")
+    assert "sandbox.max_procs" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_figures_are_checked_before_they_are_read(sandbox: None) -> None:
+    """Only real PNGs within the caps come back; each other `*.png` is named with its reason, and a FIFO
+    or a link among them neither hangs the collection nor is followed."""
+    mb = 2**20
+    files = {
+        "a_good.png": png(),
+        "b_over_image_cap.png": png(padding=mb + mb // 2),
+        "c_fits.png": png(padding=600_000),
+        "d_past_total.png": png(padding=600_000),
+        "e_huge_dimensions.png": png()[:16] + struct.pack(">II", 100_000, 100_000) + png()[24:],
+        "f_text.png": b"just text",
+    }
+    result = run(
+        f"""
+        import os
+        for name, data in {files!r}.items():
+            open("{FIGURES_DIR}/" + name, "wb").write(data)
+        with open("{FIGURES_DIR}/g_sparse.png", "wb") as fh:
+            fh.write({png()!r})
+            fh.truncate({mb // 2})
+        os.mkfifo("{FIGURES_DIR}/h_fifo.png")
+        os.symlink("{FIGURES_DIR}/a_good.png", "{FIGURES_DIR}/i_link.png")
+        """,
+        max_image_mb=1,
+        max_images_total_mb=1,
+    )
+    assert result.ok, result.stderr
+    assert result.images == [files["a_good.png"], files["c_fits.png"]]
+    reasons = dict(entry.split(": ", 1) for entry in result.images_skipped)
+    assert sorted(reasons) == [
+        "b_over_image_cap.png",
+        "d_past_total.png",
+        "e_huge_dimensions.png",
+        "f_text.png",
+        "g_sparse.png",
+        "h_fifo.png",
+        "i_link.png",
+    ]
+    assert reasons["b_over_image_cap.png"] == "1.5 MB, over the 1.0 MB cap per image"
+    assert "total cap" in reasons["d_past_total.png"]
+    assert reasons["e_huge_dimensions.png"] == "implausible dimensions 100000x100000"
+    assert reasons["f_text.png"] == "not a PNG (no signature and IHDR chunk)"
+    assert reasons["g_sparse.png"] == "sparse file (0.5 MB long, 4096 bytes stored)"
+    assert reasons["h_fifo.png"] == "not a regular file"
+    assert reasons["i_link.png"].startswith("unreadable")
+
+
+def test_figure_bombs_cost_the_host_nothing(sandbox: None, tmp_path: Path) -> None:
+    """Issue 25: 16 sparse 16 MB "PNGs" grew `ra sandbox run --figures` to 1.09 GB RSS, wrote 257 MB and
+    took 16.7 s past a 10 s timeout. Now they are skipped unread: the real `ra`, its peak RSS measured, and
+    the run's own duration (ra's start-up, slow on a loaded machine, is not what is measured)."""
+    script = tmp_path / "bombs.py"
+    script.write_text(textwrap.dedent(next(p for p in PROBES if "sparse" in p.name).code))
+    figures = tmp_path / "figs"
+    env = {**os.environ, "RA_CONFIG": str(tmp_path / "none.toml")}
+    argv = [sys.executable, "-m", "assistant", "sandbox", "run", str(script), "--figures", str(figures)]
+    with (tmp_path / "stderr").open("wb") as stderr:
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(proc.pid, 0)  # not proc.wait(): wait4 also gives the peak RSS
+    messages = (tmp_path / "stderr").read_text()
+    assert os.waitstatus_to_exitcode(status) == 0, messages
+    assert messages.count("figure skipped: bomb") == 16
+    duration = re.search(r"sandbox: exit code 0 in (\d+\.\d+)s", messages)
+    assert duration is not None and float(duration[1]) < 5, messages  # 7 s before, unloaded
+    assert usage.ru_maxrss < 400 * 1024  # KiB; 1.09 GB before
+    assert sum(path.stat().st_size for path in figures.glob("*")) == 0
 
 
 def test_numpy_and_print(sandbox: None) -> None:
@@ -306,14 +401,14 @@ def test_cli_run_json_reports_code_failure_but_exits_zero(sandbox: None, tmp_pat
 
 def test_cli_human_output_and_saved_figures(sandbox: None, tmp_path: Path) -> None:
     script = tmp_path / "job.py"
-    png = PNG_SIGNATURE + b"rest-of-image"
-    code = f"open('{FIGURES_DIR}/a.png', 'wb').write({png!r})\nprint('hello :smile: [red]x[/red]')\n"
+    image = png()
+    code = f"open('{FIGURES_DIR}/a.png', 'wb').write({image!r})\nprint('hello :smile: [red]x[/red]')\n"
     script.write_text(code)
     outcome = CliRunner().invoke(cli(), ["sandbox", "run", str(script), "--figures", str(tmp_path / "figs")])
     assert outcome.exit_code == 0, outcome.output
     assert "hello :smile: [red]x[/red]\n" in outcome.stdout  # printed verbatim
     assert "exit code 0" in outcome.output
-    assert (tmp_path / "figs" / "figure_1.png").read_bytes() == png
+    assert (tmp_path / "figs" / "figure_1.png").read_bytes() == image
 
 
 def test_cli_missing_file_is_one_line_error(tmp_path: Path) -> None:
@@ -348,15 +443,17 @@ def test_limit_bypass_probe_is_held(sandbox: None, probe: Probe) -> None:
     supervisor...) and their neighbours each end with HELD; the last probe checks the filter breaks
     nothing ordinary (threads, subprocesses)."""
     result = probe.run()
-    assert held(result), (result.stdout[-500:], result.stderr[-500:])
+    assert probe.judge(result), (result.stdout[-500:], result.stderr[-500:])
 
 
 def test_seccomp_program_covers_every_denied_call_on_both_architectures() -> None:
     for machine in ("x86_64", "aarch64"):
         program = filter_program(machine)
-        # 8-byte instructions: arch check (3) + load (1) + 2 per denied call + clone3/clone tail (7)
+        # 8-byte instructions: arch check (3) + load (1) + 2 per denied call the machine has
+        # + clone3 (2), personality (5) and clone (5) tail
         extra = 2 if machine == "x86_64" else 0  # the x32 ABI guard
-        assert len(program) == 8 * (4 + extra + 2 * len(DENIED) + 7)
+        denied = len(DENIED) - (machine == "aarch64")  # no modify_ldt there
+        assert len(program) == 8 * (4 + extra + 2 * denied + 12)
     with pytest.raises(SandboxUnavailable, match="architecture"):
         filter_program("sparc64")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from assistant.cli.common import console, fail, print_json
 from assistant.cli.terminal import for_terminal
@@ -72,3 +73,5 @@ def run(
         saved = f" saved to {figures}" if figures is not None else " (use --figures DIR to save)"
         status += f", {len(result.images)} figure(s){saved}"
     console.print(f"[dim]sandbox: {status} in {result.duration_s:.2f}s[/]", highlight=False)
+    for reason in result.images_skipped:  # the snippet names the files: no markup, one line each
+        console.print(f"[dim]sandbox: figure skipped: {escape(reason)}[/]", highlight=False, soft_wrap=True)

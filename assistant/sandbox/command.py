@@ -3,8 +3,11 @@
 Isolation: new pid/net/ipc/uts namespaces, an empty root holding only /usr (+ its /bin, /lib links), the
 interpreter's prefixes read-only, a fresh /proc and minimal /dev, and a size-capped tmpfs at /tmp as the
 only writable place. The project directory, /etc (but fonts), /home and the caller's environment are never
-mapped in. Inside, everything runs as uid 65534: as root we drop to it with setpriv (RLIMIT_NPROC does not
-bind uid 0), otherwise bwrap maps our uid to it in a new user namespace. Everything inside also runs under
+mapped in. Inside, nothing runs as root, and RLIMIT_NPROC counts only this run's processes, so a run
+holding its limit never starves another. Unprivileged, bwrap maps our uid to 65534 in a new user namespace,
+where the kernel counts processes per namespace. As root (RLIMIT_NPROC does not bind uid 0) bwrap cannot map
+another host uid and an unprivileged bwrap could not bind the interpreter if it lives under /root, so setpriv
+drops to a uid of its own for this run, drawn from a range no account uses. Everything inside also runs under
 the seccomp filter of `seccomp.py` (no nested namespaces, mounts, ptrace...), which is what keeps the tmpfs
 cap and the rlimits binding: without it a nested user namespace could mount its own, uncapped tmpfs.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -23,6 +27,8 @@ from assistant.sandbox.models import SandboxLimits, SandboxUnavailable
 from assistant.sandbox.seccomp import filter_fd
 
 SANDBOX_ID = 65534  # "nobody": owns nothing on the host
+RUN_UID_BASE = 2_000_000_000  # as root, each run's uid is drawn from [base, base + 2**24)
+RUN_UID_SLOTS = 2**24
 CODE_PATH = "/sandbox/main.py"
 FIGURES_DIR = "/tmp/figures"
 _USR_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -129,11 +135,13 @@ def _bwrap_prefix(limits: SandboxLimits, seccomp_fd: int) -> list[str]:
 
 
 def _drop_privileges() -> list[str]:
+    """As root: setpriv to a fresh uid, so that RLIMIT_NPROC counts this run alone (a clash of two
+    concurrent runs, one in 16 million, would only make them share that count)."""
     _, setpriv = _tools()
     if setpriv is None:
         return []
-    ids = str(SANDBOX_ID)
-    return [setpriv, f"--reuid={ids}", f"--regid={ids}", "--clear-groups", "--no-new-privs"]
+    uid = RUN_UID_BASE + secrets.randbelow(RUN_UID_SLOTS)
+    return [setpriv, f"--reuid={uid}", f"--regid={SANDBOX_ID}", "--clear-groups", "--no-new-privs"]
 
 
 def sandbox_argv(limits: SandboxLimits, code_fd: int, report_fd: int, seccomp_fd: int) -> list[str]:
@@ -147,7 +155,8 @@ def sandbox_argv(limits: SandboxLimits, code_fd: int, report_fd: int, seccomp_fd
         *_drop_privileges(),
         *[sys.executable, "-I", "-S", "-B", "-c", _SUPERVISOR, str(report_fd)],
         *[str(limits.memory_mb * mb), str(limits.cpu_s), str(limits.max_procs)],
-        *[str(limits.max_file_mb * mb), str(limits.max_images), FIGURES_DIR],
+        *[str(limits.max_file_mb * mb), str(limits.max_open_files), str(limits.max_images)],
+        *[str(limits.max_image_mb * mb), str(limits.max_images_total_mb * mb), FIGURES_DIR],
         *[sys.executable, "-I", "-B", "-u", CODE_PATH],
     ]
 

@@ -23,11 +23,16 @@ class SandboxLimits(BaseModel):
     timeout_s: float = Field(10.0, gt=0, description="wall clock; the whole process tree is killed after it")
     memory_mb: int = Field(1024, gt=0)
     cpu_s: int = Field(10, gt=0)
-    max_procs: int = Field(64, gt=0, description="processes and threads of the sandbox uid")
+    max_procs: int = Field(64, gt=0, description="processes and threads of this run")
     max_file_mb: int = Field(16, gt=0, description="largest file the code may write")
+    max_open_files: int = Field(
+        256, gt=0, description="open files; bounds socket and pipe buffers, memory RLIMIT_AS misses"
+    )
     max_output_bytes: int = Field(64_000, gt=0, description="kept per stream; the rest is dropped")
     tmp_mb: int = Field(128, gt=0, description="size of the writable /tmp tmpfs")
     max_images: int = Field(16, ge=0, description="PNGs returned from the figures directory")
+    max_image_mb: int = Field(8, gt=0, description="largest PNG returned; bigger ones are skipped")
+    max_images_total_mb: int = Field(24, gt=0, description="all returned PNGs together")
 
 
 @dataclass
@@ -42,6 +47,7 @@ class SandboxResult:
     duration_s: float
     truncated: bool  # stdout or stderr went past max_output_bytes
     images: list[bytes] = field(default_factory=list)  # PNG bytes, in file-name order
+    images_skipped: list[str] = field(default_factory=list)  # "name: why" for each PNG not returned
 
     @property
     def ok(self) -> bool:
@@ -57,6 +63,7 @@ class SandboxResult:
             "killed_reason": self.killed_reason,
             "duration_s": round(self.duration_s, 3),
             "truncated": self.truncated,
+            "images_skipped": self.images_skipped,
         }
         if include_images:
             payload["images"] = [base64.b64encode(image).decode("ascii") for image in self.images]

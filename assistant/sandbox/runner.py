@@ -98,25 +98,35 @@ def _pump(
     return reason
 
 
-def _parse_report(data: bytes) -> tuple[int, float, list[bytes]] | None:
-    """(wait status, cpu seconds, images) from the supervisor; None if it never reported."""
-    header, sep, rest = data.partition(b"\n")
-    if not sep:
+def _parse_report(data: bytes) -> tuple[int, float, list[bytes], list[str]] | None:
+    """(wait status, cpu seconds, images, skipped images) from the supervisor; None if it never reported.
+
+    Walks by offset: slicing off each image would copy the rest of the report once per image."""
+    end = data.find(b"\n")
+    if end < 0:
         return None
     try:
-        status, cpu = (float(field) for field in header.split())
+        status, cpu = (float(field) for field in data[:end].split())
     except ValueError:  # cut off mid-line
         return None
     images: list[bytes] = []
-    while rest:
-        size_line, sep, rest = rest.partition(b"\n")
-        size = int(size_line) if sep and size_line.isdigit() else -1
-        if size < 0 or len(rest) < size:
+    skipped: list[str] = []
+    start = end + 1
+    while start < len(data):
+        end = data.find(b"\n", start)
+        if end < 0:
             break  # cut short: the report went past its cap or the supervisor was killed
-        image, rest = rest[:size], rest[size:]
+        line, start = data[start:end], end + 1
+        if line.startswith(b"-"):
+            skipped.append(line[1:].decode("utf-8", errors="replace"))
+            continue
+        size = int(line) if line.isdigit() else -1
+        if size < 0 or len(data) - start < size:
+            break
+        image, start = data[start : start + size], start + size
         if image.startswith(b"\x89PNG\r\n\x1a\n"):
             images.append(image)
-    return int(status), cpu, images
+    return int(status), cpu, images, skipped
 
 
 def _killed_reason(exit_code: int, cpu_s: float, stderr_tail: bytes, limits: SandboxLimits) -> str | None:
@@ -133,8 +143,9 @@ def _killed_reason(exit_code: int, cpu_s: float, stderr_tail: bytes, limits: San
 def run_python(code: str, limits: SandboxLimits | None = None) -> SandboxResult:
     """Run untrusted Python source in the sandbox. Never runs it unsandboxed: raises SandboxUnavailable.
 
-    Figures: every regular `*.png` the code leaves in /tmp/figures/ (created for it) comes back in
-    `images`, in file-name order, if the code ends before the wall-clock timeout.
+    Figures: every valid `*.png` the code leaves in /tmp/figures/ (created for it) comes back in
+    `images`, in file-name order, if the code ends before the wall-clock timeout; those over the caps or
+    not real PNGs are named in `images_skipped` with the reason.
     """
     limits = limits or SandboxLimits()
     started = time.monotonic()
@@ -162,7 +173,7 @@ def run_python(code: str, limits: SandboxLimits | None = None) -> SandboxResult:
         os.close(report_w)
     assert proc.stdout is not None and proc.stderr is not None
     out, err = _Capture(limits.max_output_bytes), _Capture(limits.max_output_bytes)
-    report = _Capture(64 + limits.max_images * (limits.max_file_mb * 2**20 + 24))
+    report = _Capture(64 + limits.max_images_total_mb * 2**20 + (limits.max_images + 1) * 256)
     captures = {proc.stdout.fileno(): out, proc.stderr.fileno(): err, report_r: report}
     with proc:
         try:
@@ -177,7 +188,7 @@ def run_python(code: str, limits: SandboxLimits | None = None) -> SandboxResult:
     parsed = _parse_report(bytes(report.head))
     if parsed is None and reason is None and err.text().startswith(_SETUP_TOOLS):
         raise SandboxUnavailable(explain_setup_failure(err.text()))
-    status, cpu_s, images = parsed if parsed is not None else (None, 0.0, [])
+    status, cpu_s, images, skipped = parsed if parsed is not None else (None, 0.0, [], [])
     exit_code = os.waitstatus_to_exitcode(status) if status is not None else proc.returncode
     return SandboxResult(
         stdout=out.text(),
@@ -188,4 +199,5 @@ def run_python(code: str, limits: SandboxLimits | None = None) -> SandboxResult:
         duration_s=time.monotonic() - started,
         truncated=out.truncated or err.truncated,
         images=images,
+        images_skipped=skipped,
     )

@@ -6,10 +6,14 @@ mount a tmpfs past the /tmp cap or widen the kernel surface it reaches. So creat
 setns, clone with CLONE_NEW*), mounting, tracing or reading other processes' memory, kernel keyrings, eBPF,
 io_uring (its operations bypass seccomp) and a few admin calls fail with EPERM. clone3 fails with ENOSYS:
 its flags live in memory a filter cannot read, and libc then falls back to clone, whose flags it can.
+Memory that RLIMIT_AS does not count is denied too: memfd files (posix_fallocate fills them unmapped) and
+SysV shared memory and message queues (a segment outlives its detach). So are calls that widen the
+kernel surface for nothing a snippet needs: modify_ldt, fanotify, memfd_secret, landlock, and personality
+except its read-only query form (setting it could turn on READ_IMPLIES_EXEC or turn off ASLR for a child).
 
 The program is generated here (no libseccomp needed). Its layout: check the architecture (any other ABI,
 e.g. 32-bit calls on x86_64, kills the process), then one compare-and-return per denied call, then the
-clone flag test, then allow.
+personality and clone argument tests, then allow.
 """
 
 from __future__ import annotations
@@ -40,10 +44,14 @@ DENIED = (
     "name_to_handle_at", "open_by_handle_at",
     "init_module", "finit_module", "delete_module", "kexec_load",
     "quotactl", "swapon", "swapoff", "reboot", "acct", "settimeofday", "clock_settime",
+    "memfd_create", "memfd_secret", "shmget", "shmat", "shmctl", "msgget",
+    "modify_ldt", "fanotify_init", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
 )  # fmt: skip
+PERSONALITY_QUERY = 0xFFFFFFFF  # personality(0xffffffff) reads the persona without changing it
 
 
-# Audit architecture, the x32 flag (x86_64 only), and syscall numbers per machine.
+# Audit architecture, the x32 flag (x86_64 only), and syscall numbers per machine; a denied call a
+# machine lacks (modify_ldt on aarch64) has no number there and needs no rule.
 _ARCHES: dict[str, tuple[int, bool, dict[str, int]]] = {
     "x86_64": (
         0xC000003E,
@@ -58,7 +66,10 @@ _ARCHES: dict[str, tuple[int, bool, dict[str, int]]] = {
             "name_to_handle_at": 303, "open_by_handle_at": 304, "init_module": 175, "finit_module": 313,
             "delete_module": 176, "kexec_load": 246, "quotactl": 179, "swapon": 167, "swapoff": 168,
             "reboot": 169, "acct": 163, "settimeofday": 164, "clock_settime": 227,
-            "clone": 56, "clone3": 435,
+            "memfd_create": 319, "memfd_secret": 447, "shmget": 29, "shmat": 30, "shmctl": 31,
+            "msgget": 68, "modify_ldt": 154, "fanotify_init": 300, "landlock_create_ruleset": 444,
+            "landlock_add_rule": 445, "landlock_restrict_self": 446,
+            "personality": 135, "clone": 56, "clone3": 435,
         },
     ),
     "aarch64": (
@@ -74,7 +85,10 @@ _ARCHES: dict[str, tuple[int, bool, dict[str, int]]] = {
             "name_to_handle_at": 264, "open_by_handle_at": 265, "init_module": 105, "finit_module": 273,
             "delete_module": 106, "kexec_load": 104, "quotactl": 60, "swapon": 224, "swapoff": 225,
             "reboot": 142, "acct": 89, "settimeofday": 170, "clock_settime": 112,
-            "clone": 220, "clone3": 435,
+            "memfd_create": 279, "memfd_secret": 447, "shmget": 194, "shmat": 196, "shmctl": 195,
+            "msgget": 186, "fanotify_init": 262, "landlock_create_ruleset": 444,
+            "landlock_add_rule": 445, "landlock_restrict_self": 446,
+            "personality": 92, "clone": 220, "clone3": 435,
         },
     ),
 }  # fmt: skip
@@ -103,10 +117,16 @@ def filter_program(machine: str | None = None) -> bytes:
     if has_x32:
         prog += [_insn(_JGE, _X32_BIT, jf=1), _insn(_RET, enosys)]
     for name in DENIED:
-        prog += [_insn(_JEQ, numbers[name], jf=1), _insn(_RET, eperm)]
+        if name in numbers:
+            prog += [_insn(_JEQ, numbers[name], jf=1), _insn(_RET, eperm)]
     prog += [
         _insn(_JEQ, numbers["clone3"], jf=1),
         _insn(_RET, enosys),
+        _insn(_JEQ, numbers["personality"], jf=4),
+        _insn(_LD_ABS, _ARG0_LOW),  # personality takes an unsigned int: the low word is all of it
+        _insn(_JEQ, PERSONALITY_QUERY, jt=1),
+        _insn(_RET, eperm),
+        _insn(_RET, _ALLOW),
         _insn(_JEQ, numbers["clone"], jf=3),
         _insn(_LD_ABS, _ARG0_LOW),
         _insn(_JSET, CLONE_NEW_MASK, jf=1),

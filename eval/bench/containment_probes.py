@@ -3,15 +3,22 @@
 A probe counts as held only when its last line of stdout is exactly HELD (a probe that crashed or was
 killed before deciding is not counted as held: the tests then fail and the benchmark reports it). The
 old containment tests (files, network, fork bomb, caps...) stay in tests/test_sandbox.py; these are the
-bypasses found in issue 12 plus their neighbours, shared by those tests and `eval.bench.reliability`.
+bypasses found in issue 12 plus their neighbours, and issue 25's hostile-user cases (memory outside
+RLIMIT_AS, figure amplification, one run starving the next), shared by those tests and
+`eval.bench.reliability`. A probe that needs the host's view (figures) judges the result itself.
 """
 
 from __future__ import annotations
 
 import textwrap
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
-from assistant.sandbox import SandboxLimits, SandboxResult, run_python
+from assistant.sandbox import FIGURES_DIR, SandboxLimits, SandboxResult, run_python
+from assistant.sandbox.command import CODE_PATH
 
 HELD = "HELD"
 
@@ -24,18 +31,57 @@ def call(name, *args):
 """
 
 
-@dataclass(frozen=True)
-class Probe:
-    name: str
-    code: str
-
-    def run(self, limits: SandboxLimits | None = None) -> SandboxResult:
-        return run_python(textwrap.dedent(self.code), limits)
-
-
 def held(result: SandboxResult) -> bool:
     lines = result.stdout.strip().splitlines()
     return bool(lines) and lines[-1] == HELD
+
+
+def sandbox_processes() -> int:
+    """Host processes running a snippet (any run's); zombies have an empty command line and do not count."""
+    count = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            count += entry.name.isdigit() and CODE_PATH.encode() in (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+    return count
+
+
+@dataclass(frozen=True)
+class Probe:
+    """`code` prints HELD when contained. With `alongside`, that snippet runs first in its own sandbox
+    and `code` starts once `alongside_procs` snippet processes are up (or after 15 s)."""
+
+    name: str
+    code: str
+    limits: SandboxLimits | None = None
+    judge: Callable[[SandboxResult], bool] = held
+    alongside: str | None = None
+    alongside_procs: int = 0
+
+    def run(self) -> SandboxResult:
+        if self.alongside is None:
+            return run_python(textwrap.dedent(self.code), self.limits)
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(run_python, textwrap.dedent(self.alongside), self.limits)
+            deadline = time.monotonic() + 15
+            while sandbox_processes() < self.alongside_procs and time.monotonic() < deadline:
+                time.sleep(0.1)
+            result = run_python(textwrap.dedent(self.code), self.limits)
+            first.result()
+        return result
+
+    def holds(self) -> bool:
+        return self.judge(self.run())
+
+
+_FIGURE_BOMBS = 16
+
+
+def _figures_skipped(result: SandboxResult) -> bool:
+    """Every sparse 16 MB "PNG" skipped with a reason, nothing returned, and inside the 10 s timeout."""
+    bombs = [reason for reason in result.images_skipped if reason.startswith("bomb")]
+    return len(bombs) == _FIGURE_BOMBS and not result.images and not result.timed_out
 
 
 PROBES = [
@@ -187,6 +233,145 @@ params = ctypes.create_string_buffer(120)
 rc, err = call("syscall", 425, 4, params)
 print("HELD" if rc == -1 and err == errno.EPERM else f"ESCAPED rc={rc} errno={err}")
 """,
+    ),
+    Probe(
+        "memfd_create + posix_fallocate past RLIMIT_AS (96 x 16 MB)",
+        """
+        import os
+        held_mb = 0
+        try:
+            for _ in range(96):
+                fd = os.memfd_create("hold")
+                os.posix_fallocate(fd, 0, 16 * 2**20)
+                held_mb += 16
+        except OSError as exc:
+            print(exc)
+        print("HELD" if held_mb <= 64 else f"ESCAPED: {held_mb} MB held in memfds")
+        """,
+    ),
+    Probe(
+        "SysV shared memory past RLIMIT_AS (shmget, shmat, touch, shmdt; 96 x 16 MB)",
+        _LIBC
+        + """
+libc.shmat.restype = ctypes.c_void_p
+held_mb = 0
+for _ in range(96):
+    shmid = libc.shmget(0, 16 * 2**20, 0o1600)  # IPC_PRIVATE, IPC_CREAT | 0600
+    if shmid < 0:
+        print("shmget", errno.errorcode[ctypes.get_errno()])
+        break
+    addr = libc.shmat(shmid, None, 0)
+    if addr in (None, 2**64 - 1):
+        print("shmat", errno.errorcode[ctypes.get_errno()])
+        break
+    ctypes.memset(addr, 1, 16 * 2**20)
+    libc.shmdt(ctypes.c_void_p(addr))
+    held_mb += 16
+print("HELD" if held_mb <= 64 else f"ESCAPED: {held_mb} MB held in SysV segments")
+""",
+    ),
+    Probe(
+        "SysV message queues (kernel memory outside RLIMIT_AS)",
+        _LIBC
+        + """
+rc, err = call("msgget", 0, 0o1600)
+print("HELD" if rc == -1 and err == errno.EPERM else f"ESCAPED rc={rc} errno={err}")
+""",
+    ),
+    Probe(
+        "socket buffers past RLIMIT_AS (socket pairs filled until no file is left)",
+        """
+        import socket
+        pairs, queued = [], 0
+        try:
+            while len(pairs) < 20000:
+                a, b = socket.socketpair()
+                a.setblocking(False)
+                pairs.append((a, b))
+                try:
+                    while True:
+                        queued += a.send(bytes(65536))
+                except BlockingIOError:
+                    pass
+        except OSError:
+            pass
+        print("HELD" if queued <= 64 * 2**20 else f"ESCAPED: {queued >> 20} MB queued in {len(pairs)} pairs")
+        """,
+    ),
+    Probe(
+        "POSIX shared memory in /dev/shm",
+        """
+        try:
+            open("/dev/shm/hold", "wb").write(b"x")
+            print("ESCAPED: wrote /dev/shm/hold")
+        except OSError:
+            print("HELD")
+        """,
+    ),
+    Probe(
+        "16 sparse 16 MB files with a PNG header as figures",
+        f"""
+        import os
+        for i in range({_FIGURE_BOMBS}):
+            with open(f"{FIGURES_DIR}/bomb{{i:02}}.png", "wb") as fh:
+                fh.write(b"\\x89PNG\\r\\n\\x1a\\n\\0\\0\\0\\x0dIHDR\\0\\0\\0\\x10\\0\\0\\0\\x10")
+                fh.truncate(16 * 2**20)
+        print(os.statvfs("/tmp").f_bfree * os.statvfs("/tmp").f_frsize >> 20, "MB of /tmp free")
+        """,
+        judge=_figures_skipped,
+    ),
+    Probe(
+        "a run holding all its processes does not block the next run",
+        """
+        import subprocess, sys
+        out = subprocess.run([sys.executable, "-c", "print(6 * 7)"], capture_output=True, text=True)
+        print("HELD" if out.stdout.strip() == "42" else f"BLOCKED {out.returncode} {out.stderr[-300:]!r}")
+        """,
+        limits=SandboxLimits(timeout_s=30),
+        alongside="""
+        import os, time
+        children = []
+        while len(children) < 500:  # until RLIMIT_NPROC (64) refuses
+            try:
+                pid = os.fork()
+            except OSError:
+                break
+            if pid == 0:
+                time.sleep(8)
+                os._exit(0)
+            children.append(pid)
+        for pid in children:
+            os.waitpid(pid, 0)
+        """,
+        alongside_procs=40,
+    ),
+    Probe(
+        "personality(READ_IMPLIES_EXEC)",
+        _LIBC
+        + """
+rc, err = call("personality", 0x0400000)
+query, _ = call("personality", 0xFFFFFFFF)  # the read-only form stays allowed
+print("HELD" if rc == -1 and err == errno.EPERM and query >= 0 else f"ESCAPED rc={rc} errno={err} {query=}")
+""",
+    ),
+    *(
+        Probe(
+            f"{name} syscall",
+            _LIBC
+            + f"""
+number = {numbers}.get(os.uname().machine)  # None: this machine has no such call
+rc, err = call("syscall", number, {args}) if number is not None else (-1, errno.EPERM)
+print("HELD" if rc == -1 and err == errno.EPERM else f"ESCAPED rc={{rc}} errno={{err}}")
+""",
+        )
+        # arguments an unprivileged process may pass, so only the filter can answer EPERM
+        for name, numbers, args in (
+            ("modify_ldt", {"x86_64": 154}, "0, 0, 0"),  # read the LDT
+            ("fanotify_init", {"x86_64": 300, "aarch64": 262}, "0x200, 0"),  # FAN_REPORT_FID
+            ("memfd_secret", {"x86_64": 447, "aarch64": 447}, "0"),
+            ("landlock_create_ruleset", {"x86_64": 444, "aarch64": 444}, "0, 0, 1"),  # the ABI version
+            ("landlock_restrict_self", {"x86_64": 446, "aarch64": 446}, "-1, 0"),
+        )
     ),
     Probe(
         "threads and subprocesses still work under the filter",

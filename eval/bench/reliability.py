@@ -16,14 +16,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eval.bench.containment_probes import PROBES, held
+from eval.bench.containment_probes import PROBES
 from eval.bench.corruption_cases import CASES, SPECIAL_CASES, build_healthy, run_case
 from eval.bench.writer_stress import run_stress
 
 
 def containment() -> dict[str, Any]:
     started = time.perf_counter()
-    bypassed = [probe.name for probe in PROBES if not held(probe.run())]
+    bypassed = [probe.name for probe in PROBES if not probe.holds()]
     return {
         "cases": len(PROBES),
         "escapes_or_bypasses": len(bypassed),
