@@ -183,6 +183,23 @@ def test_memory_cap(sandbox: None) -> None:
     assert "MemoryError" in result.stderr
 
 
+def test_what_tmp_holds_counts_against_the_memory_limit(sandbox: None) -> None:
+    """memory_mb covers /tmp and the address space together: 120 MB in /tmp leave no room for a 400 MB
+    block under 512 MB (before, /tmp came on top and the block fitted)."""
+    fill = "chunk = b'x' * (15 * 2**20)\nfor i in range(8):\n    open(f'/tmp/f{i}', 'wb').write(chunk)\ndel chunk\n"
+    result = run(fill + "block = bytearray(400 * 2**20)\nprint('held')", memory_mb=512, tmp_mb=128)
+    assert "MemoryError" in result.stderr and "held" not in result.stdout
+    alone = run("block = bytearray(300 * 2**20)\nprint('held')", memory_mb=512, tmp_mb=128)
+    assert alone.stdout.strip() == "held"
+
+
+def test_a_tmp_as_large_as_the_memory_limit_is_refused_in_one_line() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"must exceed sandbox\.tmp_mb"):
+        SandboxLimits(memory_mb=200, tmp_mb=128)
+
+
 def test_cpu_cap(sandbox: None) -> None:
     result = run("while True:\n    pass", cpu_s=1, timeout_s=30)
     assert result.killed_reason == "cpu"

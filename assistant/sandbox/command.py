@@ -154,7 +154,7 @@ def sandbox_argv(limits: SandboxLimits, code_fd: int, report_fd: int, seccomp_fd
         *["--chdir", "/tmp", "--"],
         *_drop_privileges(),
         *[sys.executable, "-I", "-S", "-B", "-c", _SUPERVISOR, str(report_fd)],
-        *[str(limits.memory_mb * mb), str(limits.cpu_s), str(limits.max_procs)],
+        *[str(limits.address_space_mb * mb), str(limits.cpu_s), str(limits.max_procs)],
         *[str(limits.max_file_mb * mb), str(limits.max_open_files), str(limits.max_images)],
         *[str(limits.max_image_mb * mb), str(limits.max_images_total_mb * mb), FIGURES_DIR],
         *[sys.executable, "-I", "-B", "-u", CODE_PATH],
