@@ -21,6 +21,8 @@ def index_config(settings: Settings) -> IndexConfig:
         cache_dir=settings.cache_dir,
         max_file_bytes=int(settings.index.max_file_mb * 2**20),
         lock_wait_s=settings.index.lock_wait_s,
+        parse_timeout_s=settings.index.parse_timeout_s,
+        parse_memory_mb=settings.index.parse_memory_mb,
         backend=settings.index.backend,
         milvus=settings.index.milvus,
     )

@@ -24,6 +24,8 @@ from assistant.sandbox.models import SandboxLimits
 from index.config import (
     DEFAULT_LOCK_WAIT_S,
     DEFAULT_MAX_FILE_MB,
+    DEFAULT_PARSE_MEMORY_MB,
+    DEFAULT_PARSE_TIMEOUT_S,
     BackendName,
     ChunkingConfig,
     EmbeddingConfig,
@@ -51,6 +53,16 @@ class IndexSettings(BaseModel):
     )
     lock_wait_s: float = Field(
         DEFAULT_LOCK_WAIT_S, ge=0, description="how long an ingest waits for another one writing the index"
+    )
+    parse_timeout_s: float = Field(
+        DEFAULT_PARSE_TIMEOUT_S,
+        gt=0,
+        description="longest time to parse one PDF or HTML file; a slower one is skipped with the reason",
+    )
+    parse_memory_mb: int = Field(
+        DEFAULT_PARSE_MEMORY_MB,
+        ge=256,
+        description="most memory the parser may use for one PDF or HTML file; past it the file is skipped",
     )
     backend: BackendName = Field(
         "local", description="local: FAISS + BM25 + SQLite in `dir`; milvus: a milvus-lite file or server"

@@ -15,6 +15,10 @@ PACKAGED_MINILM = "all-MiniLM-L6-v2"
 DEFAULT_MAX_FILE_MB = 50
 # A second ingest waits this long for the writer lock (a PDF batch takes minutes), then is refused.
 DEFAULT_LOCK_WAIT_S = 600.0
+# Budget to parse one PDF or HTML file (in a worker process): a book takes well under a minute here, a file
+# built to be slow is skipped with its reason instead of holding the batch for hours.
+DEFAULT_PARSE_TIMEOUT_S = 120.0
+DEFAULT_PARSE_MEMORY_MB = 2048
 
 RetrievalMode = Literal["hybrid", "dense", "bm25"]
 RETRIEVAL_MODES: tuple[str, ...] = get_args(RetrievalMode)

@@ -3,7 +3,11 @@
 Incremental by content hash: an unchanged file costs a hash and nothing else (no parse, no embedding); its
 chunks and vectors are copied from the previous generation. Nothing is written when nothing changed.
 The writer lock is held from reading the previous manifest to the commit, so concurrent ingests (CLI, UI
-uploads, benchmarks) run one after another and none builds on a generation another has replaced.
+uploads, benchmarks) run one after another and none builds on a generation another has replaced. Parsing,
+the slow and unbounded part, comes first and outside the lock: the files that the committed manifest does
+not hold at their current hash are parsed (PDF and HTML in a worker with a time and memory budget, see
+index/parse_worker.py), then the lock is taken, the manifest read again and the same choice made; a file
+another writer changed in between is parsed there, under the lock.
 The chunks go to the configured backend: `local` files in the generation, or a Milvus collection (then the
 generation records where, and the manifest stays the authority on which files and versions are indexed).
 """
@@ -27,6 +31,8 @@ from index.chunking import chunk_document
 from index.config import (
     DEFAULT_LOCK_WAIT_S,
     DEFAULT_MAX_FILE_MB,
+    DEFAULT_PARSE_MEMORY_MB,
+    DEFAULT_PARSE_TIMEOUT_S,
     BackendName,
     ChunkingConfig,
     EmbeddingConfig,
@@ -35,7 +41,8 @@ from index.config import (
 )
 from index.documents import DocumentMeta, display_path, is_sidecar, sidecar_for
 from index.errors import IndexIncompatible, LoadError, UserFacingError
-from index.loaders import iter_files, load_document, printable_path, read_file_bytes
+from index.loaders import iter_files, printable_path, read_file_bytes
+from index.parse_worker import ParseWorker
 from index.search_text import search_text
 from index.store import (
     BM25_DIR,
@@ -47,6 +54,7 @@ from index.store import (
     StoreWriter,
     check_generation,
     create_chunk_db,
+    read_manifest,
     sha256_file,
     write_json_atomic,
 )
@@ -139,6 +147,8 @@ class IndexConfig:
     cache_dir: Path
     max_file_bytes: int = DEFAULT_MAX_FILE_MB * 2**20
     lock_wait_s: float = DEFAULT_LOCK_WAIT_S
+    parse_timeout_s: float = DEFAULT_PARSE_TIMEOUT_S
+    parse_memory_mb: int = DEFAULT_PARSE_MEMORY_MB
     backend: BackendName = "local"
     milvus: MilvusConfig = field(default_factory=MilvusConfig)
 
@@ -213,12 +223,54 @@ class _Previous:
 
 def _previous(writer: StoreWriter, config: IndexConfig, rebuild: bool = False) -> _Previous:
     """Read under the writer lock; `rebuild` never reads the old manifest, so it recovers a damaged one."""
-    old = None if rebuild else writer.current()
+    return _previous_of(None if rebuild else writer.current(), writer.index_dir, config)
+
+
+def _previous_of(old: Manifest | None, index_dir: Path, config: IndexConfig) -> _Previous:
     if old is None:
         return _Previous(None, False, False)
     spec = config.spec
-    check_embedding_spec(old.build, spec, writer.index_dir)
+    check_embedding_spec(old.build, spec, index_dir)
     return _Previous(old, part(old.build, spec, CHUNKING), part(old.build, spec, STRUCTURES))
+
+
+def _peek(index_dir: Path, config: IndexConfig, rebuild: bool) -> _Previous:
+    """The committed index as it stands, read without the lock to choose what to parse before taking it;
+    anything wrong with it is left for the locked read to report."""
+    if rebuild:
+        return _Previous(None, False, False)
+    try:
+        return _previous_of(read_manifest(index_dir), index_dir, config)
+    except UserFacingError:
+        return _Previous(None, False, False)
+
+
+class _Parsed:
+    """Documents parsed by key with the digest of the bytes parsed: the unlocked pass fills it, the locked
+    pass takes what still matches the file's hash and parses the rest."""
+
+    def __init__(self, worker: ParseWorker) -> None:
+        self.worker = worker
+        self.done: dict[str, tuple[str, LoadedDocument | None, str | None]] = {}
+
+    def load(
+        self, key: str, path: Path, digest: str, meta: DocumentMeta | None
+    ) -> tuple[str, LoadedDocument | None, str | None]:
+        """(digest of the bytes parsed, document or None, reason when None)."""
+        hit = self.done.get(key)
+        if hit is not None and hit[0] == digest:
+            return hit
+        try:
+            data, digest = read_to_parse(path)
+            result: tuple[str, LoadedDocument | None, str | None] = (
+                digest,
+                self.worker.load(path, meta, data),
+                None,
+            )
+        except LoadError as exc:
+            result = (digest, None, str(exc))
+        self.done[key] = result
+        return result
 
 
 def read_to_parse(path: Path) -> tuple[bytes, str]:
@@ -267,28 +319,36 @@ def ingest_paths(
     progress = progress or NullProgress()
     t0 = time.perf_counter()
     report = IngestReport(index_dir=str(index_dir))
-    with StoreWriter(index_dir, config.lock_wait_s, on_wait) as writer:
-        _ingest_paths(
-            writer, paths, config, prune, rebuild, progress, report, meta, origin, engine, ray_address
-        )
+    with ParseWorker(config.parse_timeout_s, config.parse_memory_mb) as worker:
+        parsed = _Parsed(worker)
+        args = (paths, config, prune, meta, origin, engine, ray_address, parsed)
+        reading = progress
+        if engine == "local":  # parse outside the lock; the choice is made again under it
+            _plan(_peek(index_dir, config, rebuild), *args, progress, IngestReport(index_dir=str(index_dir)))
+            reading = NullProgress()  # the locked pass takes the parsed documents: no second bar
+        with StoreWriter(index_dir, config.lock_wait_s, on_wait) as writer:
+            prev = _previous(writer, config, rebuild)
+            keep, new_docs, prepared, relabelled = _plan(prev, *args, reading, report)
+            _apply(writer, prev, keep, new_docs, config, report, progress, prepared, relabelled)
     report.seconds = time.perf_counter() - t0
     return report
 
 
-def _ingest_paths(
-    writer: StoreWriter,
+def _plan(
+    prev: _Previous,
     paths: Sequence[Path],
     config: IndexConfig,
     prune: bool,
-    rebuild: bool,
-    progress: Progress,
-    report: IngestReport,
     meta: dict[str, DocumentMeta],
     origin: Origin | None,
     engine: Literal["local", "ray"],
     ray_address: str | None,
-) -> None:
-    prev = _previous(writer, config, rebuild)
+    parsed: _Parsed,
+    progress: Progress,
+    report: IngestReport,
+) -> tuple[set[str], list[SourceDoc], dict[str, Prepared], dict[str, FileEntry]]:
+    """What the new generation keeps of `prev`, the documents it adds (parsed here, or taken from
+    `parsed` when their bytes are unchanged), what Ray prepared and the relabelled entries."""
     old, same_chunking = prev.manifest, prev.same_chunking
 
     candidates: dict[str, Path] = {}
@@ -345,11 +405,7 @@ def _ingest_paths(
         elif engine == "ray":
             to_load.append((key, path, digest))  # parsed on Ray below
         else:
-            try:
-                data, digest = read_to_parse(path)
-                take(key, digest, load_document(path, meta.get(key), data), None)
-            except LoadError as exc:
-                take(key, digest, None, str(exc))
+            take(key, *parsed.load(key, path, digest, meta.get(key)))
         progress.advance()
     prepared: dict[str, Prepared] = {}
     if to_load:
@@ -358,7 +414,7 @@ def _ingest_paths(
         prepared = prepare(to_load, config, ray_address, progress, meta)
         for key, _, digest in to_load:
             take(key, prepared[key].sha256 or digest, prepared[key].doc, prepared[key].error)
-    _apply(writer, prev, keep, new_docs, config, report, progress, prepared, relabelled)
+    return keep, new_docs, prepared, relabelled
 
 
 def ingest_documents(

@@ -17,8 +17,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from index.documents import DocumentMeta, arxiv_year, read_meta_file, sidecar_for
+from index.documents import DocumentMeta, read_meta_file, sidecar_for
 from index.errors import LoadError, UserFacingError
+from index.html_text import read_html
 from index.pdf_layout import PageLayout, document_headings, first_page_meta, pdf_info_meta, read_page
 from index.pdf_tables import page_tables
 from index.types import LoadedDocument, Page
@@ -419,162 +420,15 @@ def _read_pdf(stream: io.BytesIO) -> tuple[list[Page], DocumentMeta, list[str]]:
 
 # --- HTML -------------------------------------------------------------------------------------------
 
-_DROP_TAGS = ("script", "style", "nav", "header", "footer", "noscript", "svg", "template", "head", "iframe")
-_BLOCK_TAGS = frozenset(
-    {
-        "address", "article", "aside", "blockquote", "caption", "center", "dd", "details", "div", "dl",
-        "dt", "fieldset", "figcaption", "figure", "form", "hr", "main", "p", "section", "summary",
-        "table", "tbody", "tfoot", "thead",
-    }
-)  # fmt: skip
-_HEADINGS = {f"h{i}": i for i in range(1, 7)}
-
-
-class _HtmlRenderer:
-    """Renders an HTML tree as Markdown-ish text so the chunker sees headings, code and lists."""
-
-    def __init__(self) -> None:
-        # (text, group): consecutive list items ("li") or table rows ("tr") are joined by one newline
-        self.blocks: list[tuple[str, str]] = []
-        self.buf: list[str | None] = []  # inline text; None marks a <br>
-        self.prefix = ""
-        self.depth = 0  # list nesting
-
-    def flush(self, group: str = "") -> None:
-        lines, line = [], []
-        for piece in [*self.buf, None]:
-            if piece is None:
-                lines.append(" ".join("".join(line).split()))
-                line = []
-            else:
-                line.append(piece)
-        text = "\n".join(x for x in lines if x)
-        if text:
-            self.blocks.append((self.prefix + text, "li" if self.prefix else group))
-            self.prefix = ""
-        self.buf = []
-
-    def render(self, node: object) -> None:
-        from bs4 import NavigableString, Tag
-        from bs4.element import PreformattedString
-
-        if isinstance(node, NavigableString):
-            if not isinstance(node, PreformattedString):
-                self.buf.append(str(node))
-            return
-        if not isinstance(node, Tag):
-            return
-        name = node.name
-        if name in _HEADINGS:
-            self.flush()
-            text = " ".join(node.get_text(" ").split())
-            if text:
-                self.blocks.append(("#" * _HEADINGS[name] + " " + text, ""))
-        elif name == "pre":
-            self.flush()
-            code = node.get_text().strip("\n")
-            if code.strip():
-                self.blocks.append((f"```{_code_lang(node)}\n{code}\n```", ""))
-        elif name == "br":
-            self.buf.append(None)
-        elif name == "li":
-            self.flush()
-            self.prefix = "  " * max(self.depth - 1, 0) + "- "
-            self._children(node)
-            self.flush()
-        elif name in ("ul", "ol"):
-            self.flush()
-            self.depth += 1
-            self._children(node)
-            self.depth -= 1
-        elif name == "tr":
-            self.flush()
-            self._children(node)
-            self.flush(group="tr")
-        elif name in ("td", "th"):
-            self.buf.append(" | " if self.buf else "")
-            self._children(node)
-        elif name in _BLOCK_TAGS:
-            self.flush()
-            self._children(node)
-            self.flush()
-        else:
-            self._children(node)
-
-    def _children(self, node: object) -> None:
-        for child in list(node.children):  # type: ignore[attr-defined]
-            self.render(child)
-
-    def text(self) -> str:
-        self.flush()
-        out: list[str] = []
-        prev_group = ""
-        for text, group in self.blocks:
-            if out:
-                out.append("\n" if group and group == prev_group else "\n\n")
-            out.append(text)
-            prev_group = group
-        return "".join(out)
-
-
-def _code_lang(pre: object) -> str:
-    """Language from class="language-x" / "lang-x" on <pre> or its <code>, as highlighters write it."""
-    tags = [pre, *pre.find_all("code", limit=1)]  # type: ignore[attr-defined]
-    for tag in tags:
-        for cls in tag.get("class") or []:
-            m = re.match(r"(?:language|lang)-([\w+#.-]+)$", cls)
-            if m:
-                return m.group(1)
-    return ""
-
 
 def _load_html(path: Path, data: bytes) -> LoadedDocument:
-    from bs4 import BeautifulSoup
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # bs4 warns about markup that looks like a filename/URL
-        soup = BeautifulSoup(data, "html.parser")
-    meta = _html_meta(soup)
-    title = meta.title
-    for tag in soup.find_all(_DROP_TAGS):
-        tag.decompose()
-    renderer = _HtmlRenderer()
-    try:
-        renderer.render(soup.body or soup)
-    except RecursionError:
-        raise LoadError("HTML nested too deeply to read; save the page as text and ingest that") from None
-    text = renderer.text()
+    text, meta = read_html(data)
     if not text.strip():
         raise LoadError("no readable text in HTML (empty page or all script?)")
     return LoadedDocument(
         source=str(path),
-        title=title or path.stem,
+        title=meta.title or path.stem,
         kind="html",
         pages=[Page(number=None, text=text)],
         meta=meta,
-    )
-
-
-def _html_meta(soup: object) -> DocumentMeta:
-    """Scholarly <meta name="citation_*"> tags (Highwire, as journals and arXiv write them) first, then
-    <title>, then the first <h1>."""
-
-    def tags(name: str) -> list[str]:
-        found = soup.find_all("meta", attrs={"name": name})  # type: ignore[attr-defined]
-        return [" ".join(str(t.get("content") or "").split()) for t in found if t.get("content")]
-
-    title = next(iter(tags("citation_title") + tags("dc.title")), "")
-    if not title and (title_tag := soup.find("title")):  # type: ignore[attr-defined]
-        title = " ".join(title_tag.get_text(" ").split())
-    if not title and (h1 := soup.find("h1")):  # type: ignore[attr-defined]
-        title = " ".join(h1.get_text(" ").split())
-    dates = tags("citation_publication_date") + tags("citation_date") + tags("dc.date")
-    year = next((int(m.group()) for d in dates if (m := re.search(r"\b(19|20)\d\d\b", d))), None)
-    arxiv = next(iter(tags("citation_arxiv_id")), "")
-    return DocumentMeta(
-        title=title,
-        authors=tags("citation_author") or tags("dc.creator"),
-        year=year or (arxiv_year(arxiv) if arxiv else None),
-        doi=next(iter(tags("citation_doi")), ""),
-        arxiv=arxiv,
     )

@@ -134,10 +134,12 @@ def _lines(frags: list[Fragment]) -> list[_Line]:
     out: list[_Line] = []
     for row in sorted(rows, key=lambda r: -r.y):
         seg: list[Fragment] = []
+        reach = 0.0  # right end of the segment so far
         for f in sorted(row.parts, key=lambda f: f.x):
-            if seg and f.x - max(g.x + g.width for g in seg) > 2.0 * max(f.size, row.size):
+            if seg and f.x - reach > 2.0 * max(f.size, row.size):
                 out.append(_line(seg))
                 seg = []
+            reach = f.x + f.width if not seg else max(reach, f.x + f.width)
             seg.append(f)
         out.append(_line(seg))
     return out
@@ -228,7 +230,8 @@ def _column_text(frags: list[Fragment], width: float) -> str | None:
     if same_row < max(6, 0.5 * min(len(left), len(right))):
         return None
     top = max(ln.y for ln in left + right)
-    wide = [ln for ln in lines if ln not in left and ln not in right]
+    sided = {id(ln) for ln in left + right}  # by identity: `in` on the lists was quadratic in the lines
+    wide = [ln for ln in lines if id(ln) not in sided]
     ordered = [ln for ln in wide if ln.y > top] + left + right + [ln for ln in wide if ln.y <= top]
     return "\n".join(ln.text for ln in ordered)
 
@@ -258,7 +261,8 @@ def first_page_meta(page: PageLayout, text: str) -> DocumentMeta:
     ]
     if candidates:
         top = max(ln.size for ln in candidates)
-        start = next(i for i, ln in enumerate(lines) if ln in candidates and ln.size == top)
+        named = {id(ln) for ln in candidates}
+        start = next(i for i, ln in enumerate(lines) if ln.size == top and id(ln) in named)
         end = start
         # a title set larger than the text may run over a few lines; in body size it is one line
         display = top > body_size([page]) + 0.5

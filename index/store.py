@@ -24,6 +24,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -302,11 +303,37 @@ def _generation_number(name: str) -> int:
     return int(name.split("-")[1]) if name.startswith("gen-") else 0
 
 
+# A write that ran out of room: the errno, SQLite's wording, numpy's short write, FAISS's failed fwrite
+_FULL_WORDING = re.compile(
+    r"disk is full|no space left|\d+ requested and \d+ written|write error|fwrite", re.I
+)
+_NEARLY_FULL_BYTES = 1 << 20
+
+
+def _disk_full(index_dir: Path, exc: BaseException) -> bool:
+    """Whether a failed write failed for want of space. Libraries word it differently (or, like numpy's
+    short write, carry no errno), so a failure on a disk with under 1 MiB left counts too."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if _FULL_WORDING.search(str(exc)):
+        return True
+    try:
+        return shutil.disk_usage(index_dir).free < _NEARLY_FULL_BYTES
+    except OSError:
+        return False
+
+
+def disk_full_error(index_dir: Path) -> UserFacingError:
+    return UserFacingError(
+        f"disk full while writing the index at {index_dir}: free space and run again; the previous index is intact"
+    )
+
+
 def _not_writable(index_dir: Path, exc: OSError) -> UserFacingError:
     if isinstance(exc, FileExistsError | NotADirectoryError):
         return UserFacingError(f"{index_dir} is a file, not an index folder: pass a folder to --index")
-    if exc.errno == errno.ENOSPC:
-        return UserFacingError(f"no space left to write the index at {index_dir}: free some disk space")
+    if _disk_full(index_dir, exc):
+        return disk_full_error(index_dir)
     return UserFacingError(
         f"cannot write the index at {index_dir} ({exc.strerror or exc}): make the folder writable "
         "or pass another --index"
@@ -392,7 +419,11 @@ class StoreWriter:
         try:
             yield tmp
         except OSError as exc:
-            raise _not_writable(self.index_dir, exc) from exc
+            raise _not_writable(self.index_dir, exc) from None
+        except (sqlite3.Error, RuntimeError) as exc:  # SQLite's and FAISS's write errors
+            if _disk_full(self.index_dir, exc):
+                raise disk_full_error(self.index_dir) from None
+            raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
