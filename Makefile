@@ -8,8 +8,11 @@ endif
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# -q and no version check: the first run's output is our own progress lines, not pip's notices
+# -q and no version check: the first run's output is our own progress lines, not pip's notices.
 PIP := $(BIN)/pip install -q --disable-pip-version-check -c constraints.txt
+# Editable in compat mode (a .pth naming the checkout): the default, a meta path finder for our five
+# top-level packages, prints setuptools' "Editable installation" banner on every install.
+EDITABLE := --config-settings editable_mode=compat -e
 SHARED ?= $(or $(RA_SHARED_DIR),../shared)
 CORPUS ?= $(SHARED)/corpus $(SHARED)/pdfs
 QUESTION ?= How many instruction-following demonstrations was Stanford's Alpaca 7B fine-tuned on?
@@ -27,11 +30,11 @@ $(BIN)/ra: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -U pip
 	$(PIP) torch==2.13.0
-	$(PIP) -e .
+	$(PIP) $(EDITABLE) .
 	touch $@
 
 $(VENV)/.dev-installed: $(BIN)/ra
-	$(PIP) -e '.[dev]'
+	$(PIP) $(EDITABLE) '.[dev]'
 	touch $@
 
 install: $(BIN)/ra
