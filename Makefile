@@ -10,9 +10,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # -q and no version check: the first run's output is our own progress lines, not pip's notices.
 PIP := $(BIN)/pip install -q --disable-pip-version-check -c constraints.txt
-# Editable in compat mode (a .pth naming the checkout): the default, a meta path finder for our five
-# top-level packages, prints setuptools' "Editable installation" banner on every install.
-EDITABLE := --config-settings editable_mode=compat -e
+# Editable, without setuptools' "Editable installation" banner (advice about folders named like our
+# packages, on every install; its compat and strict modes print their own): a deprecation still shows.
+EDITABLE := PYTHONWARNINGS="ignore:Editable installation" $(PIP) -e
 SHARED ?= $(or $(RA_SHARED_DIR),../shared)
 CORPUS ?= $(SHARED)/corpus $(SHARED)/pdfs
 QUESTION ?= How many instruction-following demonstrations was Stanford's Alpaca 7B fine-tuned on?
@@ -30,11 +30,11 @@ $(BIN)/ra: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -U pip
 	$(PIP) torch==2.13.0
-	$(PIP) $(EDITABLE) .
+	$(EDITABLE) .
 	touch $@
 
 $(VENV)/.dev-installed: $(BIN)/ra
-	$(PIP) $(EDITABLE) '.[dev]'
+	$(EDITABLE) '.[dev]'
 	touch $@
 
 install: $(BIN)/ra
