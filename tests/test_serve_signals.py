@@ -31,10 +31,11 @@ STOPS = [pytest.param(signal.SIGTERM, False, id="sigterm"), pytest.param(signal.
 
 
 class Reply:
-    """A streamed chat completion read in a thread: whether the server works on it (a token came, or the
-    agent's SSE comment naming its first step: planning calls the model), whether the reply finished."""
+    """A streamed chat completion read in a thread: whether the model is writing it (a token came, or the
+    agent's SSE comment `cue` naming the step that writes the answer), whether the reply finished."""
 
-    def __init__(self, url: str, body: dict[str, object]) -> None:
+    def __init__(self, url: str, body: dict[str, object], cue: str | None) -> None:
+        self.cue = cue
         self.working, self.finished = threading.Event(), threading.Event()
         threading.Thread(target=self._read, args=(url, body), daemon=True).start()
 
@@ -44,7 +45,7 @@ class Reply:
                 "POST", url + "/chat/completions", json=body | {"stream": True}, timeout=600
             ) as r:
                 for line in r.iter_lines():
-                    if line.startswith(": ") or (line.startswith("data: {") and _content(line[6:])):
+                    if line == self.cue or (line.startswith("data: {") and _content(line[6:])):
                         self.working.set()
                     if line.startswith("data: {") and _finish(line[6:]):
                         self.finished.set()
@@ -124,7 +125,7 @@ def _stop_mid_reply(
     proc, url = _start(args, log)
     try:
         [model_server] = _model_servers(proc.pid)
-        reply = Reply(url, body)
+        reply = Reply(url, body, ": answer" if kind == "agent" else None)
         assert reply.working.wait(timeout=600), log.read_text()[-3000:]
         if group:
             os.killpg(proc.pid, sig)
