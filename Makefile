@@ -8,7 +8,11 @@ endif
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PIP := $(BIN)/pip install -q -c constraints.txt
+# -q and no version check: the first run's output is our own progress lines, not pip's notices.
+PIP := $(BIN)/pip install -q --disable-pip-version-check -c constraints.txt
+# Editable, without setuptools' "Editable installation" banner (advice about folders named like our
+# packages, on every install; its compat and strict modes print their own): a deprecation still shows.
+EDITABLE := PYTHONWARNINGS="ignore:Editable installation" $(PIP) -e
 SHARED ?= $(or $(RA_SHARED_DIR),../shared)
 CORPUS ?= $(SHARED)/corpus $(SHARED)/pdfs
 QUESTION ?= How many instruction-following demonstrations was Stanford's Alpaca 7B fine-tuned on?
@@ -19,16 +23,23 @@ PEERS_VENV ?= .venv-peers
 # The tests' own model cache (tests/conftest.py reads RA_TEST_CACHE_DIR): the user's cache stays untouched.
 TEST_CACHE ?= $(CURDIR)/.cache/research-assistant
 
-.PHONY: install sandbox-deps system-deps vllm peers peers-bench checker test-checker demo test test-quick lint bench clean
+.PHONY: install install-dev sandbox-deps system-deps vllm peers peers-bench checker test-checker demo test test-quick lint bench clean
 
+# The product alone (what `make demo` needs); the dev extra (tests, linters, benchmarks) on top of it.
 $(BIN)/ra: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q --disable-pip-version-check -U pip
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[dev]'
+	$(EDITABLE) .
+	touch $@
+
+$(VENV)/.dev-installed: $(BIN)/ra
+	$(EDITABLE) '.[dev]'
 	touch $@
 
 install: $(BIN)/ra
+
+install-dev: $(VENV)/.dev-installed
 
 # Debian packages (root or sudo; without either a warning says what will not work and the rest goes on).
 # bubblewrap: the product's sandbox, so `make demo` installs it too.
@@ -55,7 +66,7 @@ $(PEERS_VENV)/.requirements: scripts/install-peers.sh eval/bench/peers-requireme
 # (hours on 2 cores; LIMIT=N for the first N questions).
 PEERS_OUT ?= .ra/eval/peers
 PEERS_SYSTEMS ?= ra,paperqa,paperqa-skip-summary,langchain
-peers-bench: install peers
+peers-bench: install-dev peers
 	for data in seeds_dev dev_v2; do \
 	  $(BIN)/python -m eval.bench.peers --data $(SHARED)/qa/$$data.jsonl --docs $(CORPUS) \
 	    --systems $(PEERS_SYSTEMS) $(if $(LIMIT),--limit $(LIMIT)) --out $(PEERS_OUT)/$$data || exit 1; done
@@ -76,18 +87,18 @@ demo: install sandbox-deps checker
 	$(BIN)/ra search "$(QUESTION)" -k 3
 	$(BIN)/ra ask "$(QUESTION)"
 
-test: install system-deps vllm peers test-checker
+test: install-dev system-deps vllm peers test-checker
 	$(BIN)/ruff check .
 	RA_TEST_CACHE_DIR=$(TEST_CACHE) $(BIN)/pytest -q $(PYTEST_ARGS)
 
-test-quick: install
+test-quick: install-dev
 	RA_TEST_CACHE_DIR=$(TEST_CACHE) $(BIN)/pytest -q -m "not slow"
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 # Benchmarks recorded in docs/benchmarks.md (each prints JSON; some write docs/bench/*.json).
-bench: install checker
+bench: install-dev checker
 	$(BIN)/python -m eval.bench.scifact
 	$(BIN)/python -m eval.bench.chunk_sizes
 	$(BIN)/python -m eval.bench.reingest

@@ -161,7 +161,11 @@ class GroundingSettings(BaseModel):
 class UISettings(BaseModel):
     """The Streamlit app (`ra ui`)."""
 
-    max_upload_mb: int = Field(50, ge=1, description="largest file the upload panel accepts")
+    max_upload_mb: int = Field(
+        50,
+        ge=1,
+        description="largest file the upload panel ingests (Streamlit's own cap is 4x: see ui.uploads)",
+    )
 
 
 class ServiceSettings(BaseModel):

@@ -283,6 +283,29 @@ def test_upload_ingests_into_the_index_folder_and_lists_skipped_files_with_reaso
     assert not at.chat_input[0].disabled
 
 
+def test_a_nul_byte_or_unknown_suffix_in_one_name_loses_only_that_file_not_the_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index_dir = tmp_path / "index"
+    at = app(index_dir, monkeypatch)
+    at.file_uploader[0].set_value(
+        [
+            ("alpaca\x00.pdf.txt", b"Alpaca 7B was fine-tuned on 52K demonstrations.\n", "text/plain"),
+            ("glide.md", b"# GLIDE\n\nEvaluators preferred classifier-free guidance.\n", "text/markdown"),
+            ("setup.exe", b"MZ", "application/octet-stream"),
+        ]
+    )
+    button(at, "Upload and ingest").click().run()
+    assert not at.exception, at.exception  # was StreamlitAPIException "Filename cannot contain null bytes"
+
+    assert sorted(p.name for p in (index_dir / "uploads").iterdir()) == ["alpaca_.pdf.txt", "glide.md"]
+    assert any(s.value.startswith("Added 2,") for s in at.success)
+    [skipped] = [w.value for w in at.warning if w.value.startswith("Skipped")]
+    assert "**setup.exe**: unsupported file type '.exe'" in skipped
+    each = next(e for e in at.expander if e.label.startswith("Each file"))
+    assert "**alpaca\ufffd.pdf.txt**: added as uploads/alpaca_.pdf.txt" in each.markdown[0].value
+
+
 def test_an_upload_with_nothing_ingestible_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = app(tmp_path / "index", monkeypatch)
     at.file_uploader[0].set_value(("empty.txt", b"", "text/plain"))
@@ -528,4 +551,4 @@ def test_ra_ui_is_registered_and_serves_streamlit_on_loopback_headless_and_offli
     assert argv[2:4] == ["streamlit", "run"] and argv[4].endswith("ui/app.py")
     assert options["--server.address"] == "127.0.0.1" and options["--server.port"] == "8600"
     assert options["--server.headless"] == "true" and options["--browser.gatherUsageStats"] == "false"
-    assert options["--server.maxUploadSize"] == "7"
+    assert options["--server.maxUploadSize"] == "28"  # 4 x ui.max_upload_mb: see transfer_limit_mb

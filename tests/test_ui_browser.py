@@ -230,3 +230,35 @@ def test_the_evaluation_summary_shows_every_metric_name_in_full(
     texts = {c["text"] for c in shown}
     assert {info.label for info in METRIC_INFO.values()} <= texts  # every metric, by its full name
     assert [c["text"] for c in shown if c["clipped"] or c["text"].endswith("…")] == []
+
+
+def test_an_upload_over_the_limit_is_refused_by_name_and_the_rest_of_the_batch_is_ingested(
+    chromium: str, small_ui_url: str, tmp_path: Path
+) -> None:
+    """A 60 MB file over the default 50 MB limit was dropped in the browser by Streamlit's own cap, and the
+    page then said "Choose one or more files first" (issue 25): it must arrive and be refused with a reason."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright")
+    big, small = tmp_path / "big.txt", tmp_path / "matryoshka.md"
+    big.write_bytes(b"Lorem ipsum dolor sit amet.\n" * (60 * 2**20 // 28 + 1))
+    small.write_text("# Matryoshka\n\nMatryoshka embeddings nest coarse inside fine.\n")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(small_ui_url)
+            page.get_by_text("Add documents").wait_for(timeout=60_000)
+            page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files([big, small])
+            page.get_by_text("matryoshka.md").wait_for(timeout=60_000)
+            page.get_by_role("button", name="Upload and ingest").click()
+            skipped = page.locator('[data-testid="stAlert"]', has_text="Skipped 1 file(s)")
+            skipped.wait_for(timeout=120_000)
+            shown = skipped.inner_text()
+            added = page.locator('[data-testid="stAlert"]', has_text="Added 1,").count()
+        finally:
+            browser.close()
+    assert "big.txt" in shown and "larger than the 50 MB upload limit" in shown
+    assert "RA_UI__MAX_UPLOAD_MB" in shown  # what to do, not only what went wrong
+    assert added == 1

@@ -16,7 +16,7 @@ def test_colliding_names_in_one_batch_get_numbered_suffixes(tmp_path: Path) -> N
     saved = save_uploads(
         [("report.txt", b"first"), ("sub/report.txt", b"second"), ("REPORT.txt", b"third"), ("x.txt", b"")],
         tmp_path / "index",
-        max_bytes=2**20,
+        limit_mb=1,
     )
     names = [(name, path.name) for name, path in saved.stored]
     assert names == [
@@ -40,7 +40,7 @@ def test_every_uploaded_file_gets_its_outcome(tmp_path: Path) -> None:
         ("blob.txt", bytes(range(256)) * 8),
         ("empty.md", b""),
     ]
-    saved = save_uploads(batch, index_dir, max_bytes=2**20)
+    saved = save_uploads(batch, index_dir, limit_mb=1)
     report = ingest_paths(saved.paths, index_dir, index_config(settings))
     assert len(report.added) == 4  # was 3 when report.txt files overwrote each other
     outcomes = dict(file_outcomes(saved, report))
@@ -51,7 +51,7 @@ def test_every_uploaded_file_gets_its_outcome(tmp_path: Path) -> None:
     assert outcomes["blob.txt"] == "skipped: binary file, not text"
     assert outcomes["empty.md"] == "skipped: the file is empty"
 
-    again = save_uploads(batch[:1], index_dir, max_bytes=2**20)
+    again = save_uploads(batch[:1], index_dir, limit_mb=1)
     repeat = ingest_paths(again.paths, index_dir, index_config(settings))
     assert file_outcomes(again, repeat) == [
         ("report.txt", "unchanged (uploads/report.txt is already indexed)")

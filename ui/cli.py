@@ -11,6 +11,7 @@ import typer
 
 from assistant.cli.common import console
 from assistant.cli.index_cmds import IndexOpt, settings_from_flags
+from ui.uploads import transfer_limit_mb
 
 APP = Path(__file__).with_name("app.py")
 
@@ -21,7 +22,8 @@ def register(app: typer.Typer) -> None:
 
 def streamlit_argv(host: str, port: int, max_upload_mb: int) -> list[str]:
     """`streamlit run` for the app: headless, bound to `host`, no usage statistics (it must work offline),
-    no file watcher (a served app does not reload itself), and the upload cap from the settings."""
+    no file watcher (a served app does not reload itself), and Streamlit's upload cap above ours (see
+    `transfer_limit_mb`)."""
     return [
         sys.executable,
         "-m",
@@ -37,7 +39,7 @@ def streamlit_argv(host: str, port: int, max_upload_mb: int) -> list[str]:
         "--server.fileWatcherType",
         "none",
         "--server.maxUploadSize",
-        str(max_upload_mb),
+        str(transfer_limit_mb(max_upload_mb)),
         "--browser.gatherUsageStats",
         "false",
         "--global.developmentMode",

@@ -13,7 +13,7 @@ from assistant.index_access import index_config
 from assistant.settings import Settings
 from index.errors import UserFacingError
 from ui import resources, session_settings
-from ui.uploads import ALLOWED_TYPES, file_outcomes, save_uploads
+from ui.uploads import ALLOWED_TYPES, file_outcomes, save_uploads, transfer_limit_mb
 
 _OUTCOME = "ingest.outcome"
 
@@ -93,18 +93,23 @@ def _compact(n: int) -> str:
 def upload_panel(settings: Settings) -> None:
     limit = settings.ui.max_upload_mb
     with st.form("upload", clear_on_submit=True, border=False):
+        # No `type=`: Streamlit would check each name itself and raise on one bad name (a NUL byte, an
+        # unknown suffix), losing the whole batch; save_uploads refuses such a file alone, with its reason.
         files = st.file_uploader(
             "Add documents",
-            type=ALLOWED_TYPES,
             accept_multiple_files=True,
-            help=f"PDF, text, Markdown or HTML, up to {limit} MB each; stored in the index folder.",
+            help=f"PDF, text, Markdown or HTML ({', '.join(ALLOWED_TYPES)}), up to {limit} MB each; "
+            "stored in the index folder.",
         )
         submitted = st.form_submit_button("Upload and ingest", type="primary", width="stretch")
     if submitted:
         if files:
             st.session_state[_OUTCOME] = ingest_uploads([(f.name, f.getvalue()) for f in files], settings)
             st.rerun()  # the stats above and every page pick up the new generation
-        st.warning("Choose one or more files first.")
+        st.warning(
+            f"No file arrived: choose one or more files first. The browser itself refuses a file over "
+            f"{transfer_limit_mb(limit)} MB (a red note beside its name): `ra ingest FILE` takes any size."
+        )
     outcome: IngestOutcome | None = st.session_state.get(_OUTCOME)
     if outcome is not None:
         show_outcome(outcome)
@@ -115,7 +120,7 @@ def ingest_uploads(files: list[tuple[str, bytes]], settings: Settings) -> Ingest
     from index.ingest import ingest_paths  # heavy: only when there is something to ingest
 
     index_dir = Path(settings.index.dir)
-    saved = save_uploads(files, index_dir, settings.ui.max_upload_mb * 2**20)
+    saved = save_uploads(files, index_dir, settings.ui.max_upload_mb)
     outcome = IngestOutcome(skipped=list(saved.rejected))
     if not saved.paths:
         outcome.error = "Nothing to ingest: every file was refused (see below)."

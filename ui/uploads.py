@@ -27,8 +27,29 @@ _UNSAFE = re.compile(r"[^\w\-. ]+")
 _MAX_NAME = 120
 
 
+def transfer_limit_mb(limit_mb: int) -> int:
+    """Streamlit's own per-file cap (`server.maxUploadSize`), four times the setting `ui.max_upload_mb`.
+    Why above it: a file over Streamlit's cap is refused in the browser and never reaches the app, so the
+    batch arrives without it and nothing here can say why; a file between the two arrives and is refused by
+    `save_uploads` with the limit's name and what to do. The cap still bounds what a browser can send."""
+    return 4 * limit_mb
+
+
+def too_large(limit_mb: int) -> str:
+    """Why an upload over the limit is refused, and what to do about it."""
+    return (
+        f"larger than the {limit_mb} MB upload limit: split it, or raise the limit (ui.max_upload_mb "
+        "in ra.toml or RA_UI__MAX_UPLOAD_MB) and restart `ra ui`; `ra ingest FILE` takes any size"
+    )
+
+
 class UnsafeName(ValueError):
     pass
+
+
+def shown_name(name: str) -> str:
+    """The uploaded name as the page shows it: control characters (a NUL byte...) as U+FFFD."""
+    return "".join("\ufffd" if unicodedata.category(c) == "Cc" else c for c in name)
 
 
 def safe_name(name: str) -> str:
@@ -41,7 +62,7 @@ def safe_name(name: str) -> str:
         stem, suffix = base, ""
     stem = stem.strip(" ._")[: _MAX_NAME - len(suffix) - 1]
     if not stem:
-        raise UnsafeName(f"'{name}' has no usable file name: rename it and upload again")
+        raise UnsafeName(f"'{shown_name(name)}' has no usable file name: rename it and upload again")
     return f"{stem}.{suffix}" if suffix else stem
 
 
@@ -74,15 +95,17 @@ def uploads_dir(index_dir: Path) -> Path:
     return index_dir / UPLOADS_DIR
 
 
-def save_uploads(files: list[tuple[str, bytes]], index_dir: Path, max_bytes: int) -> Saved:
+def save_uploads(files: list[tuple[str, bytes]], index_dir: Path, limit_mb: int) -> Saved:
     """Store each (name, content) under the uploads folder (atomically; a same-named file is replaced,
-    which re-ingest then treats as an updated document). Refuses empty, oversized and unsupported files."""
+    which re-ingest then treats as an updated document). Refuses empty, oversized and unsupported files,
+    each alone: the rest of the batch is stored."""
     folder = uploads_dir(index_dir)
     saved = Saved()
     taken: set[str] = set()
-    for name, data in files:
+    for uploaded, data in files:
+        name = shown_name(uploaded)
         try:
-            target_name = safe_name(name)
+            target_name = safe_name(uploaded)
         except UnsafeName as exc:
             saved.rejected.append((name, str(exc)))
             continue
@@ -94,11 +117,8 @@ def save_uploads(files: list[tuple[str, bytes]], index_dir: Path, max_bytes: int
             )
         elif not data:
             saved.rejected.append((name, "the file is empty"))
-        elif len(data) > max_bytes:
-            limit = max_bytes / 2**20
-            saved.rejected.append(
-                (name, f"larger than the {limit:.0f} MB upload limit (setting ui.max_upload_mb)")
-            )
+        elif len(data) > limit_mb * 2**20:
+            saved.rejected.append((name, too_large(limit_mb)))
         else:
             saved.stored.append((name, _write_inside(folder, _unique(target_name, taken), data)))
     return saved

@@ -6,8 +6,12 @@ serves the embedded llama.cpp model instead on machines without vLLM. Either way
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -23,6 +27,9 @@ if TYPE_CHECKING:  # the LLM modules import httpx: keep them off `ra`'s start-up
     from assistant.llm.vllm_env import VLLMServer
 
 Backend = Literal["vllm", "llamacpp"]
+# `--agent`: how long a stop waits for the requests being answered before it cancels them (uvicorn waits
+# for ever by default, so a stop during an answer waited for the answer).
+STOP_GRACE_S = 2
 
 
 def register(app: typer.Typer) -> None:
@@ -138,7 +145,13 @@ def _serve_agent(settings: Settings, *, use_service: bool) -> None:
             "agent_api.api_key (RA_AGENT_API__API_KEY) or keep the default host 127.0.0.1",
             code=2,
         )
-    with answerer(settings, use_service=use_service, warn=warn, progress=console.print) as assistant:
+    # uvicorn takes the signal, cancels what is still answering after STOP_GRACE_S, then raises the signal
+    # again: SIGTERM too must become KeyboardInterrupt, else it ends the process before `answerer` stops
+    # the model it started.
+    with (
+        _sigterm_as_interrupt(),
+        answerer(settings, use_service=use_service, warn=warn, progress=console.print) as assistant,
+    ):
         url = f"http://{api.host}:{api.port}/v1"
         out.print(url, highlight=False)
         console.print(
@@ -148,7 +161,15 @@ def _serve_agent(settings: Settings, *, use_service: bool) -> None:
             + "\npress Ctrl-C to stop",
             highlight=False,
         )
-        uvicorn.run(create_app(assistant, settings), host=api.host, port=api.port, log_level="warning")
+        logging.getLogger("uvicorn.error").addFilter(_QuietCancel())
+        uvicorn.run(
+            create_app(assistant, settings),
+            host=api.host,
+            port=api.port,
+            log_level="warning",
+            timeout_graceful_shutdown=STOP_GRACE_S,
+        )  # returns once stopped (it swallows the KeyboardInterrupt)
+        console.print("stopping...")
 
 
 def _server(settings: Settings, backend: Backend, enforce_eager: bool) -> VLLMServer | LlamaCppServer:
@@ -180,13 +201,35 @@ def _server(settings: Settings, backend: Backend, enforce_eager: bool) -> VLLMSe
     )
 
 
-def _run_until_stopped(server: VLLMServer | LlamaCppServer, backend: Backend, url: str) -> None:
-    """Block until Ctrl-C or SIGTERM (both end in KeyboardInterrupt), then stop the server cleanly."""
+class _QuietCancel(logging.Filter):
+    """Drops uvicorn's lines about the requests a stop cancels (a traceback each): the stop is asked for,
+    and their clients get a closed connection."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return (
+            not isinstance(exc, asyncio.CancelledError)
+            and "graceful shutdown exceeded" not in record.getMessage()
+        )
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt, like Ctrl-C: `finally` and `with` blocks then stop what we
+    started (SIGTERM's default would end the process at once and orphan the model server)."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_until_stopped(server: VLLMServer | LlamaCppServer, backend: Backend, url: str) -> None:
+    """Block until Ctrl-C or SIGTERM (both end in KeyboardInterrupt), then stop the server cleanly."""
     out.print(url, highlight=False)
     console.print(
         f"{backend} serves {server.model_name} at {url}\n"
@@ -195,12 +238,12 @@ def _run_until_stopped(server: VLLMServer | LlamaCppServer, backend: Backend, ur
         highlight=False,
     )
     try:
-        while server.running:
-            time.sleep(0.5)
+        with _sigterm_as_interrupt():
+            while server.running:
+                time.sleep(0.5)
     except KeyboardInterrupt:
         console.print("stopping...")
     else:
         fail(f"the {backend} server exited unexpectedly: see its log {server.log_path}")
     finally:
         server.stop()
-        signal.signal(signal.SIGTERM, previous)

@@ -122,7 +122,10 @@ def main(argv: list[str] | None = None) -> None:
     announce.write(json.dumps({"url": server.listening_address, "pid": os.getpid()}) + "\n")
     announce.close()
     stop.wait()
-    del server  # joins llama.cpp's loop and frees the model
+    # Exit at once, not `del server`: its destructor joins llama.cpp's loop, which first finishes the reply
+    # being generated (minutes), so a stop during a request waited for it. The OS frees the model.
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
