@@ -23,8 +23,11 @@ from index.config import BackendName, ChunkingConfig, EmbeddingConfig, MilvusCon
 TOKENISER = "words-nltk127-snowball-english/1"
 # Bump when index.sparse's stored weights change (an older index's BM25 is rebuilt by the next ingest).
 BM25_SCORING = "okapi-lucene-idf/1"
-# Milvus tokenises with its own analyser (index.backends.milvus.ANALYZER); bump when that changes.
-MILVUS_TOKENISER = "milvus-standard-lowercase-stop_english-stemmer_english/1"
+# Milvus is given our tokens as its text (index.backends.milvus: `analysed`, ANALYZER) and scores them with
+# its BM25 function (Lucene idf, as ours); bump when either changes. An index written before (Milvus's own
+# analyser on the raw text: "milvus-standard-lowercase-stop_english-stemmer_english/1") is refused.
+MILVUS_ANALYSER = "our-tokens-spaced-decimal_dot_as_underscore/milvus-standard/1"
+MILVUS_BM25_SCORING = "milvus-bm25-function/1"
 EMBEDDING = "index.embedding."
 CHUNKING = "index.chunking."
 STRUCTURES = ("retrieval.bm25.", "retrieval.dense.")
@@ -46,7 +49,12 @@ def search_spec(
     and the saved structures (Milvus builds its own dense index, so `retrieval.dense` is local-only)."""
     if backend == "milvus":
         where = {"index.backend": backend, "index.milvus.collection": (milvus or MilvusConfig()).collection}
-        bm25 = {**retrieval.bm25.model_dump(include={"k1", "b"}), "tokeniser": MILVUS_TOKENISER}
+        bm25 = {
+            **retrieval.bm25.model_dump(),
+            "tokeniser": TOKENISER,
+            "analyser": MILVUS_ANALYSER,
+            "scoring": MILVUS_BM25_SCORING,
+        }
         return {
             **where,
             **_flat(EMBEDDING, embedding.model_dump(include={"model", "backend"})),

@@ -552,7 +552,7 @@ def _apply_milvus(
             f"index at {index_dir} keeps BM25 settings fixed in its Milvus collection, the settings changed "
             f"them: run `ra ingest PATH --rebuild --index {index_dir}` or set them back"
         )
-    store = MilvusBackend(config.milvus)
+    store = MilvusBackend(config.milvus, stem=config.retrieval.bm25.stem)
     if old is not None:
         store.require(old.dim)
     with writer.new_generation() as tmp:
