@@ -7,7 +7,8 @@ What a difference means depends on the part:
 - `index.embedding.*`: the stored vectors come from another model; only `ra ingest --rebuild` re-embeds.
 - `index.chunking.*`: the next ingest re-chunks (and re-embeds) every file that still exists.
 - `retrieval.bm25.*`, `retrieval.dense.*`: the next ingest rebuilds the BM25 and dense structures
-  (`local`; a Milvus collection fixes its BM25 at creation, so there only `--rebuild` applies them).
+  (`local`; a Milvus collection fixes its BM25 and HNSW shape at creation, so there only `--rebuild`
+  applies them).
 - `index.backend`, `index.milvus.collection`: where the chunks live; another value is another index.
 Opening an index whose embedding, BM25 or dense part differs from the settings is refused, since the
 setting would silently do nothing.
@@ -46,7 +47,8 @@ def search_spec(
     milvus: MilvusConfig | None = None,
 ) -> BuildSpec:
     """The part a reader must agree with: where the chunks live, how queries are embedded and tokenised,
-    and the saved structures (Milvus builds its own dense index, so `retrieval.dense` is local-only)."""
+        and the saved structures (Milvus's dense index is always HNSW: of `retrieval.dense` it records the graph's
+    shape, fixed at creation)."""
     if backend == "milvus":
         where = {"index.backend": backend, "index.milvus.collection": (milvus or MilvusConfig()).collection}
         bm25 = {
@@ -59,6 +61,9 @@ def search_spec(
             **where,
             **_flat(EMBEDDING, embedding.model_dump(include={"model", "backend"})),
             **_flat("retrieval.bm25.", bm25),
+            **_flat(
+                "retrieval.dense.", retrieval.dense.model_dump(include={"hnsw_m", "hnsw_ef_construction"})
+            ),
         }
     return {
         "index.backend": backend,

@@ -16,7 +16,6 @@ from index.backends.base import SKIPPED_ROLES, Files, SearchBackend
 from index.build_spec import CHUNKING, check_search_spec, search_spec
 from index.config import (
     BackendName,
-    BM25Config,
     EmbeddingConfig,
     MilvusConfig,
     RetrievalConfig,
@@ -35,14 +34,14 @@ def open_backend(
     milvus: MilvusConfig | None,
     skip_roles: frozenset[str],
     documents: Mapping[str, DocumentMeta],
-    bm25: BM25Config,
+    retrieval: RetrievalConfig,
 ) -> SearchBackend:
     """The backend the settings name (the build spec check has made sure the index was built with it)."""
     if backend == "milvus":
         from index.backends.milvus import MilvusBackend
 
         store = MilvusBackend(
-            milvus or MilvusConfig(), skip_roles=skip_roles, documents=documents, stem=bm25.stem
+            milvus or MilvusConfig(), skip_roles=skip_roles, documents=documents, retrieval=retrieval
         )
         store.require(manifest.dim)
         return store
@@ -74,7 +73,7 @@ class HybridIndex:
         self.generation_dir = index_dir / self.manifest.generation
         skip = frozenset() if retrieval.include_references else SKIPPED_ROLES
         self.backend = open_backend(
-            self.generation_dir, self.manifest, backend, milvus, skip, self.documents, retrieval.bm25
+            self.generation_dir, self.manifest, backend, milvus, skip, self.documents, retrieval
         )
 
     @cached_property

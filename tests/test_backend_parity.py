@@ -81,13 +81,20 @@ def test_bm25_top10_is_the_same_on_both_backends(
 def test_hybrid_top10_agrees_on_both_backends(
     indexes: tuple[HybridIndex, HybridIndex], scifact: BeirData
 ) -> None:
-    """Same RRF k and candidate depth on the same BM25 list; the dense lists differ only where Milvus's
-    approximate index does, so nearly every top-10 id is shared (measured: see the report)."""
+    """Same RRF k and candidate depth over the same BM25 list and (HNSW explored wide enough) the same dense
+    list: where no two fused scores tie, the top 10 is the same, in the same order. RRF ties often (a chunk
+    ranked i by one list and j by the other scores as one ranked j and i): there each engine's tie-break
+    (ours: lower row; Milvus: its own) may swap the tied chunks, so the tolerance is at most 2 of 10 ids
+    per query and 1% over all (measured: 107 of 120 identical, the rest 9 of 10 shared)."""
     local, milvus = indexes
-    overlap = []
+    overlap, untied = [], 0
     for query in scifact.queries.values():
-        ours = {c for c, _ in ranked(local, query, "hybrid", 10)}
-        theirs = {c for c, _ in ranked(milvus, query, "hybrid", 10)}
-        overlap.append(len(ours & theirs) / 10)
-    assert sum(overlap) / len(overlap) >= 0.98
+        ours, theirs = ranked(local, query, "hybrid"), ranked(milvus, query, "hybrid")
+        if not tied([s for _, s in ours]):
+            assert [c for c, _ in theirs[:10]] == [c for c, _ in ours[:10]], query
+            assert [s for _, s in theirs[:10]] == pytest.approx([s for _, s in ours[:10]], rel=1e-5), query
+            untied += 1
+        overlap.append(len({c for c, _ in ours[:10]} & {c for c, _ in theirs[:10]}) / 10)
+    assert untied >= 0.4 * len(scifact.queries)
     assert min(overlap) >= 0.8
+    assert sum(overlap) / len(overlap) >= 0.99

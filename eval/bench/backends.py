@@ -51,8 +51,8 @@ def copy_to_milvus(local: HybridIndex, config: IndexConfig, cfg: MilvusConfig, i
     by_file: dict[str, list[int]] = defaultdict(list)
     for row, c in enumerate(chunks):
         by_file[c.source].append(row)
-    store = MilvusBackend(cfg, stem=retrieval.bm25.stem)
-    store.create(vectors.shape[1], retrieval.bm25)
+    store = MilvusBackend(cfg, retrieval=retrieval)
+    store.create(vectors.shape[1])
     manifest = local.manifest
     t0 = time.perf_counter()
     batch: list[DocumentChunks] = []

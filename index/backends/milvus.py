@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from index.backends.base import ChunkRef, DocumentChunks, Files, Ranked, chunk_role
-from index.config import BM25Config, FusionConfig, MilvusConfig
+from index.config import FusionConfig, MilvusConfig, RetrievalConfig
 from index.documents import DocumentMeta
 from index.errors import IndexIncompatible, UserFacingError
 from index.fusion import fuse
@@ -127,10 +127,12 @@ class MilvusBackend:
         client: Any | None = None,
         skip_roles: frozenset[str] = frozenset(),
         documents: Mapping[str, DocumentMeta] | None = None,
-        stem: bool = True,
+        retrieval: RetrievalConfig | None = None,
     ) -> None:
         self.cfg = cfg
-        self.tokenizer = Tokenizer(stem)  # `retrieval.bm25.stem`, recorded in the build spec
+        # its BM25 and HNSW settings shape the collection (recorded in the build spec); stem, the queries too
+        self.retrieval = retrieval or RetrievalConfig()
+        self.tokenizer = Tokenizer(self.retrieval.bm25.stem)
         self.skip_roles = skip_roles
         self.documents = documents or {}
         self._filter = f"role not in {lit(sorted(skip_roles))}" if skip_roles else ""
@@ -162,8 +164,9 @@ class MilvusBackend:
                 "rebuild with `ra ingest PATH --rebuild`"
             )
 
-    def create(self, dim: int, bm25: BM25Config) -> None:
-        """(Re)create both collections empty: BM25 k1/b are fixed at creation like our own index's."""
+    def create(self, dim: int) -> None:
+        """(Re)create both collections empty: BM25 k1/b and the HNSW graph's shape are fixed at creation."""
+        bm25, dense = self.retrieval.bm25, self.retrieval.dense
         from pymilvus import DataType, Function, FunctionType
 
         with _errors(self.cfg.uri):
@@ -195,7 +198,8 @@ class MilvusBackend:
                 )
             )
             index = self.client.prepare_index_params()
-            index.add_index("dense", index_type="AUTOINDEX", metric_type="IP")
+            hnsw = {"M": dense.hnsw_m, "efConstruction": dense.hnsw_ef_construction}
+            index.add_index("dense", index_type="HNSW", metric_type="IP", params=hnsw)
             k1_b = {"bm25_k1": bm25.k1, "bm25_b": bm25.b}
             # a server reads the flat keys; milvus-lite reads only a "params" entry (without it, its own
             # k1 = 1.5, b = 0.75 apply); a server merges that entry too
@@ -298,9 +302,15 @@ class MilvusBackend:
                 anns_field="dense",
                 limit=min(n, QUERY_MAX),
                 filter=self._where(files),
-                search_params={"metric_type": "IP"},
+                search_params=self._dense_params(n),
             )
         return [(hit.id, float(hit["distance"])) for hit in res[0]]
+
+    def _dense_params(self, n: int) -> dict[str, Any]:
+        """HNSW explores `ef` candidates: at 3x the hits asked for, its top 100 on SciFact is the exact
+        top 100 that `local`'s flat index returns (at ef = n, 0.5% of them differ: measured on 120 queries)."""
+        ef = max(self.retrieval.dense.hnsw_ef_search, 3 * min(n, QUERY_MAX))
+        return {"metric_type": "IP", "params": {"ef": ef}}
 
     def sparse_search(self, query: str, n: int, files: Files = None) -> Ranked:
         terms = self.analysed(query)
@@ -333,7 +343,7 @@ class MilvusBackend:
             AnnSearchRequest(
                 data=[np.asarray(vector, dtype=np.float32).tolist()],
                 anns_field="dense",
-                param={"metric_type": "IP"},
+                param=self._dense_params(depth),
                 limit=depth,
                 expr=where or None,
             ),
