@@ -1,6 +1,7 @@
 """SciFact on both index backends: the same chunks and vectors in `local` and in `milvus` (milvus-lite).
 
     python -m eval.bench.backends [--shared ../shared] [--out docs/bench/backends.json] [--index DIR]
+        [--no-latency]
 
 The local index is built by the normal ingest; the milvus index gets exactly its chunks and vectors (written
 through the backend's `replace_documents`, timed: that is the Milvus write cost per chunk), so any quality
@@ -102,6 +103,9 @@ def main() -> None:
     parser.add_argument(
         "--index", type=Path, default=None, help="local SciFact index dir to reuse (default: temp)"
     )
+    parser.add_argument(
+        "--no-latency", action="store_true", help="quality only (timings on a shared machine mean little)"
+    )
     args = parser.parse_args()
     base = args.shared / "bench" / "scifact"
     data = load_beir(base / "corpus.jsonl", base / "queries.jsonl", base / "qrels" / "train.tsv")
@@ -144,7 +148,7 @@ def main() -> None:
 
             systems[f"{name} {mode}"] = {
                 **{k: round(v, 4) for k, v in metrics.items()},
-                **latency(search, data.queries),
+                **({} if args.no_latency else latency(search, data.queries)),
                 "top10_overlap_with_local": overlap_at_10(runs[(name, mode)], runs[("local", mode)]),
             }
             print(json.dumps({f"{name} {mode}": systems[f"{name} {mode}"]}), flush=True)
