@@ -7,7 +7,8 @@ What a difference means depends on the part:
 - `index.embedding.*`: the stored vectors come from another model; only `ra ingest --rebuild` re-embeds.
 - `index.chunking.*`: the next ingest re-chunks (and re-embeds) every file that still exists.
 - `retrieval.bm25.*`, `retrieval.dense.*`: the next ingest rebuilds the BM25 and dense structures
-  (`local`; a Milvus collection fixes its BM25 at creation, so there only `--rebuild` applies them).
+  (`local`; a Milvus collection fixes its BM25 and HNSW shape at creation, so there only `--rebuild`
+  applies them).
 - `index.backend`, `index.milvus.collection`: where the chunks live; another value is another index.
 Opening an index whose embedding, BM25 or dense part differs from the settings is refused, since the
 setting would silently do nothing.
@@ -23,8 +24,11 @@ from index.config import BackendName, ChunkingConfig, EmbeddingConfig, MilvusCon
 TOKENISER = "words-nltk127-snowball-english/1"
 # Bump when index.sparse's stored weights change (an older index's BM25 is rebuilt by the next ingest).
 BM25_SCORING = "okapi-lucene-idf/1"
-# Milvus tokenises with its own analyser (index.backends.milvus.ANALYZER); bump when that changes.
-MILVUS_TOKENISER = "milvus-standard-lowercase-stop_english-stemmer_english/1"
+# Milvus is given our tokens as its text (index.backends.milvus: `analysed`, ANALYZER) and scores them with
+# its BM25 function (Lucene idf, as ours); bump when either changes. An index written before (Milvus's own
+# analyser on the raw text: "milvus-standard-lowercase-stop_english-stemmer_english/1") is refused.
+MILVUS_ANALYSER = "our-tokens-spaced-decimal_dot_as_underscore/milvus-standard/1"
+MILVUS_BM25_SCORING = "milvus-bm25-function/1"
 EMBEDDING = "index.embedding."
 CHUNKING = "index.chunking."
 STRUCTURES = ("retrieval.bm25.", "retrieval.dense.")
@@ -43,14 +47,23 @@ def search_spec(
     milvus: MilvusConfig | None = None,
 ) -> BuildSpec:
     """The part a reader must agree with: where the chunks live, how queries are embedded and tokenised,
-    and the saved structures (Milvus builds its own dense index, so `retrieval.dense` is local-only)."""
+        and the saved structures (Milvus's dense index is always HNSW: of `retrieval.dense` it records the graph's
+    shape, fixed at creation)."""
     if backend == "milvus":
         where = {"index.backend": backend, "index.milvus.collection": (milvus or MilvusConfig()).collection}
-        bm25 = {**retrieval.bm25.model_dump(include={"k1", "b"}), "tokeniser": MILVUS_TOKENISER}
+        bm25 = {
+            **retrieval.bm25.model_dump(),
+            "tokeniser": TOKENISER,
+            "analyser": MILVUS_ANALYSER,
+            "scoring": MILVUS_BM25_SCORING,
+        }
         return {
             **where,
             **_flat(EMBEDDING, embedding.model_dump(include={"model", "backend"})),
             **_flat("retrieval.bm25.", bm25),
+            **_flat(
+                "retrieval.dense.", retrieval.dense.model_dump(include={"hnsw_m", "hnsw_ef_construction"})
+            ),
         }
     return {
         "index.backend": backend,

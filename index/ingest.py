@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import numpy as np
 
 from index.backends.base import DocumentChunks
-from index.build_spec import CHUNKING, STRUCTURES, build_spec, check_embedding_spec, part
+from index.build_spec import CHUNKING, STRUCTURES, build_spec, check_embedding_spec, differences, part
 from index.chunking import chunk_document
 from index.config import (
     DEFAULT_LOCK_WAIT_S,
@@ -604,11 +604,12 @@ def _apply_milvus(
 
     index_dir, old = writer.index_dir, prev.manifest
     if old is not None and not prev.same_structures:
+        changed = differences(old.build, config.spec, STRUCTURES)[0]
         raise IndexIncompatible(
-            f"index at {index_dir} keeps BM25 settings fixed in its Milvus collection, the settings changed "
-            f"them: run `ra ingest PATH --rebuild --index {index_dir}` or set them back"
+            f"index at {index_dir} keeps its BM25 and HNSW settings fixed in its Milvus collection, built with "
+            f"{changed}: run `ra ingest PATH --rebuild --index {index_dir}` or set them back"
         )
-    store = MilvusBackend(config.milvus)
+    store = MilvusBackend(config.milvus, retrieval=config.retrieval)
     if old is not None:
         store.require(old.dim)
     with writer.new_generation() as tmp:
@@ -623,7 +624,7 @@ def _apply_milvus(
                 f"nothing would be left in {index_dir}: to start over, delete it or use `ra ingest PATH --rebuild`"
             )
         if old is None:
-            store.create(dim, config.retrieval.bm25)  # a fresh index owns its collection
+            store.create(dim)  # a fresh index owns its collection
         progress.start("indexing", len(new_docs))
         offset, batch = 0, []
         for i, (sd, chunks) in enumerate(zip(new_docs, chunk_lists, strict=True)):

@@ -14,7 +14,13 @@ from typing import Any
 
 from index.backends.base import SKIPPED_ROLES, Files, SearchBackend
 from index.build_spec import CHUNKING, check_search_spec, search_spec
-from index.config import BackendName, EmbeddingConfig, MilvusConfig, RetrievalConfig, RetrievalMode
+from index.config import (
+    BackendName,
+    EmbeddingConfig,
+    MilvusConfig,
+    RetrievalConfig,
+    RetrievalMode,
+)
 from index.documents import DocumentMeta
 from index.errors import UserFacingError
 from index.store import Manifest, check_generation, require_manifest
@@ -28,12 +34,15 @@ def open_backend(
     milvus: MilvusConfig | None,
     skip_roles: frozenset[str],
     documents: Mapping[str, DocumentMeta],
+    retrieval: RetrievalConfig,
 ) -> SearchBackend:
     """The backend the settings name (the build spec check has made sure the index was built with it)."""
     if backend == "milvus":
         from index.backends.milvus import MilvusBackend
 
-        store = MilvusBackend(milvus or MilvusConfig(), skip_roles=skip_roles, documents=documents)
+        store = MilvusBackend(
+            milvus or MilvusConfig(), skip_roles=skip_roles, documents=documents, retrieval=retrieval
+        )
         store.require(manifest.dim)
         return store
     from index.backends.local import LocalBackend
@@ -63,7 +72,9 @@ class HybridIndex:
         check_generation(index_dir, self.manifest)  # sizes only: a stat per file
         self.generation_dir = index_dir / self.manifest.generation
         skip = frozenset() if retrieval.include_references else SKIPPED_ROLES
-        self.backend = open_backend(self.generation_dir, self.manifest, backend, milvus, skip, self.documents)
+        self.backend = open_backend(
+            self.generation_dir, self.manifest, backend, milvus, skip, self.documents, retrieval
+        )
 
     @cached_property
     def embedder(self) -> Any:

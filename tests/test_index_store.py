@@ -350,3 +350,33 @@ def test_an_index_with_the_old_bm25_weights_is_refused_then_rebuilt_by_ingest(tm
     found = run_cli("search", "Alpaca", "--mode", "bm25", "--index", str(idx), "--json", cwd=tmp_path)
     assert found.returncode == 0, found.stderr
     assert Path(json.loads(found.stdout)[0]["source"]).name == "alpaca.txt"
+
+
+def test_a_milvus_index_analysed_by_milvus_itself_is_refused_in_one_line_until_rebuilt(
+    tmp_path: Path,
+) -> None:
+    """Before, Milvus tokenised the raw text with its own analyser (no stemming or stopwords on milvus-lite):
+    such a collection cannot rank like `local`, and its text cannot be re-analysed in place."""
+    docs = make_corpus(tmp_path / "docs")
+    idx, env = tmp_path / "idx", backend_env("milvus", tmp_path)
+    assert run_cli("ingest", str(docs), "--index", str(idx), cwd=tmp_path, env=env).returncode == 0
+    manifest = json.loads((idx / "manifest.json").read_text())
+    build = manifest["build"]
+    for key in ("analyser", "scoring", "stem"):
+        del build[f"retrieval.bm25.{key}"]
+    del build["retrieval.dense.hnsw_m"], build["retrieval.dense.hnsw_ef_construction"]
+    build["retrieval.bm25.tokeniser"] = "milvus-standard-lowercase-stop_english-stemmer_english/1"
+    (idx / "manifest.json").write_text(json.dumps(manifest))
+
+    for command in (("search", "Alpaca"), ("ingest", str(docs))):
+        refused = run_cli(*command, "--index", str(idx), cwd=tmp_path, env=env)
+        assert refused.returncode == 1 and refused.stdout == "", command
+        assert "retrieval.bm25." in refused.stderr and "--rebuild" in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    rebuilt = run_cli("ingest", str(docs), "--rebuild", "--index", str(idx), cwd=tmp_path, env=env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    found = run_cli(
+        "search", "alpacas", "--mode", "bm25", "--index", str(idx), "--json", cwd=tmp_path, env=env
+    )
+    assert found.returncode == 0, found.stderr
+    assert Path(json.loads(found.stdout)[0]["source"]).name == "alpaca.txt"  # "alpacas" stems to "alpaca"

@@ -1,12 +1,12 @@
 """SciFact on both index backends: the same chunks and vectors in `local` and in `milvus` (milvus-lite).
 
     python -m eval.bench.backends [--shared ../shared] [--out docs/bench/backends.json] [--index DIR]
+        [--no-latency]
 
 The local index is built by the normal ingest; the milvus index gets exactly its chunks and vectors (written
 through the backend's `replace_documents`, timed: that is the Milvus write cost per chunk), so any quality
-difference comes from Milvus's side: its BM25 analyser and formula, its fusion. To tell the analyser from the
-formula, a third collection gets our own tokens (lowercase, NLTK stopwords, Snowball stems) as its text.
-Reports nDCG@10 / Recall@100 (train qrels), top-10 overlap with local, query latency p50/p95 (k=10, query
+difference comes from Milvus's side: its BM25 formula and statistics (it counts our own tokens, see
+`MilvusBackend.analysed`), its approximate dense index, its fusion. Reports nDCG@10 / Recall@100 (train qrels), top-10 overlap with local, query latency p50/p95 (k=10, query
 embedding included), write throughput and bytes per chunk, the numbers the capacity model in
 docs/benchmarks.md is built from.
 """
@@ -21,7 +21,6 @@ import platform
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,6 @@ from index.backends.milvus import MILVUS_FILE, MilvusBackend, milvus_record
 from index.config import ChunkingConfig, EmbeddingConfig, MilvusConfig, RetrievalConfig
 from index.ingest import IndexConfig, indexed_text, ingest_documents
 from index.search import HybridIndex
-from index.sparse import Tokenizer
 from index.store import VECTORS, Manifest, StoreWriter, read_manifest, write_json_atomic
 
 
@@ -46,9 +44,7 @@ def dir_bytes(path: Path) -> int:
     )
 
 
-def copy_to_milvus(
-    local: HybridIndex, config: IndexConfig, cfg: MilvusConfig, index_dir: Path, ours_tokens: bool
-) -> dict:
+def copy_to_milvus(local: HybridIndex, config: IndexConfig, cfg: MilvusConfig, index_dir: Path) -> dict:
     """Write the local index's chunks and vectors into a Milvus collection with its own manifest dir."""
     retrieval = local.retrieval
     chunks = local.all_chunks()
@@ -56,16 +52,13 @@ def copy_to_milvus(
     by_file: dict[str, list[int]] = defaultdict(list)
     for row, c in enumerate(chunks):
         by_file[c.source].append(row)
-    tok = Tokenizer(stem=True)
-    store = MilvusBackend(cfg)
-    store.create(vectors.shape[1], retrieval.bm25)
+    store = MilvusBackend(cfg, retrieval=retrieval)
+    store.create(vectors.shape[1])
     manifest = local.manifest
     t0 = time.perf_counter()
     batch: list[DocumentChunks] = []
     for source, rows in by_file.items():
         texts = [indexed_text(chunks[r]) for r in rows]
-        if ours_tokens:
-            texts = [" ".join(tok.tokenize(t)) for t in texts]
         text = local.document_text(source) or ""  # BEIR documents: the source is the manifest key
         doc = DocumentChunks(
             source, manifest.files[source].sha256, text, [chunks[r] for r in rows], texts, vectors[rows]
@@ -86,11 +79,9 @@ def copy_to_milvus(
     return {"write_seconds": round(seconds, 1), "write_chunks_per_s": round(len(chunks) / seconds, 1)}
 
 
-def quality(index: HybridIndex, data: BeirData, mode: str, prep: Callable[[str], str]) -> tuple[dict, dict]:
+def quality(index: HybridIndex, data: BeirData, mode: str) -> tuple[dict, dict]:
     run = {
-        qid: max_passage(
-            ((h.chunk.source, h.score) for h in index.search(prep(t), k=DEPTH_CHUNKS, mode=mode)), 100
-        )  # type: ignore[arg-type]
+        qid: max_passage(((h.chunk.source, h.score) for h in index.search(t, k=DEPTH_CHUNKS, mode=mode)), 100)  # type: ignore[arg-type]
         for qid, t in data.queries.items()
     }
     return evaluate_run(run, data.qrels), run
@@ -111,6 +102,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/bench/backends.json"))
     parser.add_argument(
         "--index", type=Path, default=None, help="local SciFact index dir to reuse (default: temp)"
+    )
+    parser.add_argument(
+        "--no-latency", action="store_true", help="quality only (timings on a shared machine mean little)"
     )
     args = parser.parse_args()
     base = args.shared / "bench" / "scifact"
@@ -135,39 +129,26 @@ def main() -> None:
         "queries": len(data.queries),
         "local_bytes_per_chunk": round(dir_bytes(local.generation_dir) / n_chunks),
     }
-    milvus = {}
-    for name, ours in (("milvus", False), ("milvus-ours-tokens", True)):
-        cfg = MilvusConfig(uri=str(work / f"{name}.db"), collection="scifact")
-        results[name] = copy_to_milvus(local, config, cfg, work / name, ours)
-        results[name]["bytes_per_chunk"] = round(dir_bytes(work / f"{name}.db") / n_chunks)
-        milvus[name] = HybridIndex(
-            work / name, retrieval, config.embedding, cache_dir, backend="milvus", milvus=cfg
-        )
-        print(json.dumps({name: results[name]}), flush=True)
-
-    tok = Tokenizer(stem=True)
-
-    def plain(q: str) -> str:
-        return q
-
-    def our_tokens(q: str) -> str:
-        return " ".join(tok.tokenize(q))
+    cfg = MilvusConfig(uri=str(work / "milvus.db"), collection="scifact")
+    results["milvus"] = copy_to_milvus(local, config, cfg, work / "milvus")
+    results["milvus"]["bytes_per_chunk"] = round(dir_bytes(work / "milvus.db") / n_chunks)
+    milvus = HybridIndex(
+        work / "milvus", retrieval, config.embedding, cache_dir, backend="milvus", milvus=cfg
+    )
+    print(json.dumps({"milvus": results["milvus"]}), flush=True)
 
     systems: dict = {}
     runs: dict = {}
     for mode in ("bm25", "dense", "hybrid"):
-        for name, index in (("local", local), *milvus.items()):
-            if name == "milvus-ours-tokens" and mode != "bm25":
-                continue  # our tokens are for the BM25 side only
-            prep = our_tokens if name == "milvus-ours-tokens" else plain
-            metrics, runs[(name, mode)] = quality(index, data, mode, prep)
+        for name, index in (("local", local), ("milvus", milvus)):
+            metrics, runs[(name, mode)] = quality(index, data, mode)
 
-            def search(q: str, k: int, index: HybridIndex = index, mode: str = mode, prep=prep) -> object:  # type: ignore[no-untyped-def]
-                return index.search(prep(q), k=k, mode=mode)  # type: ignore[arg-type]
+            def search(q: str, k: int, index: HybridIndex = index, mode: str = mode) -> object:
+                return index.search(q, k=k, mode=mode)  # type: ignore[arg-type]
 
             systems[f"{name} {mode}"] = {
                 **{k: round(v, 4) for k, v in metrics.items()},
-                **latency(search, data.queries),
+                **({} if args.no_latency else latency(search, data.queries)),
                 "top10_overlap_with_local": overlap_at_10(runs[(name, mode)], runs[("local", mode)]),
             }
             print(json.dumps({f"{name} {mode}": systems[f"{name} {mode}"]}), flush=True)

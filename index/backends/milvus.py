@@ -25,10 +25,11 @@ from typing import Any
 import numpy as np
 
 from index.backends.base import ChunkRef, DocumentChunks, Files, Ranked, chunk_role
-from index.config import BM25Config, FusionConfig, MilvusConfig
+from index.config import FusionConfig, MilvusConfig, RetrievalConfig
 from index.documents import DocumentMeta
 from index.errors import IndexIncompatible, UserFacingError
 from index.fusion import fuse
+from index.sparse import Tokenizer
 from index.types import Chunk
 
 MILVUS_FILE = "milvus.json"
@@ -38,16 +39,11 @@ TEXT_MAX_BYTES = 65_535  # Milvus VARCHAR limit, in bytes
 DOC_PIECE_CHARS = 16_000  # 4 bytes per character at most: a piece always fits
 BATCH = 256  # rows per upsert call
 QUERY_MAX = 16_384  # Milvus's cap on one query's limit
-# Standard tokenizer, lowercase, English stopwords, Snowball stemmer: what a Milvus server applies.
-# milvus-lite 3.2 accepts but ignores the filters (measured: docs/benchmarks.md, "Milvus BM25 analyser").
-ANALYZER = {
-    "tokenizer": "standard",
-    "filter": [
-        "lowercase",
-        {"type": "stop", "stop_words": ["_english_"]},
-        {"type": "stemmer", "language": "english"},
-    ],
-}
+# The text Milvus analyses is already our tokens (lowercase, stopwords dropped, stemmed): its tokenizer only
+# has to split on the spaces. milvus-lite has no `whitespace` tokenizer and its `standard` one ignores every
+# filter (docs/benchmarks.md, section 14); both split on what is not a word character, which no token holds
+# but the dot of a decimal ("3.5"): `analysed` writes that dot as "_" (never inside a token of ours).
+ANALYZER = {"tokenizer": "standard"}
 
 
 def milvus_record(cfg: MilvusConfig, chunks: int) -> dict[str, Any]:
@@ -131,8 +127,12 @@ class MilvusBackend:
         client: Any | None = None,
         skip_roles: frozenset[str] = frozenset(),
         documents: Mapping[str, DocumentMeta] | None = None,
+        retrieval: RetrievalConfig | None = None,
     ) -> None:
         self.cfg = cfg
+        # its BM25 and HNSW settings shape the collection (recorded in the build spec); stem, the queries too
+        self.retrieval = retrieval or RetrievalConfig()
+        self.tokenizer = Tokenizer(self.retrieval.bm25.stem)
         self.skip_roles = skip_roles
         self.documents = documents or {}
         self._filter = f"role not in {lit(sorted(skip_roles))}" if skip_roles else ""
@@ -164,8 +164,9 @@ class MilvusBackend:
                 "rebuild with `ra ingest PATH --rebuild`"
             )
 
-    def create(self, dim: int, bm25: BM25Config) -> None:
-        """(Re)create both collections empty: BM25 k1/b are fixed at creation like our own index's."""
+    def create(self, dim: int) -> None:
+        """(Re)create both collections empty: BM25 k1/b and the HNSW graph's shape are fixed at creation."""
+        bm25, dense = self.retrieval.bm25, self.retrieval.dense
         from pymilvus import DataType, Function, FunctionType
 
         with _errors(self.cfg.uri):
@@ -197,12 +198,16 @@ class MilvusBackend:
                 )
             )
             index = self.client.prepare_index_params()
-            index.add_index("dense", index_type="AUTOINDEX", metric_type="IP")
+            hnsw = {"M": dense.hnsw_m, "efConstruction": dense.hnsw_ef_construction}
+            index.add_index("dense", index_type="HNSW", metric_type="IP", params=hnsw)
+            k1_b = {"bm25_k1": bm25.k1, "bm25_b": bm25.b}
+            # a server reads the flat keys; milvus-lite reads only a "params" entry (without it, its own
+            # k1 = 1.5, b = 0.75 apply); a server merges that entry too
             index.add_index(
                 "sparse",
                 index_type="SPARSE_INVERTED_INDEX",
                 metric_type="BM25",
-                params={"bm25_k1": bm25.k1, "bm25_b": bm25.b},
+                params={**k1_b, "params": k1_b},
             )
             index.add_index("file", index_type="INVERTED")
             index.add_index("role", index_type="INVERTED")
@@ -237,7 +242,7 @@ class MilvusBackend:
                 chunk = {f.name: getattr(c, f.name) for f in dataclasses.fields(c) if f.name != "document"}
                 rows.append(
                     {"chunk_id": c.chunk_id, "file": doc.key, "sha256": doc.sha256, "ord": i}
-                    | {"role": chunk_role(c), "text": _fit(text), "chunk": chunk, "dense": vec}
+                    | {"role": chunk_role(c), "text": _fit(self.analysed(text)), "chunk": chunk, "dense": vec}
                 )
             texts = [doc.text[i : i + DOC_PIECE_CHARS] for i in range(0, len(doc.text), DOC_PIECE_CHARS)]
             for part, piece in enumerate(texts or [""]):
@@ -258,6 +263,11 @@ class MilvusBackend:
             stale = " or ".join(f"(file == {lit(d.key)} and sha256 != {lit(d.sha256)})" for d in docs)
             self.client.delete(self.collection, filter=stale)
             self.client.delete(self.docs, filter=stale)
+
+    def analysed(self, text: str) -> str:
+        """`text` as the words our BM25 indexes, joined by spaces, a decimal's dot as "_" (see ANALYZER):
+        Milvus's BM25 function then counts exactly the terms the local backend counts."""
+        return " ".join(t.replace(".", "_") for t in self.tokenizer.tokenize(text))
 
     def flush(self) -> None:
         """Seal what this ingest wrote: until then Milvus searches it as growing, unindexed segments, which
@@ -292,17 +302,24 @@ class MilvusBackend:
                 anns_field="dense",
                 limit=min(n, QUERY_MAX),
                 filter=self._where(files),
-                search_params={"metric_type": "IP"},
+                search_params=self._dense_params(n),
             )
         return [(hit.id, float(hit["distance"])) for hit in res[0]]
 
+    def _dense_params(self, n: int) -> dict[str, Any]:
+        """HNSW explores `ef` candidates: at 3x the hits asked for, its top 100 on SciFact is the exact
+        top 100 that `local`'s flat index returns (at ef = n, 0.5% of them differ: measured on 120 queries)."""
+        ef = max(self.retrieval.dense.hnsw_ef_search, 3 * min(n, QUERY_MAX))
+        return {"metric_type": "IP", "params": {"ef": ef}}
+
     def sparse_search(self, query: str, n: int, files: Files = None) -> Ranked:
-        if not query.strip():
+        terms = self.analysed(query)
+        if not terms:
             return []
         with _errors(self.cfg.uri):
             res = self.client.search(
                 self.collection,
-                data=[query],
+                data=[terms],
                 anns_field="sparse",
                 limit=min(n, QUERY_MAX),
                 filter=self._where(files),
@@ -315,7 +332,8 @@ class MilvusBackend:
         self, query: str, vector: np.ndarray, n: int, fusion: FusionConfig, files: Files = None
     ) -> Ranked:
         depth = min(max(fusion.candidates, n), QUERY_MAX)
-        if fusion.method != "rrf" or fusion.dense_weight != 0.5 or not query.strip():
+        terms = self.analysed(query)
+        if fusion.method != "rrf" or fusion.dense_weight != 0.5 or not terms:
             dense, sparse = self.dense_search(vector, depth, files), self.sparse_search(query, depth, files)
             return fuse(dense, sparse, fusion)[:n]  # type: ignore[arg-type]
         where = self._where(files)
@@ -325,12 +343,12 @@ class MilvusBackend:
             AnnSearchRequest(
                 data=[np.asarray(vector, dtype=np.float32).tolist()],
                 anns_field="dense",
-                param={"metric_type": "IP"},
+                param=self._dense_params(depth),
                 limit=depth,
                 expr=where or None,
             ),
             AnnSearchRequest(
-                data=[query],
+                data=[terms],
                 anns_field="sparse",
                 param={"metric_type": "BM25"},
                 limit=depth,
