@@ -7,12 +7,12 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from conftest import TEST_CACHE
 
 from eval.beir import BeirData, corpus_documents, load_beir
 from index.config import ChunkingConfig, EmbeddingConfig, MilvusConfig, RetrievalConfig
 from index.ingest import IndexConfig, ingest_documents
 from index.search import HybridIndex
-from tests.conftest import TEST_CACHE
 
 pytestmark = pytest.mark.slow
 
