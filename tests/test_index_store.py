@@ -321,17 +321,30 @@ def test_milvus_ingest_that_fails_midway_is_redone_by_the_next_run(
     assert json.loads(capsys.readouterr().out)["milvus_chunks_checked"] == first.chunks_total
 
 
-def test_bm25_finds_a_term_that_is_in_one_of_two_documents(tmp_path: Path, backend: str) -> None:
-    # With rank-bm25's idf, log((N-n+.5)/(n+.5)) = 0 here: "no matching passages" for an exact term.
+@pytest.mark.parametrize("n_docs", [1, 2, 3])
+def test_an_exact_term_is_found_first_in_a_small_library(tmp_path: Path, backend: str, n_docs: int) -> None:
+    """With rank-bm25's idf, log((N-n+.5)/(n+.5)) is 0 or negative for a term in half the documents or
+    more: `ra search zebra --mode bm25` said "no matching passages" in a 1- or 2-document library."""
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "zoo.txt").write_text("The zebra grazes beside the river every morning.\n", encoding="utf-8")
-    (docs / "farm.txt").write_text("The horse grazes beside the barn every evening.\n", encoding="utf-8")
+    texts = {
+        "zoo.txt": "The zebra grazes beside the river every morning.\n",
+        "farm.txt": "The horse grazes beside the barn every evening.\n",
+        "field.txt": "The cattle graze beside the fence every afternoon.\n",
+    }
+    for name in list(texts)[:n_docs]:
+        (docs / name).write_text(texts[name], encoding="utf-8")
     idx, env = tmp_path / "idx", backend_env(backend, tmp_path)
     assert run_cli("ingest", str(docs), "--index", str(idx), cwd=tmp_path, env=env).returncode == 0
-    found = run_cli("search", "zebra", "--mode", "bm25", "--index", str(idx), "--json", cwd=tmp_path, env=env)
-    assert found.returncode == 0, found.stderr
-    assert [Path(h["source"]).name for h in json.loads(found.stdout)] == ["zoo.txt"]
+    for mode in ("bm25", "hybrid"):
+        found = run_cli(
+            "search", "zebra", "--mode", mode, "--index", str(idx), "--json", cwd=tmp_path, env=env
+        )
+        assert found.returncode == 0, found.stderr
+        hits = [Path(h["source"]).name for h in json.loads(found.stdout)]
+        assert hits[0] == "zoo.txt", (mode, hits)
+        if mode == "bm25":
+            assert hits == ["zoo.txt"]  # the only passage holding the term
 
 
 def test_an_index_with_the_old_bm25_weights_is_refused_then_rebuilt_by_ingest(tmp_path: Path) -> None:
