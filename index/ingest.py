@@ -252,6 +252,25 @@ class _Parsed:
     def __init__(self, worker: ParseWorker) -> None:
         self.worker = worker
         self.done: dict[str, tuple[str, LoadedDocument | None, str | None]] = {}
+        self.on_ray: dict[str, tuple[str, Prepared]] = {}  # key -> (digest hashed, what Ray prepared)
+
+    def prepare_on_ray(
+        self,
+        to_load: list[tuple[str, Path, str]],
+        config: IndexConfig,
+        ray_address: str | None,
+        progress: Progress,
+        meta: dict[str, DocumentMeta],
+    ) -> dict[str, Prepared]:
+        """What Ray prepared for each (key, path, digest), reusing the unlocked pass's work for files whose
+        hash has not changed since."""
+        todo = [t for t in to_load if self.on_ray.get(t[0], ("", None))[0] != t[2]]
+        if todo:
+            from index.ray_engine import prepare
+
+            fresh = prepare(todo, config, ray_address, progress, meta)
+            self.on_ray.update({key: (digest, fresh[key]) for key, _, digest in todo})
+        return {key: self.on_ray[key][1] for key, _, _ in to_load}
 
     def load(
         self, key: str, path: Path, digest: str, meta: DocumentMeta | None
@@ -322,10 +341,9 @@ def ingest_paths(
     with ParseWorker(config.parse_timeout_s, config.parse_memory_mb) as worker:
         parsed = _Parsed(worker)
         args = (paths, config, prune, meta, origin, engine, ray_address, parsed)
-        reading = progress
-        if engine == "local":  # parse outside the lock; the choice is made again under it
-            _plan(_peek(index_dir, config, rebuild), *args, progress, IngestReport(index_dir=str(index_dir)))
-            reading = NullProgress()  # the locked pass takes the parsed documents: no second bar
+        # parse (here or on Ray) outside the lock; the choice is made again under it
+        _plan(_peek(index_dir, config, rebuild), *args, progress, IngestReport(index_dir=str(index_dir)))
+        reading = NullProgress()  # the locked pass takes the parsed documents: no second bar
         with StoreWriter(index_dir, config.lock_wait_s, on_wait) as writer:
             prev = _previous(writer, config, rebuild)
             keep, new_docs, prepared, relabelled = _plan(prev, *args, reading, report)
@@ -409,9 +427,7 @@ def _plan(
         progress.advance()
     prepared: dict[str, Prepared] = {}
     if to_load:
-        from index.ray_engine import prepare
-
-        prepared = prepare(to_load, config, ray_address, progress, meta)
+        prepared = parsed.prepare_on_ray(to_load, config, ray_address, progress, meta)
         for key, _, digest in to_load:
             take(key, prepared[key].sha256 or digest, prepared[key].doc, prepared[key].error)
     return keep, new_docs, prepared, relabelled

@@ -7,6 +7,7 @@ The cluster runs in its own process group and temp dir and is stopped by signall
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,6 +25,7 @@ from test_index_store import FACTS, make_corpus
 
 from assistant.index_access import index_config, open_index
 from assistant.settings import load_settings
+from index import ray_engine
 from index.ingest import ingest_paths
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -101,7 +104,9 @@ def ray_cluster() -> Iterator[str]:
                 os.kill(pid, signal.SIGKILL)
 
 
-def test_ray_engine_matches_the_local_engine(tmp_path: Path, ray_cluster: str) -> None:
+def test_ray_engine_matches_the_local_engine(
+    tmp_path: Path, ray_cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     corpus = make_corpus(tmp_path / "docs")
     for i in range(8):  # enough files for several blocks and batches
         (corpus / f"extra{i}.txt").write_text(f"Extra {i}\n\n" + f"Sentence {i} about retrieval. " * 60)
@@ -132,9 +137,25 @@ def test_ray_engine_matches_the_local_engine(tmp_path: Path, ray_cluster: str) -
 
     (corpus / "alpaca.txt").write_text("Alpaca\n\nAlpaca was trained on 52K demonstrations by Stanford.\n")
     (corpus / "glide.md").unlink()
+    # Ray's work happens before the writer lock is taken (other writers do not wait for it), once
+    lock_free: list[bool] = []
+    real_prepare = ray_engine.prepare
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        with open(by_ray.index.dir / ".lock", "a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fh, fcntl.LOCK_UN)
+                lock_free.append(True)
+            except BlockingIOError:
+                lock_free.append(False)
+        return real_prepare(*args, **kwargs)
+
+    monkeypatch.setattr(ray_engine, "prepare", watched)
     again = ingest_paths(
         [corpus], by_ray.index.dir, index_config(by_ray), prune=True, engine="ray", ray_address=ray_cluster
     )
+    assert lock_free == [True]
     assert [Path(p).name for p in again.updated] == ["alpaca.txt"] and again.chunks_embedded == 1
     assert [Path(p).name for p in again.removed] == ["glide.md"]
     assert again.unchanged == len(FACTS) - 2 + 8
