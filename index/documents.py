@@ -140,7 +140,7 @@ def display_title(title: str, source: str) -> str:
     if not _OPENING_SENTENCE.match(title):
         return title
     opening = title.rstrip("\"'\u201d\u2019)]").rstrip(".\u2026")
-    return f"{Path(source).name} (\u201c{opening}\u2026\u201d)"
+    return f"{Path(display_path(source)).name} (\u201c{opening}\u2026\u201d)"
 
 
 def line_range(text: str, start: int, end: int) -> tuple[int, int]:

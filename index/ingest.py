@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -234,15 +235,17 @@ def _previous_of(old: Manifest | None, index_dir: Path, config: IndexConfig) -> 
     return _Previous(old, part(old.build, spec, CHUNKING), part(old.build, spec, STRUCTURES))
 
 
-def _peek(index_dir: Path, config: IndexConfig, rebuild: bool) -> _Previous:
-    """The committed index as it stands, read without the lock to choose what to parse before taking it;
-    anything wrong with it is left for the locked read to report."""
+def _peek(index_dir: Path, config: IndexConfig, rebuild: bool) -> _Previous | None:
+    """The committed index as it stands, read without the lock to choose what to parse before taking it.
+    None when it cannot be read or written: parsing first would be wasted, and the locked pass says why."""
+    if index_dir.exists() and not os.access(index_dir, os.R_OK | os.W_OK | os.X_OK):
+        return None
     if rebuild:
         return _Previous(None, False, False)
     try:
         return _previous_of(read_manifest(index_dir), index_dir, config)
     except UserFacingError:
-        return _Previous(None, False, False)
+        return None
 
 
 class _Parsed:
@@ -300,6 +303,15 @@ def read_to_parse(path: Path) -> tuple[bytes, str]:
     return data, file_digest(path, data)
 
 
+def _present(key: str) -> bool:
+    """Whether an indexed file is still there; one that cannot be looked at (a folder made unreadable)
+    counts as present, so it is neither pruned nor lost: hashing it then says why it is skipped."""
+    try:
+        return Path(key).exists()
+    except OSError:
+        return True
+
+
 def _hash_or_reason(path: Path) -> tuple[str | None, str | None]:
     try:
         return file_digest(path), None
@@ -341,9 +353,12 @@ def ingest_paths(
     with ParseWorker(config.parse_timeout_s, config.parse_memory_mb) as worker:
         parsed = _Parsed(worker)
         args = (paths, config, prune, meta, origin, engine, ray_address, parsed)
+        reading = progress
         # parse (here or on Ray) outside the lock; the choice is made again under it
-        _plan(_peek(index_dir, config, rebuild), *args, progress, IngestReport(index_dir=str(index_dir)))
-        reading = NullProgress()  # the locked pass takes the parsed documents: no second bar
+        peek = _peek(index_dir, config, rebuild)
+        if peek is not None:
+            _plan(peek, *args, progress, IngestReport(index_dir=str(index_dir)))
+            reading = NullProgress()  # the locked pass takes the parsed documents: no second bar
         with StoreWriter(index_dir, config.lock_wait_s, on_wait) as writer:
             prev = _previous(writer, config, rebuild)
             keep, new_docs, prepared, relabelled = _plan(prev, *args, reading, report)
@@ -383,7 +398,7 @@ def _plan(
     for key in old.files if old else ():
         if key in candidates or key in left:
             continue
-        exists = Path(key).exists()
+        exists = _present(key)
         if not exists and not prune:
             report.missing.append(key)
         if same_chunking and (exists or not prune):

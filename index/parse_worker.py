@@ -18,7 +18,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from index.documents import DocumentMeta
-from index.errors import LoadError
+from index.errors import LoadError, UserFacingError
 from index.loaders import SUPPORTED_SUFFIXES, load_document
 from index.types import LoadedDocument
 
@@ -100,21 +100,30 @@ class ParseWorker:
             req_read, req_write = os.pipe()
             ans_read, ans_write = os.pipe()
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-            self._proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "index.parse_worker",
-                    str(req_read),
-                    str(ans_write),
-                    str(self.memory_mb),
-                ],
-                pass_fds=(req_read, ans_write),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env=env,
-            )
+            argv = [
+                sys.executable,
+                "-m",
+                "index.parse_worker",
+                str(req_read),
+                str(ans_write),
+                str(self.memory_mb),
+            ]
+            try:
+                self._proc = subprocess.Popen(
+                    argv,
+                    pass_fds=(req_read, ans_write),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env=env,
+                )
+            except OSError as exc:
+                for fd in (req_read, req_write, ans_read, ans_write):
+                    os.close(fd)
+                raise UserFacingError(
+                    f"cannot start the parser process ({sys.executable}: {exc.strerror or exc}): "
+                    "run ra with a Python this user can execute"
+                ) from None
             os.close(req_read)
             os.close(ans_write)
             self._requests = Connection(req_write, readable=False)

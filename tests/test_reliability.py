@@ -80,8 +80,8 @@ def test_newline_in_a_file_name_keeps_search_results_one_line_each(tmp_path: Pat
     found = run_cli("search", "capybaraword", "--index", str(tmp_path / "idx"), "--mode", "bm25")
     assert found.exit_code == 0
     first, snippet = found.stdout.splitlines()[:2]
-    # the hit is named by its title (the first line); a name shown as a path escapes the newline
-    assert first.startswith("1. A note about the capybaraword., line 1")
+    # a first line that is a sentence is quoted beside the file name, whose newline is shown escaped
+    assert first.startswith("1. two\\nlines.txt (\u201cA note about the capybaraword\u2026\u201d), line 1")
     assert snippet.strip() == "A note about the capybaraword."
     assert display_path(str(docs / "two\nlines.txt")).endswith("two\\nlines.txt")
 
