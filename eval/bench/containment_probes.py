@@ -295,7 +295,8 @@ print("HELD" if rc == -1 and err == errno.EPERM else f"ESCAPED rc={rc} errno={er
                     pass
         except OSError:
             pass
-        print("HELD" if queued <= 64 * 2**20 else f"ESCAPED: {queued >> 20} MB queued in {len(pairs)} pairs")
+        print(f"{queued >> 20} MB queued in {len(pairs)} pairs")
+        print("HELD" if queued <= 64 * 2**20 else "ESCAPED: socket buffers past the limit")
         """,
     ),
     Probe(

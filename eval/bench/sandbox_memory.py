@@ -13,33 +13,24 @@ from __future__ import annotations
 
 import argparse
 import os
+import textwrap
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from eval.bench import write_result
+from eval.bench.containment_probes import PROBES
+
+
+def _probe(prefix: str) -> str:
+    """The containment battery's snippet for an attack (one copy of each attack's code)."""
+    return textwrap.dedent(next(p for p in PROBES if p.name.startswith(prefix)).code)
+
 
 PARTS = {  # each part prints what it got before the limit stopped it
-    "memfd": """
-import os
-n = 0
-try:
-    for _ in range(96):
-        fd = os.memfd_create("hold"); os.posix_fallocate(fd, 0, 16 * 2**20); n += 16
-except OSError as e: print("memfd stopped:", e)
-print("memfd MB", n)
-""",
-    "shm": """
-import ctypes, errno
-libc = ctypes.CDLL(None, use_errno=True); libc.shmat.restype = ctypes.c_void_p
-n = 0
-for _ in range(96):
-    i = libc.shmget(0, 16 * 2**20, 0o1600)
-    if i < 0: print("shmget stopped:", errno.errorcode[ctypes.get_errno()]); break
-    a = libc.shmat(i, None, 0); ctypes.memset(a, 1, 16 * 2**20); libc.shmdt(ctypes.c_void_p(a)); n += 16
-print("shm MB", n)
-""",
+    "memfd": _probe("memfd_create"),
+    "shm": _probe("SysV shared memory"),
     "tmp": """
 n = 0
 try:
@@ -49,19 +40,7 @@ try:
 except OSError: pass
 print("tmp MB", n >> 20)
 """,
-    "sock": """
-import socket, resource
-print("nofile", resource.getrlimit(resource.RLIMIT_NOFILE))
-pairs, n = [], 0
-try:
-    while True:
-        a, b = socket.socketpair(); a.setblocking(False); pairs.append((a, b))
-        try:
-            while True: n += a.send(b"\\1" * 65536)
-        except BlockingIOError: pass
-except OSError as e: print("stopped:", e)
-print("socket MB", n >> 20, "pairs", len(pairs))
-""",
+    "sock": _probe("socket buffers"),
     "heap": """
 blocks = []
 try:
