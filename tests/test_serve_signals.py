@@ -9,7 +9,6 @@ import json
 import os
 import selectors
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from eval.bench.ui_latency import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -93,12 +94,6 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _free_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return str(s.getsockname()[1])
-
-
 def _model_servers(pid: int) -> list[int]:
     """The llama.cpp server processes `pid` started."""
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
@@ -152,7 +147,7 @@ def test_ra_serve_stops_mid_reply_with_its_model_server(
 ) -> None:
     body = {"model": MODEL, "messages": [{"role": "user", "content": STORY}], "max_tokens": 4000}
     _stop_mid_reply(
-        ["--backend", "llamacpp", "--model", MODEL, "--port", _free_port()],
+        ["--backend", "llamacpp", "--model", MODEL, "--port", str(free_port())],
         body,
         sig,
         group,
@@ -176,5 +171,14 @@ def test_ra_serve_agent_stops_mid_answer_with_its_model_server(
     monkeypatch.setenv("RA_GROUNDING__CHECKER", "none")  # the stop is under test, not the checker
     question = "How many arms does the warehouse robot Rex have? Explain in detail, at length."
     body = {"model": "research-assistant", "messages": [{"role": "user", "content": question}]}
-    args = ["--agent", "--no-service", "--model", MODEL, "--index", str(index_dir), "--port", _free_port()]
+    args = [
+        "--agent",
+        "--no-service",
+        "--model",
+        MODEL,
+        "--index",
+        str(index_dir),
+        "--port",
+        str(free_port()),
+    ]
     _stop_mid_reply(args, body, sig, group, tmp_path / "log")
